@@ -1,0 +1,124 @@
+//! What a storage backend implements. Only storage: every `wasi:keyvalue`
+//! rule (validation, limits, cursors, counters, CAS snapshots) lives in
+//! [`crate::Store`] and is shared by all backends.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use crate::counter::{self, CounterRange};
+use crate::{Error, Result};
+
+/// The largest key and value a backend stores. Requests over them fail
+/// before they reach the backend, with an error naming the limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub max_key_bytes: usize,
+    pub max_value_bytes: usize,
+}
+
+/// An opaque version of a key's value, for compare-and-swap: two reads give
+/// equal versions only if the key was not written in between.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Version(pub Vec<u8>);
+
+/// A value (or its absence) and the version it was read at (`None` iff absent).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Versioned {
+    pub value: Option<Vec<u8>>,
+    pub version: Option<Version>,
+}
+
+/// One `list-keys` request as a backend sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct ListRequest<'a> {
+    /// The backend's own continuation token from the previous page, if any.
+    pub after: Option<&'a str>,
+    /// At most this many keys.
+    pub max_keys: usize,
+    /// Stop once the page holds this many key bytes (always return at least
+    /// one key when there is one). Backends that cannot cut pages by size
+    /// may ignore it.
+    pub max_bytes: usize,
+}
+
+/// One page of keys and the backend's token to continue after it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyPage {
+    pub keys: Vec<String>,
+    /// `None` when there are no more keys.
+    pub next: Option<String>,
+}
+
+/// A storage backend: opens buckets by (already validated and allowed) name.
+pub trait Backend: 'static {
+    type Bucket: Bucket;
+
+    /// The adapter's name, for messages ("kv-mem").
+    fn name(&self) -> &'static str;
+
+    fn limits(&self) -> Limits;
+
+    /// Opens the named bucket. `Error::NoSuchStore` if it does not exist and
+    /// the backend does not create buckets.
+    fn open(&self, name: &str) -> Result<Self::Bucket>;
+}
+
+/// How many times the default read-modify-write loops retry on conflict
+/// before giving up with a clear error.
+const MAX_CAS_ATTEMPTS: usize = 10_000;
+
+/// One open bucket of a backend. Keys and values passed here are already
+/// validated against [`Limits`].
+pub trait Bucket: 'static {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+
+    /// The value and its version, for compare-and-swap.
+    fn get_versioned(&self, key: &str) -> Result<Versioned>;
+
+    fn set(&self, key: &str, value: &[u8]) -> Result<()>;
+
+    /// Deleting a missing key is not an error.
+    fn delete(&self, key: &str) -> Result<()>;
+
+    fn exists(&self, key: &str) -> Result<bool> {
+        Ok(self.get(key)?.is_some())
+    }
+
+    /// The next page of keys. With `after: None`, the first page.
+    /// A token the backend did not issue must be an error, not a panic.
+    fn list_keys(&self, request: ListRequest<'_>) -> Result<KeyPage>;
+
+    /// Writes `value` only if the key's version is still `expected`
+    /// (`None`: only if the key is still absent). `Ok(false)` on conflict.
+    fn compare_and_swap(&self, key: &str, expected: Option<&Version>, value: &[u8]) -> Result<bool>;
+
+    /// Adds `delta` to the decimal counter at `key` (absent counts as 0) and
+    /// returns the new value. The default is a compare-and-swap loop;
+    /// backends with a native atomic increment may override it, keeping the
+    /// rules of [`counter::next_value`].
+    fn increment(&self, key: &str, delta: i128, range: CounterRange) -> Result<i128> {
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let current = self.get_versioned(key)?;
+            let next = counter::next_value(key, current.value.as_deref(), delta, range)?;
+            if self.compare_and_swap(key, current.version.as_ref(), next.to_string().as_bytes())? {
+                return Ok(next);
+            }
+        }
+        Err(Error::other(format!(
+            "increment of key {key:?} gave up after {MAX_CAS_ATTEMPTS} conflicting concurrent writes"
+        )))
+    }
+
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        keys.iter().map(|key| self.get(key)).collect()
+    }
+
+    fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<()> {
+        entries.iter().try_for_each(|(key, value)| self.set(key, value))
+    }
+
+    fn delete_many(&self, keys: &[String]) -> Result<()> {
+        keys.iter().try_for_each(|key| self.delete(key))
+    }
+}

@@ -1,0 +1,122 @@
+//! The configuration baked into an adapter when it is composed
+//! (`kv-virt adapter` / `kv-virt plug`), serialized with postcard and read
+//! by the adapter at run time through `kv-virt:config/config`.
+//!
+//! Compatibility rule: the encoding starts with [`CONFIG_FORMAT`]; fields
+//! and enum variants are only ever appended, and anything else bumps it.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Version of the encoding below.
+pub const CONFIG_FORMAT: u32 = 1;
+
+/// The default size of a `list-keys` page.
+pub const DEFAULT_LIST_PAGE_KEYS: u32 = 1000;
+
+/// A `list-keys` page also stops at this many key bytes (keys may be 64 KiB).
+pub const DEFAULT_LIST_PAGE_BYTES: u32 = 1 << 20;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AdapterConfig {
+    /// Always [`CONFIG_FORMAT`] when written by this version.
+    pub format: u32,
+    /// The buckets `open` accepts; `None` accepts every valid name.
+    pub allowed_buckets: Option<Vec<String>>,
+    /// At most this many keys per `list-keys` page.
+    pub list_page_keys: u32,
+    /// A page also stops at this many key bytes.
+    pub list_page_bytes: u32,
+    pub backend: BackendConfig,
+}
+
+/// The backend and its own options.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum BackendConfig {
+    Mem(MemConfig),
+}
+
+impl BackendConfig {
+    /// The adapter that serves this configuration ("kv-mem").
+    pub fn adapter_name(&self) -> &'static str {
+        match self {
+            BackendConfig::Mem(_) => "kv-mem",
+        }
+    }
+}
+
+/// kv-mem has no options yet.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MemConfig {}
+
+impl AdapterConfig {
+    pub fn new(backend: BackendConfig) -> Self {
+        AdapterConfig {
+            format: CONFIG_FORMAT,
+            allowed_buckets: None,
+            list_page_keys: DEFAULT_LIST_PAGE_KEYS,
+            list_page_bytes: DEFAULT_LIST_PAGE_BYTES,
+            backend,
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("serializing a configuration to memory cannot fail")
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let (format, _) = postcard::take_from_bytes::<u32>(bytes)
+            .map_err(|e| Error::other(format!("kv-virt configuration is unreadable: {e}")))?;
+        if format != CONFIG_FORMAT {
+            return Err(Error::other(format!(
+                "kv-virt configuration has format {format}, this adapter reads format {CONFIG_FORMAT}: \
+                 recompose the app with the kv-virt that built this adapter"
+            )));
+        }
+        let config: Self = postcard::from_bytes(bytes)
+            .map_err(|e| Error::other(format!("kv-virt configuration is unreadable: {e}")))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the values a hand-written or corrupted configuration could get wrong.
+    pub fn validate(&self) -> Result<()> {
+        if self.list_page_keys == 0 || self.list_page_bytes == 0 {
+            return Err(Error::other(
+                "kv-virt configuration: list page sizes must be at least 1",
+            ));
+        }
+        for name in self.allowed_buckets.iter().flatten() {
+            crate::validate_bucket_name(name)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::prelude::rust_2024::*;
+    use std::vec;
+
+    #[test]
+    fn round_trips_and_rejects_other_formats() {
+        let mut config = AdapterConfig::new(BackendConfig::Mem(MemConfig {}));
+        config.allowed_buckets = Some(vec!["a".into(), "b".into()]);
+        assert_eq!(AdapterConfig::from_bytes(&config.to_bytes()).unwrap(), config);
+        config.format = 2;
+        assert!(
+            AdapterConfig::from_bytes(&config.to_bytes())
+                .unwrap_err()
+                .to_string()
+                .contains("format 2")
+        );
+        assert!(AdapterConfig::from_bytes(&[]).is_err());
+        assert!(AdapterConfig::from_bytes(&[1, 0xff, 0xff]).is_err());
+    }
+}

@@ -1,0 +1,255 @@
+//! The `wasi:keyvalue` contract on top of any [`Backend`]: what `open`,
+//! `get`, `list-keys`, `increment`, `cas` ... mean, for both drafts.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use alloc::collections::BTreeSet;
+use alloc::rc::Rc;
+use core::cell::RefCell;
+
+use crate::config::AdapterConfig;
+use crate::counter::CounterRange;
+use crate::cursor::{DraftCursors, decode_string_cursor, encode_string_cursor};
+use crate::{Backend, Bucket, Error, ListRequest, Result, Version, validate_bucket_name};
+
+/// A configured backend: the state of one adapter instance.
+pub struct Store<B: Backend> {
+    backend: B,
+    allowed_buckets: Option<BTreeSet<String>>,
+    page_keys: usize,
+    page_bytes: usize,
+    draft_cursors: RefCell<DraftCursors>,
+}
+
+impl<B: Backend> Store<B> {
+    pub fn new(backend: B, config: &AdapterConfig) -> Rc<Self> {
+        Rc::new(Store {
+            backend,
+            allowed_buckets: config
+                .allowed_buckets
+                .as_ref()
+                .map(|names| names.iter().cloned().collect()),
+            page_keys: config.list_page_keys as usize,
+            page_bytes: config.list_page_bytes as usize,
+            draft_cursors: RefCell::default(),
+        })
+    }
+
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// `store.open`: a valid name, on the allow-list if there is one.
+    pub fn open(self: &Rc<Self>, name: &str) -> Result<OpenBucket<B>> {
+        validate_bucket_name(name)?;
+        if let Some(allowed) = &self.allowed_buckets
+            && !allowed.contains(name)
+        {
+            return Err(Error::AccessDenied);
+        }
+        let bucket = self.backend.open(name)?;
+        Ok(OpenBucket {
+            store: Rc::clone(self),
+            name: name.into(),
+            bucket: Rc::new(bucket),
+        })
+    }
+}
+
+/// An open bucket: every operation of both drafts, validated.
+pub struct OpenBucket<B: Backend> {
+    store: Rc<Store<B>>,
+    name: Rc<str>,
+    bucket: Rc<B::Bucket>,
+}
+
+impl<B: Backend> Clone for OpenBucket<B> {
+    fn clone(&self) -> Self {
+        OpenBucket {
+            store: Rc::clone(&self.store),
+            name: Rc::clone(&self.name),
+            bucket: Rc::clone(&self.bucket),
+        }
+    }
+}
+
+/// Why a compare-and-swap did not happen.
+pub enum CasError<B: Backend> {
+    /// The key changed since the snapshot: here is a fresh one.
+    Conflict(CasSnapshot<B>),
+    Store(Error),
+}
+
+impl<B: Backend> From<Error> for CasError<B> {
+    fn from(e: Error) -> Self {
+        CasError::Store(e)
+    }
+}
+
+/// A key's value and version, read by `cas.new`.
+pub struct CasSnapshot<B: Backend> {
+    bucket: OpenBucket<B>,
+    key: String,
+    current: Option<Vec<u8>>,
+    version: Option<Version>,
+}
+
+impl<B: Backend> CasSnapshot<B> {
+    pub fn current(&self) -> Option<&[u8]> {
+        self.current.as_deref()
+    }
+
+    /// Writes `value` if the key is unchanged since the snapshot (still
+    /// absent, if it was absent); otherwise returns a fresh snapshot.
+    pub fn swap(self, value: &[u8]) -> Result<(), CasError<B>> {
+        let bucket = self.bucket;
+        bucket.check_value(&self.key, value)?;
+        if bucket
+            .bucket
+            .compare_and_swap(&self.key, self.version.as_ref(), value)?
+        {
+            Ok(())
+        } else {
+            Err(CasError::Conflict(bucket.cas(self.key)?))
+        }
+    }
+}
+
+fn size(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
+}
+
+impl<B: Backend> OpenBucket<B> {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn check_key(&self, key: &str) -> Result<()> {
+        let max = self.store.backend.limits().max_key_bytes;
+        if key.is_empty() {
+            Err(Error::other("key must not be empty"))
+        } else if key.len() > max {
+            Err(Error::other(format!(
+                "key of {} bytes is over {}'s key limit of {}",
+                key.len(),
+                self.store.backend.name(),
+                size(max)
+            )))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn check_value(&self, key: &str, value: &[u8]) -> Result<()> {
+        self.check_key(key)?;
+        let max = self.store.backend.limits().max_value_bytes;
+        if value.len() > max {
+            return Err(Error::other(format!(
+                "value of {} bytes for key {:?} is over {}'s value limit of {}",
+                value.len(),
+                key.chars().take(64).collect::<String>(),
+                self.store.backend.name(),
+                size(max)
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.check_key(key)?;
+        self.bucket.get(key)
+    }
+
+    pub fn set(&self, key: &str, value: &[u8]) -> Result<()> {
+        self.check_value(key, value)?;
+        self.bucket.set(key, value)
+    }
+
+    pub fn delete(&self, key: &str) -> Result<()> {
+        self.check_key(key)?;
+        self.bucket.delete(key)
+    }
+
+    pub fn exists(&self, key: &str) -> Result<bool> {
+        self.check_key(key)?;
+        self.bucket.exists(key)
+    }
+
+    /// One bounded page after the backend token `after`.
+    fn list_page(&self, after: Option<&str>) -> Result<(Vec<String>, Option<String>)> {
+        let page = self.bucket.list_keys(ListRequest {
+            after,
+            max_keys: self.store.page_keys,
+            max_bytes: self.store.page_bytes,
+        })?;
+        Ok((page.keys, page.next))
+    }
+
+    /// 0.2.0-draft `list-keys` (`u64` cursors).
+    pub fn list_keys_u64(&self, cursor: Option<u64>) -> Result<(Vec<String>, Option<u64>)> {
+        let after = cursor
+            .map(|id| self.store.draft_cursors.borrow().resolve(&self.name, id))
+            .transpose()?;
+        let (keys, next) = self.list_page(after.as_deref())?;
+        let next = next.map(|token| self.store.draft_cursors.borrow_mut().issue(&self.name, token));
+        Ok((keys, next))
+    }
+
+    /// 0.2.0-draft2 `list-keys` (`string` cursors).
+    pub fn list_keys_string(&self, cursor: Option<&str>) -> Result<(Vec<String>, Option<String>)> {
+        let after = cursor.map(decode_string_cursor).transpose()?;
+        let (keys, next) = self.list_page(after.as_deref())?;
+        Ok((keys, next.as_deref().map(encode_string_cursor)))
+    }
+
+    pub fn increment(&self, key: &str, delta: i128, range: CounterRange) -> Result<i128> {
+        self.check_key(key)?;
+        self.bucket.increment(key, delta, range)
+    }
+
+    /// `get-many`: one entry per requested key, `None` where it is missing.
+    pub fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        keys.iter().try_for_each(|key| self.check_key(key))?;
+        let values = self.bucket.get_many(keys)?;
+        if values.len() != keys.len() {
+            return Err(Error::other(format!(
+                "{}: get-many returned {} values for {} keys",
+                self.store.backend.name(),
+                values.len(),
+                keys.len()
+            )));
+        }
+        Ok(values)
+    }
+
+    /// `set-many`: every entry is validated before anything is written.
+    pub fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<()> {
+        entries
+            .iter()
+            .try_for_each(|(key, value)| self.check_value(key, value))?;
+        self.bucket.set_many(entries)
+    }
+
+    pub fn delete_many(&self, keys: &[String]) -> Result<()> {
+        keys.iter().try_for_each(|key| self.check_key(key))?;
+        self.bucket.delete_many(keys)
+    }
+
+    /// `cas.new`: snapshot the key's value and version.
+    pub fn cas(&self, key: String) -> Result<CasSnapshot<B>> {
+        self.check_key(&key)?;
+        let versioned = self.bucket.get_versioned(&key)?;
+        Ok(CasSnapshot {
+            bucket: self.clone(),
+            key,
+            current: versioned.value,
+            version: versioned.version,
+        })
+    }
+}

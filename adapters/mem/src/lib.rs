@@ -1,0 +1,158 @@
+//! kv-mem: `wasi:keyvalue` in the adapter's own memory. Data lives as long
+//! as the instance: for tests and demos.
+
+#![no_std]
+
+extern crate alloc;
+
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::rc::Rc;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::cell::{Cell, RefCell};
+use core::ops::Bound;
+
+use kv_core::config::{AdapterConfig, BackendConfig};
+use kv_core::{Error, KeyPage, Limits, ListRequest, Result, Version, Versioned};
+
+/// kv-mem's limits (the project's contract for local stores).
+pub const LIMITS: Limits = Limits {
+    max_key_bytes: 64 << 10,
+    max_value_bytes: 64 << 20,
+};
+
+/// A key's value and the write that produced it.
+struct Entry {
+    value: Vec<u8>,
+    written_at: u64,
+}
+
+/// One bucket's entries, shared by every handle on it.
+type Entries = Rc<RefCell<BTreeMap<String, Entry>>>;
+
+#[derive(Default)]
+struct Shared {
+    /// Bumped on every write: the version of what it wrote.
+    writes: Cell<u64>,
+    buckets: RefCell<BTreeMap<String, Entries>>,
+}
+
+/// The in-memory backend: buckets are created on first `open`.
+#[derive(Default)]
+pub struct MemBackend {
+    shared: Rc<Shared>,
+}
+
+pub struct MemBucket {
+    shared: Rc<Shared>,
+    entries: Entries,
+}
+
+impl kv_core::Backend for MemBackend {
+    type Bucket = MemBucket;
+
+    fn name(&self) -> &'static str {
+        "kv-mem"
+    }
+
+    fn limits(&self) -> Limits {
+        LIMITS
+    }
+
+    fn open(&self, name: &str) -> Result<MemBucket> {
+        let entries = Rc::clone(
+            self.shared
+                .buckets
+                .borrow_mut()
+                .entry(name.to_string())
+                .or_default(),
+        );
+        Ok(MemBucket {
+            shared: Rc::clone(&self.shared),
+            entries,
+        })
+    }
+}
+
+impl kv_glue::Adapter for MemBackend {
+    fn from_config(config: &AdapterConfig) -> Result<Self> {
+        match &config.backend {
+            BackendConfig::Mem(_) => Ok(MemBackend::default()),
+            #[allow(unreachable_patterns)]
+            other => Err(Error::other(format!(
+                "this adapter is kv-mem but its configuration is for {}",
+                other.adapter_name()
+            ))),
+        }
+    }
+}
+
+impl MemBucket {
+    fn write(&self, key: &str, value: &[u8]) {
+        let written_at = self.shared.writes.get() + 1;
+        self.shared.writes.set(written_at);
+        let entry = Entry {
+            value: value.to_vec(),
+            written_at,
+        };
+        self.entries.borrow_mut().insert(key.to_string(), entry);
+    }
+}
+
+impl kv_core::Bucket for MemBucket {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.entries.borrow().get(key).map(|e| e.value.clone()))
+    }
+
+    fn get_versioned(&self, key: &str) -> Result<Versioned> {
+        Ok(match self.entries.borrow().get(key) {
+            Some(e) => Versioned {
+                value: Some(e.value.clone()),
+                version: Some(Version(e.written_at.to_le_bytes().to_vec())),
+            },
+            None => Versioned::default(),
+        })
+    }
+
+    fn set(&self, key: &str, value: &[u8]) -> Result<()> {
+        self.write(key, value);
+        Ok(())
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        self.entries.borrow_mut().remove(key);
+        Ok(())
+    }
+
+    fn exists(&self, key: &str) -> Result<bool> {
+        Ok(self.entries.borrow().contains_key(key))
+    }
+
+    /// The token is the last key returned: listing resumes after it.
+    fn list_keys(&self, request: ListRequest<'_>) -> Result<KeyPage> {
+        let entries = self.entries.borrow();
+        let start = request.after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut page = KeyPage::default();
+        let mut bytes = 0;
+        for key in entries.range::<str, _>((start, Bound::Unbounded)).map(|(k, _)| k) {
+            if page.keys.len() == request.max_keys || (bytes >= request.max_bytes && !page.keys.is_empty()) {
+                page.next = page.keys.last().cloned();
+                break;
+            }
+            bytes += key.len();
+            page.keys.push(key.clone());
+        }
+        Ok(page)
+    }
+
+    fn compare_and_swap(&self, key: &str, expected: Option<&Version>, value: &[u8]) -> Result<bool> {
+        if self.get_versioned(key)?.version.as_ref() != expected {
+            return Ok(false);
+        }
+        self.write(key, value);
+        Ok(true)
+    }
+}
+
+kv_glue::export_adapter!(MemBackend);

@@ -1,0 +1,87 @@
+//! Baking a configuration into an adapter: a generated component exports
+//! `kv-virt:config/config` and returns the bytes; `wac-graph` plugs it into
+//! the adapter's import. No binary patching.
+
+use anyhow::{Context, Result, bail};
+use wasm_encoder::{
+    CodeSection, ConstExpr, DataSection, ExportKind, ExportSection, Function, FunctionSection, Instruction,
+    MemorySection, MemoryType, Module, TypeSection, ValType,
+};
+use wit_component::{ComponentEncoder, StringEncoding};
+use wit_parser::Resolve;
+
+use crate::CONFIG_INTERFACE;
+use crate::inspect::{inspect_named, one_line};
+use crate::plug::wac_plug;
+
+const CONFIG_WIT: &str = include_str!("../../wit/deps/kv-virt-config/config.wit");
+
+/// Where the generated module keeps `get`'s return area (pointer, length)
+/// and the bytes themselves.
+const RETURN_AREA: i32 = 8;
+const BYTES_AT: i32 = 16;
+
+/// A component exporting `kv-virt:config/config` whose `get` returns `config`.
+pub fn config_provider(config: &[u8]) -> Result<Vec<u8>> {
+    let mut resolve = Resolve::default();
+    let package = resolve.push_str("config.wit", CONFIG_WIT)?;
+    let world = resolve.select_world(&[package], Some("provider"))?;
+    let mut module = provider_module(config)?;
+    wit_component::embed_component_metadata(&mut module, &resolve, world, StringEncoding::UTF8)?;
+    ComponentEncoder::default()
+        .module(&module)?
+        .validate(true)
+        .encode()
+        .context("encoding the configuration component")
+}
+
+/// A core module whose one function returns a pointer to (pointer, length)
+/// of a data segment holding `config`.
+fn provider_module(config: &[u8]) -> Result<Vec<u8>> {
+    let len = u32::try_from(config.len()).context("configuration is over 4 GiB")?;
+    let mut types = TypeSection::new();
+    types.ty().function([], [ValType::I32]);
+    let mut functions = FunctionSection::new();
+    functions.function(0);
+    let mut memories = MemorySection::new();
+    memories.memory(MemoryType {
+        minimum: (BYTES_AT as u64 + u64::from(len)).div_ceil(65536).max(1),
+        maximum: None,
+        memory64: false,
+        shared: false,
+        page_size_log2: None,
+    });
+    let mut exports = ExportSection::new();
+    exports.export("memory", ExportKind::Memory, 0);
+    exports.export(&format!("{CONFIG_INTERFACE}#get"), ExportKind::Func, 0);
+    let mut code = CodeSection::new();
+    let mut get = Function::new([]);
+    get.instruction(&Instruction::I32Const(RETURN_AREA));
+    get.instruction(&Instruction::End);
+    code.function(&get);
+    let mut return_area = BYTES_AT.to_le_bytes().to_vec();
+    return_area.extend_from_slice(&len.to_le_bytes());
+    let mut data = DataSection::new();
+    data.active(0, &ConstExpr::i32_const(RETURN_AREA), return_area);
+    data.active(0, &ConstExpr::i32_const(BYTES_AT), config.iter().copied());
+    let mut module = Module::new();
+    module
+        .section(&types)
+        .section(&functions)
+        .section(&memories)
+        .section(&exports)
+        .section(&code)
+        .section(&data);
+    Ok(module.finish())
+}
+
+/// Bakes `config` into an unconfigured adapter: the result exports what the
+/// adapter exports and no longer imports `kv-virt:config/config`.
+pub fn configure(adapter: &[u8], config: &[u8]) -> Result<Vec<u8>> {
+    let info = inspect_named(adapter, "the adapter")?;
+    if !info.imports_interface(CONFIG_INTERFACE) {
+        bail!("the adapter does not import {CONFIG_INTERFACE}: it is not an unconfigured kv-virt adapter");
+    }
+    let provider = config_provider(config)?;
+    wac_plug(&provider, adapter).map_err(|e| anyhow::anyhow!("baking the configuration: {}", one_line(&e)))
+}

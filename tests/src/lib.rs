@@ -1,0 +1,77 @@
+//! Support for kv-virt's test suite: the wasm artifacts (built by this
+//! crate's build script), composing them with an adapter, and running them
+//! on the embedded wasmtime.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use anyhow::{Context, Result, bail};
+use kv_runner::{Command, RunOptions, RunOutput, Runtime};
+use kv_virt::adapters::BackendKind;
+use kv_virt::options::AdapterOptions;
+
+pub const CONFORMANCE_DRAFT: &str = env!("CONFORMANCE_DRAFT_WASM");
+pub const CONFORMANCE_DRAFT2: &str = env!("CONFORMANCE_DRAFT2_WASM");
+pub const COUNTER: &str = env!("COUNTER_WASM");
+
+/// The conformance guest's buckets (see `tests/guest/src/lib.rs`).
+pub const CONFORMANCE_BUCKETS: [&str; 2] = ["conformance", "conformance-list"];
+
+pub fn read(path: impl AsRef<Path>) -> Vec<u8> {
+    let path = path.as_ref();
+    std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+/// One engine for the whole test binary.
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| Runtime::new().expect("creating the wasmtime engine"))
+}
+
+/// `kv-virt plug app <backend> <options>`, in process.
+pub fn compose(app: &[u8], backend: BackendKind, options: &AdapterOptions) -> Result<Vec<u8>> {
+    let adapter = kv_virt::cli::configured_adapter(Some(backend), options)?;
+    kv_compose::plug(app, &adapter)
+}
+
+/// Composes and compiles a command.
+pub fn composed_command(app: &str, backend: BackendKind, options: &AdapterOptions) -> Result<Command> {
+    let composed = compose(&read(app), backend, options).with_context(|| format!("composing {app}"))?;
+    runtime().command(&composed)
+}
+
+/// Adapter options that allow the conformance guest's buckets only.
+pub fn conformance_options() -> AdapterOptions {
+    AdapterOptions {
+        buckets: CONFORMANCE_BUCKETS.iter().map(|s| s.to_string()).collect(),
+        ..AdapterOptions::default()
+    }
+}
+
+/// Runs a conformance guest and checks that every check passed; returns
+/// the number of checks.
+pub fn run_conformance(command: &Command, options: &RunOptions) -> Result<usize> {
+    let mut options = options.clone();
+    options.capture_output = true;
+    let output = command.run(&options)?;
+    check_conformance_output(&output)
+}
+
+pub fn check_conformance_output(output: &RunOutput) -> Result<usize> {
+    let stdout = output.stdout_text();
+    let failed: Vec<&str> = stdout.lines().filter(|l| l.starts_with("FAIL")).collect();
+    let closing = stdout.lines().last().unwrap_or_default();
+    let passed = closing
+        .strip_suffix(" passed, 0 failed")
+        .and_then(|n| n.parse::<usize>().ok());
+    match passed {
+        Some(n) if failed.is_empty() && output.exit_code == 0 => Ok(n),
+        _ => bail!(
+            "conformance failed (exit {}):\n{}\n{}\nstderr:\n{}",
+            output.exit_code,
+            failed.join("\n"),
+            stdout,
+            output.stderr_text()
+        ),
+    }
+}

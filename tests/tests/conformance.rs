@@ -1,0 +1,26 @@
+//! The conformance guest, composed with each adapter, on the embedded
+//! wasmtime: every rule of DESIGN.md "Interfaces and semantics".
+
+use kv_runner::RunOptions;
+use kv_virt::adapters::BackendKind;
+use kv_virt_tests::*;
+
+/// The checks each draft's guest runs (draft2 adds the three CAS checks).
+const DRAFT_CHECKS: usize = 18;
+const DRAFT2_CHECKS: usize = 21;
+
+fn conformance(guest: &str, backend: BackendKind, expected_checks: usize) {
+    let command = composed_command(guest, backend, &conformance_options()).unwrap();
+    let passed = run_conformance(&command, &RunOptions::default()).unwrap();
+    assert_eq!(passed, expected_checks, "every check ran");
+}
+
+#[test]
+fn kv_mem_draft() {
+    conformance(CONFORMANCE_DRAFT, BackendKind::Mem, DRAFT_CHECKS);
+}
+
+#[test]
+fn kv_mem_draft2() {
+    conformance(CONFORMANCE_DRAFT2, BackendKind::Mem, DRAFT2_CHECKS);
+}

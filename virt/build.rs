@@ -1,0 +1,9 @@
+//! Builds the adapters for wasm32-wasip2 so that `kv-virt` carries them.
+
+fn main() {
+    let artifacts = kv_wasm_build::build(&["kv-mem"], &["adapters"]);
+    println!(
+        "cargo:rustc-env=KV_MEM_WASM={}",
+        artifacts.wasm("kv_mem").display()
+    );
+}

@@ -1,0 +1,28 @@
+//! The unconfigured adapters this binary carries (release, size-tuned).
+
+use clap::ValueEnum;
+
+/// A backend: which adapter serves the app.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// In the adapter's memory, for the life of the instance (tests, demos).
+    Mem,
+}
+
+impl BackendKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Mem => "mem",
+        }
+    }
+
+    /// The unconfigured adapter component (imports `kv-virt:config/config`).
+    pub fn adapter(self) -> &'static [u8] {
+        match self {
+            BackendKind::Mem => KV_MEM,
+        }
+    }
+}
+
+pub const KV_MEM: &[u8] = include_bytes!(env!("KV_MEM_WASM"));

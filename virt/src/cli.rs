@@ -1,0 +1,114 @@
+//! The `kv-virt` command line.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use crate::adapters::BackendKind;
+use crate::options::AdapterOptions;
+
+/// Give any WASI 0.2 runtime a real wasi:keyvalue: kv-virt bakes a
+/// configuration into a pure-WASM adapter and plugs it into your app.
+#[derive(Parser, Debug)]
+#[command(name = "kv-virt", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Write a configured adapter: a component exporting wasi:keyvalue
+    /// (0.2.0-draft and 0.2.0-draft2) that `wac plug` can plug into an app.
+    #[command(
+        after_help = "Example:\n  kv-virt adapter mem --bucket app -o kv-mem.wasm\n  wac plug app.wasm --plug kv-mem.wasm -o composed.wasm"
+    )]
+    Adapter {
+        /// The backend (or `backend = "..."` in --config).
+        backend: Option<BackendKind>,
+        #[command(flatten)]
+        options: AdapterOptions,
+        /// Where to write the adapter.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
+    /// Plug a configured adapter into an app that imports wasi:keyvalue.
+    /// The result imports no wasi:keyvalue and runs on any WASI 0.2 runtime.
+    #[command(
+        after_help = "Example:\n  kv-virt plug app.wasm mem -o composed.wasm\n  wasmtime run composed.wasm"
+    )]
+    Plug {
+        /// The app component.
+        app: PathBuf,
+        /// The backend (or `backend = "..."` in --config).
+        backend: Option<BackendKind>,
+        #[command(flatten)]
+        options: AdapterOptions,
+        /// Where to write the composed component.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
+    /// List a component's imports and exports.
+    #[command(after_help = "Example:\n  kv-virt inspect composed.wasm")]
+    Inspect {
+        /// The component.
+        component: PathBuf,
+    },
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// A configured adapter for these options.
+pub fn configured_adapter(backend: Option<BackendKind>, options: &AdapterOptions) -> Result<Vec<u8>> {
+    let (kind, config) = options.resolve(backend)?;
+    kv_compose::configure(kind.adapter(), &config.to_bytes())
+}
+
+/// Runs one command; what it prints goes to `out`.
+pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<()> {
+    match cli.command {
+        Command::Adapter {
+            backend,
+            options,
+            output,
+        } => {
+            let adapter = configured_adapter(backend, &options)?;
+            write(&output, &adapter)?;
+            writeln!(out, "wrote {} ({} bytes)", output.display(), adapter.len())?;
+        }
+        Command::Plug {
+            app,
+            backend,
+            options,
+            output,
+        } => {
+            let app_bytes = read(&app)?;
+            let adapter = configured_adapter(backend, &options)?;
+            let composed =
+                kv_compose::plug(&app_bytes, &adapter).with_context(|| format!("{}", app.display()))?;
+            write(&output, &composed)?;
+            writeln!(out, "wrote {} ({} bytes)", output.display(), composed.len())?;
+        }
+        Command::Inspect { component } => {
+            let info = kv_compose::inspect(&read(&component)?)
+                .with_context(|| format!("{}", component.display()))?;
+            for (title, items) in [("imports", &info.imports), ("exports", &info.exports)] {
+                writeln!(out, "{title}:")?;
+                if items.is_empty() {
+                    writeln!(out, "  (none)")?;
+                }
+                for item in items {
+                    writeln!(out, "  {} ({})", item.name, item.kind)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}

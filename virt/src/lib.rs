@@ -1,0 +1,9 @@
+//! `kv-virt`: configure a `wasi:keyvalue` adapter and plug it into an app.
+//!
+//! The adapters are built for wasm32-wasip2 by this crate's build script and
+//! carried inside the binary ([`adapters`]); [`options`] turns flags and TOML
+//! into the configuration baked into them; [`cli`] is the command line.
+
+pub mod adapters;
+pub mod cli;
+pub mod options;
