@@ -1,17 +1,19 @@
-use anyhow::{Context, Result};
+use std::path::Path;
+
+use anyhow::Result;
 use wit_component::{ComponentEncoder, StringEncoding};
 use wit_parser::{ManglingAndAbi, Resolve};
 
 /// A component with exactly the imports and exports of `world` in the WIT
-/// `packages` (dependencies first, the world's package last) and no
-/// behaviour: for checking what composes with what, and for tests.
-pub fn dummy_component(packages: &[&str], world: &str) -> Result<Vec<u8>> {
+/// `package` text, and no behaviour: for checking what composes with what,
+/// and for tests. `deps` is a WIT directory (such as the repository's
+/// `wit/`) whose packages `package` may use.
+pub fn dummy_component(deps: Option<&Path>, package: &str, world: &str) -> Result<Vec<u8>> {
     let mut resolve = Resolve::default();
-    let mut last = None;
-    for (i, text) in packages.iter().enumerate() {
-        last = Some(resolve.push_str(format!("package{i}.wit"), text)?);
+    if let Some(dir) = deps {
+        resolve.push_dir(dir)?;
     }
-    let package = last.context("no WIT package given")?;
+    let package = resolve.push_str("dummy.wit", package)?;
     let world = resolve.select_world(&[package], Some(world))?;
     let mut module = wit_component::dummy_module(&resolve, world, ManglingAndAbi::Standard32);
     wit_component::embed_component_metadata(&mut module, &resolve, world, StringEncoding::UTF8)?;

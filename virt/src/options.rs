@@ -46,12 +46,17 @@ impl ConfigFile {
     fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         toml::from_str(&text).map_err(|e| {
-            let message = e.message().to_string();
+            // toml's message names the expected type; the line names the key.
             let at = e
                 .span()
-                .map(|span| format!(" (line {})", text[..span.start].lines().count().max(1)))
+                .map(|span| {
+                    let line_start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
+                    let line = text[line_start..].lines().next().unwrap_or_default().trim();
+                    let number = text[..span.start].matches('\n').count() + 1;
+                    format!(" line {number} `{line}`")
+                })
                 .unwrap_or_default();
-            anyhow::anyhow!("{}{at}: {message}", path.display())
+            anyhow::anyhow!("{}{at}: {}", path.display(), e.message())
         })
     }
 }

@@ -1,0 +1,214 @@
+//! The `kv-virt` binary: outputs, one-line errors and exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use kv_compose::{dummy_component, inspect};
+
+fn wit_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit")
+}
+
+fn kv_virt(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kv-virt"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kv-virt-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Writes a component importing `imports` and returns its path.
+fn app(dir: &Path, name: &str, package: &str) -> String {
+    let bytes = dummy_component(Some(&wit_dir()), package, "app").unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// Asserts a failure with exactly one line on stderr containing `needle`.
+fn assert_one_line_error(output: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "expected failure, stderr: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "not one line: {stderr}");
+    assert!(stderr.starts_with("kv-virt: error: "), "{stderr}");
+    assert!(stderr.contains(needle), "{needle:?} not in: {stderr}");
+}
+
+#[test]
+fn plug_rejects_a_file_that_is_not_a_component() {
+    let dir = temp_dir("not-component");
+    let text = dir.join("app.txt");
+    std::fs::write(&text, "hello").unwrap();
+    let out = dir.join("out.wasm");
+    let output = kv_virt(&["plug", text.to_str().unwrap(), "mem", "-o", out.to_str().unwrap()]);
+    assert_one_line_error(&output, "not a WebAssembly component");
+    assert!(!out.exists(), "wrote an output on error");
+
+    let core = dir.join("core.wasm");
+    std::fs::write(&core, wasm_encoder::Module::new().finish()).unwrap();
+    let output = kv_virt(&["plug", core.to_str().unwrap(), "mem", "-o", out.to_str().unwrap()]);
+    assert_one_line_error(&output, "core WebAssembly module, not a component");
+}
+
+#[test]
+fn plug_rejects_an_app_without_keyvalue() {
+    let dir = temp_dir("no-kv");
+    let app = app(
+        &dir,
+        "app.wasm",
+        "package test:app; interface host { now: func() -> u64; } world app { import host; export run: func(); }",
+    );
+    let output = kv_virt(&["plug", &app, "mem", "-o", dir.join("out.wasm").to_str().unwrap()]);
+    assert_one_line_error(&output, "imports no wasi:keyvalue interface");
+}
+
+#[test]
+fn plug_names_the_versions_on_a_mismatch() {
+    let dir = temp_dir("mismatch");
+    let bytes = dummy_component(
+        None,
+        "package wasi:keyvalue@0.1.0; interface store { get: func(key: string) -> option<list<u8>>; } \
+         world app { import store; export run: func(); }",
+        "app",
+    )
+    .unwrap();
+    let app = dir.join("old.wasm");
+    std::fs::write(&app, bytes).unwrap();
+    let output = kv_virt(&[
+        "plug",
+        app.to_str().unwrap(),
+        "mem",
+        "-o",
+        dir.join("out.wasm").to_str().unwrap(),
+    ]);
+    assert_one_line_error(&output, "wasi:keyvalue/store@0.1.0");
+    assert_one_line_error(
+        &output,
+        "wasi:keyvalue@0.2.0-draft, wasi:keyvalue@0.2.0-draft2 supported",
+    );
+}
+
+#[test]
+fn plug_writes_a_component_without_keyvalue_imports() {
+    let dir = temp_dir("plug");
+    let app = app(
+        &dir,
+        "app.wasm",
+        "package test:app; world app { import wasi:keyvalue/store@0.2.0-draft2; import wasi:keyvalue/atomics@0.2.0-draft2; export run: func(); }",
+    );
+    let out = dir.join("composed.wasm");
+    let output = kv_virt(&["plug", &app, "mem", "--bucket", "a", "-o", out.to_str().unwrap()]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("wrote"));
+    let info = inspect(&std::fs::read(&out).unwrap()).unwrap();
+    assert!(info.imports.is_empty(), "{:?}", info.imports);
+
+    let output = kv_virt(&["inspect", out.to_str().unwrap()]);
+    assert!(output.status.success());
+    let listing = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        listing.contains("imports:\n  (none)\nexports:\n  run (function)"),
+        "{listing}"
+    );
+}
+
+#[test]
+fn adapter_writes_a_self_contained_adapter() {
+    let dir = temp_dir("adapter");
+    let out = dir.join("kv-mem.wasm");
+    let output = kv_virt(&["adapter", "mem", "-o", out.to_str().unwrap()]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let info = inspect(&std::fs::read(&out).unwrap()).unwrap();
+    assert!(
+        info.imports.is_empty(),
+        "kv-mem needs no imports: {:?}",
+        info.imports
+    );
+    assert_eq!(info.exported_interfaces_of("wasi:keyvalue").len(), 6);
+}
+
+#[test]
+fn config_file_errors_name_the_key() {
+    let dir = temp_dir("config");
+    let out = dir.join("a.wasm");
+    let config = dir.join("kv.toml");
+    std::fs::write(
+        &config,
+        "backend = \"mem\"\nbuckets = [\"a\"]\nbukets = [\"b\"]\n",
+    )
+    .unwrap();
+    let output = kv_virt(&[
+        "adapter",
+        "--config",
+        config.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_one_line_error(&output, "unknown field `bukets`");
+    assert_one_line_error(&output, "line 3");
+
+    std::fs::write(&config, "backend = \"mem\"\nlist-page-keys = \"many\"\n").unwrap();
+    let output = kv_virt(&[
+        "adapter",
+        "--config",
+        config.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_one_line_error(&output, "list-page-keys");
+
+    std::fs::write(&config, "backend = \"mem\"\nbuckets = [\"../up\"]\n").unwrap();
+    let output = kv_virt(&[
+        "adapter",
+        "--config",
+        config.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_one_line_error(&output, "invalid bucket name \"../up\"");
+
+    std::fs::write(
+        &config,
+        "backend = \"mem\"\nbuckets = [\"a\"]\nlist-page-keys = 10\n",
+    )
+    .unwrap();
+    let output = kv_virt(&[
+        "adapter",
+        "--config",
+        config.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let output = kv_virt(&["adapter", "-o", out.to_str().unwrap()]);
+    assert_one_line_error(&output, "no backend given");
+}
+
+#[test]
+fn every_command_has_help_with_an_example() {
+    for command in ["adapter", "plug", "inspect"] {
+        let output = kv_virt(&[command, "--help"]);
+        assert!(output.status.success());
+        let help = String::from_utf8_lossy(&output.stdout);
+        assert!(help.contains("Example:\n  kv-virt"), "{command}: {help}");
+    }
+}
