@@ -141,65 +141,43 @@ fn adapter_writes_a_self_contained_adapter() {
     assert_eq!(info.exported_interfaces_of("wasi:keyvalue").len(), 6);
 }
 
+/// `kv-virt adapter --config <file with text>`.
+fn adapter_with_config(dir: &Path, text: &str) -> Output {
+    let config = dir.join("kv.toml");
+    std::fs::write(&config, text).unwrap();
+    kv_virt(&[
+        "adapter",
+        "--config",
+        config.to_str().unwrap(),
+        "-o",
+        dir.join("a.wasm").to_str().unwrap(),
+    ])
+}
+
 #[test]
 fn config_file_errors_name_the_key() {
     let dir = temp_dir("config");
-    let out = dir.join("a.wasm");
-    let config = dir.join("kv.toml");
-    std::fs::write(
-        &config,
-        "backend = \"mem\"\nbuckets = [\"a\"]\nbukets = [\"b\"]\n",
-    )
-    .unwrap();
-    let output = kv_virt(&[
-        "adapter",
-        "--config",
-        config.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let output = adapter_with_config(&dir, "backend = \"mem\"\nbuckets = [\"a\"]\nbukets = [\"b\"]\n");
     assert_one_line_error(&output, "unknown field `bukets`");
     assert_one_line_error(&output, "line 3");
 
-    std::fs::write(&config, "backend = \"mem\"\nlist-page-keys = \"many\"\n").unwrap();
-    let output = kv_virt(&[
-        "adapter",
-        "--config",
-        config.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let output = adapter_with_config(&dir, "backend = \"mem\"\nlist-page-keys = \"many\"\n");
     assert_one_line_error(&output, "list-page-keys");
 
-    std::fs::write(&config, "backend = \"mem\"\nbuckets = [\"../up\"]\n").unwrap();
-    let output = kv_virt(&[
-        "adapter",
-        "--config",
-        config.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let output = adapter_with_config(&dir, "backend = \"mem\"\nbuckets = [\"../up\"]\n");
     assert_one_line_error(&output, "invalid bucket name \"../up\"");
 
-    std::fs::write(
-        &config,
+    let output = adapter_with_config(
+        &dir,
         "backend = \"mem\"\nbuckets = [\"a\"]\nlist-page-keys = 10\n",
-    )
-    .unwrap();
-    let output = kv_virt(&[
-        "adapter",
-        "--config",
-        config.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    );
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
 
-    let output = kv_virt(&["adapter", "-o", out.to_str().unwrap()]);
+    let output = kv_virt(&["adapter", "-o", dir.join("a.wasm").to_str().unwrap()]);
     assert_one_line_error(&output, "no backend given");
 }
 

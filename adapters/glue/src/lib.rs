@@ -62,7 +62,7 @@ pub struct Glue<A>(PhantomData<A>);
 pub struct BucketResource<A: Adapter>(OpenBucket<A>);
 
 /// A draft2 `cas` resource.
-pub struct CasResource<A: Adapter>(RefCell<Option<CasSnapshot<A>>>);
+pub struct CasResource<A: Adapter>(CasSnapshot<A>);
 
 #[cfg(target_arch = "wasm32")]
 #[global_allocator]
@@ -153,20 +153,65 @@ fn open<A: Adapter>(name: &str) -> Result<BucketResource<A>, Error> {
     Ok(BucketResource(store::<A>()?.open(name)?))
 }
 
-fn draft_error(e: Error) -> draft::store::Error {
-    match e {
-        Error::NoSuchStore => draft::store::Error::NoSuchStore,
-        Error::AccessDenied => draft::store::Error::AccessDenied,
-        Error::Other(message) => draft::store::Error::Other(message),
-    }
-}
+/// The parts of the exports both drafts spell the same way, for draft
+/// module `$d`: the error type, `open`, the `bucket` methods but
+/// `list-keys`, and `set-many`/`delete-many`. `$list_keys` and
+/// `$get_many` are the draft's own.
+macro_rules! same_in_both_drafts {
+    ($d:ident, $list_keys:item, $get_many:item) => {
+        impl From<Error> for $d::store::Error {
+            fn from(e: Error) -> Self {
+                match e {
+                    Error::NoSuchStore => $d::store::Error::NoSuchStore,
+                    Error::AccessDenied => $d::store::Error::AccessDenied,
+                    Error::Other(message) => $d::store::Error::Other(message),
+                }
+            }
+        }
 
-fn draft2_error(e: Error) -> draft2::store::Error {
-    match e {
-        Error::NoSuchStore => draft2::store::Error::NoSuchStore,
-        Error::AccessDenied => draft2::store::Error::AccessDenied,
-        Error::Other(message) => draft2::store::Error::Other(message),
-    }
+        impl<A: Adapter> $d::store::Guest for Glue<A> {
+            type Bucket = BucketResource<A>;
+
+            fn open(identifier: String) -> Result<$d::store::Bucket, $d::store::Error> {
+                Ok($d::store::Bucket::new(open::<A>(&identifier)?))
+            }
+        }
+
+        impl<A: Adapter> $d::store::GuestBucket for BucketResource<A> {
+            fn get(&self, key: String) -> Result<Option<Vec<u8>>, $d::store::Error> {
+                Ok(self.0.get(&key)?)
+            }
+
+            fn set(&self, key: String, value: Vec<u8>) -> Result<(), $d::store::Error> {
+                Ok(self.0.set(&key, &value)?)
+            }
+
+            fn delete(&self, key: String) -> Result<(), $d::store::Error> {
+                Ok(self.0.delete(&key)?)
+            }
+
+            fn exists(&self, key: String) -> Result<bool, $d::store::Error> {
+                Ok(self.0.exists(&key)?)
+            }
+
+            $list_keys
+        }
+
+        impl<A: Adapter> $d::batch::Guest for Glue<A> {
+            $get_many
+
+            fn set_many(
+                bucket: $d::batch::BucketBorrow<'_>,
+                key_values: Vec<(String, Vec<u8>)>,
+            ) -> Result<(), $d::store::Error> {
+                Ok(bucket.get::<BucketResource<A>>().0.set_many(&key_values)?)
+            }
+
+            fn delete_many(bucket: $d::batch::BucketBorrow<'_>, keys: Vec<String>) -> Result<(), $d::store::Error> {
+                Ok(bucket.get::<BucketResource<A>>().0.delete_many(&keys)?)
+            }
+        }
+    };
 }
 
 /// A `u64`/`s64` from the counter range the draft declares.
@@ -176,38 +221,25 @@ fn counter_out<T: TryFrom<i128>>(value: i128) -> Result<T, Error> {
 
 // ---- wasi:keyvalue@0.2.0-draft ----
 
-impl<A: Adapter> draft::store::Guest for Glue<A> {
-    type Bucket = BucketResource<A>;
-
-    fn open(identifier: String) -> Result<draft::store::Bucket, draft::store::Error> {
-        open::<A>(&identifier)
-            .map(draft::store::Bucket::new)
-            .map_err(draft_error)
-    }
-}
-
-impl<A: Adapter> draft::store::GuestBucket for BucketResource<A> {
-    fn get(&self, key: String) -> Result<Option<Vec<u8>>, draft::store::Error> {
-        self.0.get(&key).map_err(draft_error)
-    }
-
-    fn set(&self, key: String, value: Vec<u8>) -> Result<(), draft::store::Error> {
-        self.0.set(&key, &value).map_err(draft_error)
-    }
-
-    fn delete(&self, key: String) -> Result<(), draft::store::Error> {
-        self.0.delete(&key).map_err(draft_error)
-    }
-
-    fn exists(&self, key: String) -> Result<bool, draft::store::Error> {
-        self.0.exists(&key).map_err(draft_error)
-    }
-
+same_in_both_drafts!(
+    draft,
     fn list_keys(&self, cursor: Option<u64>) -> Result<draft::store::KeyResponse, draft::store::Error> {
-        let (keys, cursor) = self.0.list_keys_u64(cursor).map_err(draft_error)?;
+        let (keys, cursor) = self.0.list_keys_u64(cursor)?;
         Ok(draft::store::KeyResponse { keys, cursor })
+    },
+    fn get_many(
+        bucket: draft::batch::BucketBorrow<'_>,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<(String, Vec<u8>)>>, draft::store::Error> {
+        let values = bucket.get::<BucketResource<A>>().0.get_many(&keys)?;
+        // draft: `none` for a missing key, the key with its value otherwise.
+        Ok(keys
+            .into_iter()
+            .zip(values)
+            .map(|(key, value)| value.map(|v| (key, v)))
+            .collect())
     }
-}
+);
 
 impl<A: Adapter> draft::atomics::Guest for Glue<A> {
     fn increment(
@@ -215,89 +247,32 @@ impl<A: Adapter> draft::atomics::Guest for Glue<A> {
         key: String,
         delta: u64,
     ) -> Result<u64, draft::store::Error> {
-        let bucket = bucket.get::<BucketResource<A>>();
-        bucket
-            .0
-            .increment(&key, i128::from(delta), CounterRange::U64)
-            .and_then(counter_out)
-            .map_err(draft_error)
-    }
-}
-
-impl<A: Adapter> draft::batch::Guest for Glue<A> {
-    fn get_many(
-        bucket: draft::batch::BucketBorrow<'_>,
-        keys: Vec<String>,
-    ) -> Result<Vec<Option<(String, Vec<u8>)>>, draft::store::Error> {
-        let values = bucket
-            .get::<BucketResource<A>>()
-            .0
-            .get_many(&keys)
-            .map_err(draft_error)?;
-        Ok(keys
-            .into_iter()
-            .zip(values)
-            .map(|(key, value)| value.map(|v| (key, v)))
-            .collect())
-    }
-
-    fn set_many(
-        bucket: draft::batch::BucketBorrow<'_>,
-        key_values: Vec<(String, Vec<u8>)>,
-    ) -> Result<(), draft::store::Error> {
-        bucket
-            .get::<BucketResource<A>>()
-            .0
-            .set_many(&key_values)
-            .map_err(draft_error)
-    }
-
-    fn delete_many(
-        bucket: draft::batch::BucketBorrow<'_>,
-        keys: Vec<String>,
-    ) -> Result<(), draft::store::Error> {
-        bucket
-            .get::<BucketResource<A>>()
-            .0
-            .delete_many(&keys)
-            .map_err(draft_error)
+        let bucket = &bucket.get::<BucketResource<A>>().0;
+        Ok(counter_out(bucket.increment(
+            &key,
+            i128::from(delta),
+            CounterRange::U64,
+        )?)?)
     }
 }
 
 // ---- wasi:keyvalue@0.2.0-draft2 ----
 
-impl<A: Adapter> draft2::store::Guest for Glue<A> {
-    type Bucket = BucketResource<A>;
-
-    fn open(identifier: String) -> Result<draft2::store::Bucket, draft2::store::Error> {
-        open::<A>(&identifier)
-            .map(draft2::store::Bucket::new)
-            .map_err(draft2_error)
-    }
-}
-
-impl<A: Adapter> draft2::store::GuestBucket for BucketResource<A> {
-    fn get(&self, key: String) -> Result<Option<Vec<u8>>, draft2::store::Error> {
-        self.0.get(&key).map_err(draft2_error)
-    }
-
-    fn set(&self, key: String, value: Vec<u8>) -> Result<(), draft2::store::Error> {
-        self.0.set(&key, &value).map_err(draft2_error)
-    }
-
-    fn delete(&self, key: String) -> Result<(), draft2::store::Error> {
-        self.0.delete(&key).map_err(draft2_error)
-    }
-
-    fn exists(&self, key: String) -> Result<bool, draft2::store::Error> {
-        self.0.exists(&key).map_err(draft2_error)
-    }
-
+same_in_both_drafts!(
+    draft2,
     fn list_keys(&self, cursor: Option<String>) -> Result<draft2::store::KeyResponse, draft2::store::Error> {
-        let (keys, cursor) = self.0.list_keys_string(cursor.as_deref()).map_err(draft2_error)?;
+        let (keys, cursor) = self.0.list_keys_string(cursor.as_deref())?;
         Ok(draft2::store::KeyResponse { keys, cursor })
+    },
+    fn get_many(
+        bucket: draft2::batch::BucketBorrow<'_>,
+        keys: Vec<String>,
+    ) -> Result<Vec<(String, Option<Vec<u8>>)>, draft2::store::Error> {
+        // draft2 (upstream PR #55): every key, with `none` where missing.
+        let values = bucket.get::<BucketResource<A>>().0.get_many(&keys)?;
+        Ok(keys.into_iter().zip(values).collect())
     }
-}
+);
 
 impl<A: Adapter> draft2::atomics::Guest for Glue<A> {
     type Cas = CasResource<A>;
@@ -307,26 +282,22 @@ impl<A: Adapter> draft2::atomics::Guest for Glue<A> {
         key: String,
         delta: i64,
     ) -> Result<i64, draft2::store::Error> {
-        let bucket = bucket.get::<BucketResource<A>>();
-        bucket
-            .0
-            .increment(&key, i128::from(delta), CounterRange::S64)
-            .and_then(counter_out)
-            .map_err(draft2_error)
+        let bucket = &bucket.get::<BucketResource<A>>().0;
+        Ok(counter_out(bucket.increment(
+            &key,
+            i128::from(delta),
+            CounterRange::S64,
+        )?)?)
     }
 
     fn swap(cas: draft2::atomics::Cas, value: Vec<u8>) -> Result<(), draft2::atomics::CasError> {
-        let snapshot = cas.into_inner::<CasResource<A>>().0.into_inner();
-        let Some(snapshot) = snapshot else {
-            return Err(draft2::atomics::CasError::StoreError(draft2_error(Error::other(
-                "this cas handle was already used",
-            ))));
-        };
+        // `swap` consumes the handle: a snapshot is swapped at most once.
+        let snapshot = cas.into_inner::<CasResource<A>>().0;
         snapshot.swap(&value).map_err(|e| match e {
-            CasError::Conflict(fresh) => draft2::atomics::CasError::CasFailed(draft2::atomics::Cas::new(
-                CasResource(RefCell::new(Some(fresh))),
-            )),
-            CasError::Store(e) => draft2::atomics::CasError::StoreError(draft2_error(e)),
+            CasError::Conflict(fresh) => {
+                draft2::atomics::CasError::CasFailed(draft2::atomics::Cas::new(CasResource(fresh)))
+            }
+            CasError::Store(e) => draft2::atomics::CasError::StoreError(e.into()),
         })
     }
 }
@@ -336,56 +307,11 @@ impl<A: Adapter> draft2::atomics::GuestCas for CasResource<A> {
         bucket: draft2::atomics::BucketBorrow<'_>,
         key: String,
     ) -> Result<draft2::atomics::Cas, draft2::store::Error> {
-        let snapshot = bucket
-            .get::<BucketResource<A>>()
-            .0
-            .cas(key)
-            .map_err(draft2_error)?;
-        Ok(draft2::atomics::Cas::new(CasResource(RefCell::new(Some(
-            snapshot,
-        )))))
+        let snapshot = bucket.get::<BucketResource<A>>().0.cas(key)?;
+        Ok(draft2::atomics::Cas::new(CasResource(snapshot)))
     }
 
     fn current(&self) -> Result<Option<Vec<u8>>, draft2::store::Error> {
-        match &*self.0.borrow() {
-            Some(snapshot) => Ok(snapshot.current().map(<[u8]>::to_vec)),
-            None => Err(draft2_error(Error::other("this cas handle was already used"))),
-        }
-    }
-}
-
-impl<A: Adapter> draft2::batch::Guest for Glue<A> {
-    fn get_many(
-        bucket: draft2::batch::BucketBorrow<'_>,
-        keys: Vec<String>,
-    ) -> Result<Vec<(String, Option<Vec<u8>>)>, draft2::store::Error> {
-        let values = bucket
-            .get::<BucketResource<A>>()
-            .0
-            .get_many(&keys)
-            .map_err(draft2_error)?;
-        Ok(keys.into_iter().zip(values).collect())
-    }
-
-    fn set_many(
-        bucket: draft2::batch::BucketBorrow<'_>,
-        key_values: Vec<(String, Vec<u8>)>,
-    ) -> Result<(), draft2::store::Error> {
-        bucket
-            .get::<BucketResource<A>>()
-            .0
-            .set_many(&key_values)
-            .map_err(draft2_error)
-    }
-
-    fn delete_many(
-        bucket: draft2::batch::BucketBorrow<'_>,
-        keys: Vec<String>,
-    ) -> Result<(), draft2::store::Error> {
-        bucket
-            .get::<BucketResource<A>>()
-            .0
-            .delete_many(&keys)
-            .map_err(draft2_error)
+        Ok(self.0.current().map(<[u8]>::to_vec))
     }
 }

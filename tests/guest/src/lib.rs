@@ -65,6 +65,45 @@ pub trait Kv {
     fn cas_swap(cas: Self::Cas, value: &[u8]) -> KvResult<Swap<Self::Cas>>;
 }
 
+/// The parts of a [`Kv`] implementation both drafts spell the same way:
+/// `conversions!()` at module level and `methods!()` inside `impl Kv`, with
+/// the draft's `store` and `batch` bindings in scope.
+#[macro_export]
+macro_rules! same_in_both_drafts {
+    (conversions) => {
+        fn err(e: store::Error) -> $crate::KvError {
+            match e {
+                store::Error::NoSuchStore => $crate::KvError::NoSuchStore,
+                store::Error::AccessDenied => $crate::KvError::AccessDenied,
+                store::Error::Other(message) => $crate::KvError::Other(message),
+            }
+        }
+    };
+    (methods) => {
+        fn open(name: &str) -> $crate::KvResult<Self::Bucket> {
+            store::open(name).map_err(err)
+        }
+        fn get(b: &Self::Bucket, key: &str) -> $crate::KvResult<Option<Vec<u8>>> {
+            b.get(key).map_err(err)
+        }
+        fn set(b: &Self::Bucket, key: &str, value: &[u8]) -> $crate::KvResult<()> {
+            b.set(key, value).map_err(err)
+        }
+        fn delete(b: &Self::Bucket, key: &str) -> $crate::KvResult<()> {
+            b.delete(key).map_err(err)
+        }
+        fn exists(b: &Self::Bucket, key: &str) -> $crate::KvResult<bool> {
+            b.exists(key).map_err(err)
+        }
+        fn set_many(b: &Self::Bucket, entries: &[(String, Vec<u8>)]) -> $crate::KvResult<()> {
+            batch::set_many(b, entries).map_err(err)
+        }
+        fn delete_many(b: &Self::Bucket, keys: &[String]) -> $crate::KvResult<()> {
+            batch::delete_many(b, keys).map_err(err)
+        }
+    };
+}
+
 /// The backend's limits, from the command line.
 pub struct Limits {
     pub max_key_bytes: usize,

@@ -12,36 +12,17 @@ use wasi::keyvalue0_2_0_draft::{atomics, batch, store};
 
 struct Draft;
 
-fn err(e: store::Error) -> KvError {
-    match e {
-        store::Error::NoSuchStore => KvError::NoSuchStore,
-        store::Error::AccessDenied => KvError::AccessDenied,
-        store::Error::Other(message) => KvError::Other(message),
-    }
-}
+kv_conformance::same_in_both_drafts!(conversions);
 
 impl Kv for Draft {
     type Bucket = store::Bucket;
     type Cursor = u64;
     type Cas = ();
     const DRAFT: &'static str = "0.2.0-draft";
+    kv_conformance::same_in_both_drafts!(methods);
+
     const COUNTER_MAX: i128 = u64::MAX as i128;
 
-    fn open(name: &str) -> KvResult<Self::Bucket> {
-        store::open(name).map_err(err)
-    }
-    fn get(b: &Self::Bucket, key: &str) -> KvResult<Option<Vec<u8>>> {
-        b.get(key).map_err(err)
-    }
-    fn set(b: &Self::Bucket, key: &str, value: &[u8]) -> KvResult<()> {
-        b.set(key, value).map_err(err)
-    }
-    fn delete(b: &Self::Bucket, key: &str) -> KvResult<()> {
-        b.delete(key).map_err(err)
-    }
-    fn exists(b: &Self::Bucket, key: &str) -> KvResult<bool> {
-        b.exists(key).map_err(err)
-    }
     fn list_keys(b: &Self::Bucket, cursor: Option<u64>) -> KvResult<(Vec<String>, Option<u64>)> {
         let response = b.list_keys(cursor).map_err(err)?;
         Ok((response.keys, response.cursor))
@@ -68,12 +49,6 @@ impl Kv for Draft {
             .zip(values)
             .map(|(key, entry)| (key.clone(), entry.filter(|(k, _)| k == key).map(|(_, v)| v)))
             .collect())
-    }
-    fn set_many(b: &Self::Bucket, entries: &[(String, Vec<u8>)]) -> KvResult<()> {
-        batch::set_many(b, entries).map_err(err)
-    }
-    fn delete_many(b: &Self::Bucket, keys: &[String]) -> KvResult<()> {
-        batch::delete_many(b, keys).map_err(err)
     }
     fn cas_new(_: &Self::Bucket, _: &str) -> Option<KvResult<()>> {
         None

@@ -1,6 +1,6 @@
 //! The conformance guest built against wasi:keyvalue@0.2.0-draft2.
 
-use kv_conformance::{Kv, KvError, KvResult, Swap};
+use kv_conformance::{Kv, KvResult, Swap};
 
 wit_bindgen::generate!({
     path: "../../wit",
@@ -12,36 +12,17 @@ use wasi::keyvalue0_2_0_draft2::{atomics, batch, store};
 
 struct Draft2;
 
-fn err(e: store::Error) -> KvError {
-    match e {
-        store::Error::NoSuchStore => KvError::NoSuchStore,
-        store::Error::AccessDenied => KvError::AccessDenied,
-        store::Error::Other(message) => KvError::Other(message),
-    }
-}
+kv_conformance::same_in_both_drafts!(conversions);
 
 impl Kv for Draft2 {
     type Bucket = store::Bucket;
     type Cursor = String;
     type Cas = atomics::Cas;
     const DRAFT: &'static str = "0.2.0-draft2";
+    kv_conformance::same_in_both_drafts!(methods);
+
     const COUNTER_MAX: i128 = i64::MAX as i128;
 
-    fn open(name: &str) -> KvResult<Self::Bucket> {
-        store::open(name).map_err(err)
-    }
-    fn get(b: &Self::Bucket, key: &str) -> KvResult<Option<Vec<u8>>> {
-        b.get(key).map_err(err)
-    }
-    fn set(b: &Self::Bucket, key: &str, value: &[u8]) -> KvResult<()> {
-        b.set(key, value).map_err(err)
-    }
-    fn delete(b: &Self::Bucket, key: &str) -> KvResult<()> {
-        b.delete(key).map_err(err)
-    }
-    fn exists(b: &Self::Bucket, key: &str) -> KvResult<bool> {
-        b.exists(key).map_err(err)
-    }
     fn list_keys(b: &Self::Bucket, cursor: Option<String>) -> KvResult<(Vec<String>, Option<String>)> {
         let response = b.list_keys(cursor.as_deref()).map_err(err)?;
         Ok((response.keys, response.cursor))
@@ -60,12 +41,6 @@ impl Kv for Draft2 {
     }
     fn get_many(b: &Self::Bucket, keys: &[String]) -> KvResult<Vec<(String, Option<Vec<u8>>)>> {
         batch::get_many(b, keys).map_err(err)
-    }
-    fn set_many(b: &Self::Bucket, entries: &[(String, Vec<u8>)]) -> KvResult<()> {
-        batch::set_many(b, entries).map_err(err)
-    }
-    fn delete_many(b: &Self::Bucket, keys: &[String]) -> KvResult<()> {
-        batch::delete_many(b, keys).map_err(err)
     }
     fn cas_new(b: &Self::Bucket, key: &str) -> Option<KvResult<atomics::Cas>> {
         Some(atomics::Cas::new(b, key).map_err(err))
