@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# The README's main command: compose the counter example with an adapter and
-# run it three times on a WASI runtime that has no wasi:keyvalue of its own.
+# The README's main command: compose the counter example with kv-fs and run
+# it three times on a WASI runtime that has no wasi:keyvalue of its own. The
+# count lives in demo-data/counter.kvfs and persists across runs (run the
+# script again: it keeps counting).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --quiet -p kv-virt -p kv-runner -p kv-virt-tests
-counter=$(ls target/wasm-build/wasm32-wasip2/wasm/kv-counter.wasm)
-mkdir -p target/demo
+cargo build --quiet -p kv-virt -p kv-virt-tests
+counter=target/wasm-build/wasm32-wasip2/wasm/kv-counter.wasm
+mkdir -p target/demo demo-data
 
-echo "== kv-virt plug counter.wasm mem -o target/demo/counter-mem.wasm"
-./target/debug/kv-virt plug "$counter" mem -o target/demo/counter-mem.wasm
-echo "== kv-virt inspect target/demo/counter-mem.wasm (no wasi:keyvalue import left)"
-./target/debug/kv-virt inspect target/demo/counter-mem.wasm
+echo "== kv-virt plug counter.wasm fs --dir /data -o target/demo/counter-fs.wasm"
+./target/debug/kv-virt plug "$counter" fs --dir /data -o target/demo/counter-fs.wasm
+echo "== kv-virt inspect target/demo/counter-fs.wasm   (no wasi:keyvalue import left)"
+./target/debug/kv-virt inspect target/demo/counter-fs.wasm
 for run in 1 2 3; do
-    echo "== run $run: kv-run target/demo/counter-mem.wasm"
-    ./target/debug/kv-run target/demo/counter-mem.wasm
+    echo "== run $run: kv-run --dir demo-data::/data target/demo/counter-fs.wasm"
+    ./target/debug/kv-run --dir demo-data::/data target/demo/counter-fs.wasm
 done
+echo "== kv-virt fs check demo-data/counter.kvfs"
+./target/debug/kv-virt fs check demo-data/counter.kvfs

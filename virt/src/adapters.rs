@@ -8,12 +8,15 @@ use clap::ValueEnum;
 pub enum BackendKind {
     /// In the adapter's memory, for the life of the instance (tests, demos).
     Mem,
+    /// One crash-safe file per bucket, in a directory under a WASI preopen.
+    Fs,
 }
 
 impl BackendKind {
     pub fn name(self) -> &'static str {
         match self {
             BackendKind::Mem => "mem",
+            BackendKind::Fs => "fs",
         }
     }
 
@@ -21,8 +24,10 @@ impl BackendKind {
     pub fn adapter(self) -> &'static [u8] {
         match self {
             BackendKind::Mem => KV_MEM,
+            BackendKind::Fs => KV_FS,
         }
     }
 }
 
 pub const KV_MEM: &[u8] = include_bytes!(env!("KV_MEM_WASM"));
+pub const KV_FS: &[u8] = include_bytes!(env!("KV_FS_WASM"));

@@ -49,6 +49,9 @@ pub enum Command {
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
     },
+    /// Work on kv-fs bucket files natively: check, inspect, dump, load.
+    #[command(subcommand)]
+    Fs(crate::fs_tools::FsCommand),
     /// List a component's imports and exports.
     #[command(after_help = "Example:\n  kv-virt inspect composed.wasm")]
     Inspect {
@@ -96,6 +99,7 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<()> {
             write(&output, &composed)?;
             writeln!(out, "wrote {} ({} bytes)", output.display(), composed.len())?;
         }
+        Command::Fs(command) => crate::fs_tools::run(command, out)?,
         Command::Inspect { component } => {
             let info = kv_compose::inspect(&read(&component)?)
                 .with_context(|| format!("{}", component.display()))?;

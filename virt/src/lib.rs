@@ -6,4 +6,5 @@
 
 pub mod adapters;
 pub mod cli;
+pub mod fs_tools;
 pub mod options;

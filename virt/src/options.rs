@@ -2,16 +2,23 @@
 //! and flags (flags win), turned into the [`AdapterConfig`] baked into it.
 //!
 //! ```toml
-//! backend = "mem"            # or given on the command line
+//! backend = "fs"             # or given on the command line
 //! buckets = ["app", "cache"] # allow-list; absent: any valid name
 //! list-page-keys = 1000
+//!
+//! [fs]
+//! dir = "/data"              # as the app sees it: a preopen or below one
+//! page-size = 4096
+//! durability = "sync"        # or "none"
+//! create-buckets = true
+//! lock-lease-ms = 5000
 //! ```
 
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use kv_core::config::{AdapterConfig, BackendConfig, MemConfig};
+use kv_core::config::{AdapterConfig, BackendConfig, Durability, FsConfig, MemConfig};
 use serde::Deserialize;
 
 use crate::adapters::BackendKind;
@@ -31,6 +38,44 @@ pub struct AdapterOptions {
     /// At most this many keys per list-keys page.
     #[arg(long, value_name = "N")]
     pub list_page_keys: Option<u32>,
+
+    #[command(flatten)]
+    pub fs: FsOptions,
+}
+
+/// kv-fs options.
+#[derive(Args, Clone, Debug, Default)]
+#[command(next_help_heading = "kv-fs options")]
+pub struct FsOptions {
+    /// The directory holding the bucket files, as the app sees it: a
+    /// preopened directory or one below it [default: /data].
+    #[arg(long, value_name = "PATH")]
+    pub dir: Option<String>,
+
+    /// Page size of new bucket files: a power of two from 1024 to 65536 [default: 4096].
+    #[arg(long, value_name = "BYTES")]
+    pub page_size: Option<u32>,
+
+    /// `sync`: a write returns once it is durable; `none`: without waiting
+    /// for the disk (survives a runtime crash, not a power cut) [default: sync].
+    #[arg(long, value_name = "MODE")]
+    pub durability: Option<DurabilityArg>,
+
+    /// Whether `open` creates a missing bucket file (else no-such-store) [default: true].
+    #[arg(long, value_name = "BOOL")]
+    pub create_buckets: Option<bool>,
+
+    /// How long a writer that died holding a bucket's lock keeps other
+    /// writers waiting; much longer than any I/O stall [default: 5000].
+    #[arg(long, value_name = "MS")]
+    pub lock_lease_ms: Option<u32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DurabilityArg {
+    Sync,
+    None,
 }
 
 /// The TOML file. Unknown keys are errors that name the key.
@@ -40,6 +85,17 @@ struct ConfigFile {
     backend: Option<BackendKind>,
     buckets: Option<Vec<String>>,
     list_page_keys: Option<u32>,
+    fs: Option<FsFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FsFile {
+    dir: Option<String>,
+    page_size: Option<u32>,
+    durability: Option<DurabilityArg>,
+    create_buckets: Option<bool>,
+    lock_lease_ms: Option<u32>,
 }
 
 impl ConfigFile {
@@ -84,6 +140,7 @@ impl AdapterOptions {
         }
         let backend_config = match kind {
             BackendKind::Mem => BackendConfig::Mem(MemConfig {}),
+            BackendKind::Fs => BackendConfig::Fs(self.fs.resolve(file.fs.unwrap_or_default())?),
         };
         let mut config = AdapterConfig::new(backend_config);
         let buckets = if self.buckets.is_empty() {
@@ -99,5 +156,44 @@ impl AdapterOptions {
             .validate()
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         Ok((kind, config))
+    }
+}
+
+impl FsOptions {
+    fn resolve(&self, file: FsFile) -> Result<FsConfig> {
+        let defaults = FsConfig::default();
+        let config = FsConfig {
+            dir: self.dir.clone().or(file.dir).unwrap_or(defaults.dir),
+            page_size: self.page_size.or(file.page_size).unwrap_or(defaults.page_size),
+            durability: match self.durability.or(file.durability) {
+                Some(DurabilityArg::Sync) => Durability::Sync,
+                Some(DurabilityArg::None) => Durability::None,
+                None => defaults.durability,
+            },
+            create_buckets: self
+                .create_buckets
+                .or(file.create_buckets)
+                .unwrap_or(defaults.create_buckets),
+            lock_lease_ms: self
+                .lock_lease_ms
+                .or(file.lock_lease_ms)
+                .unwrap_or(defaults.lock_lease_ms),
+        };
+        if config.lock_lease_ms < 100 {
+            bail!(
+                "lock lease of {} ms is too short: at least 100 ms",
+                config.lock_lease_ms
+            );
+        }
+        if !config.page_size.is_power_of_two() || !(1024..=65536).contains(&config.page_size) {
+            bail!(
+                "page size {} is not a power of two from 1024 to 65536",
+                config.page_size
+            );
+        }
+        if config.dir.is_empty() {
+            bail!("the kv-fs directory must not be empty");
+        }
+        Ok(config)
     }
 }

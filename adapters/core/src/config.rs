@@ -39,6 +39,7 @@ pub struct AdapterConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum BackendConfig {
     Mem(MemConfig),
+    Fs(FsConfig),
 }
 
 impl BackendConfig {
@@ -46,6 +47,7 @@ impl BackendConfig {
     pub fn adapter_name(&self) -> &'static str {
         match self {
             BackendConfig::Mem(_) => "kv-mem",
+            BackendConfig::Fs(_) => "kv-fs",
         }
     }
 }
@@ -53,6 +55,47 @@ impl BackendConfig {
 /// kv-mem has no options yet.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MemConfig {}
+
+/// kv-fs: one file per bucket in a directory under a WASI preopen.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FsConfig {
+    /// The directory, as the guest sees it: a preopened directory or a
+    /// directory below one (e.g. "/data" or "/data/kv").
+    pub dir: String,
+    /// Page size of new bucket files (a power of two, 1 KiB to 64 KiB).
+    pub page_size: u32,
+    pub durability: Durability,
+    /// Create a bucket's file on first `open` (else `open` of a missing
+    /// bucket is `no-such-store`).
+    pub create_buckets: bool,
+    /// The writer-lock lease: how long a writer that died holding the lock
+    /// (a killed runtime) keeps other writers waiting. It must be much
+    /// longer than any I/O stall of a live writer (see FORMAT.md).
+    pub lock_lease_ms: u32,
+}
+
+impl Default for FsConfig {
+    fn default() -> Self {
+        FsConfig {
+            dir: "/data".into(),
+            page_size: 4096,
+            durability: Durability::Sync,
+            create_buckets: true,
+            lock_lease_ms: 5000,
+        }
+    }
+}
+
+/// When a write is acknowledged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Durability {
+    /// Only once it is durable (survives a power cut).
+    #[default]
+    Sync,
+    /// Without waiting for the disk (survives a crash of the runtime, not
+    /// of the machine).
+    None,
+}
 
 impl AdapterConfig {
     pub fn new(backend: BackendConfig) -> Self {

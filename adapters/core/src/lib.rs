@@ -27,7 +27,7 @@ mod names;
 mod store;
 
 pub use backend::{Backend, Bucket, KeyPage, Limits, ListRequest, Version, Versioned};
-pub use counter::CounterRange;
+pub use counter::{CounterRange, next_value as next_counter_value};
 pub use error::{Error, Result};
 pub use names::{MAX_BUCKET_NAME_BYTES, validate_bucket_name};
 pub use store::{CasError, CasSnapshot, OpenBucket, Store};

@@ -79,7 +79,6 @@ impl kv_glue::Adapter for MemBackend {
     fn from_config(config: &AdapterConfig) -> Result<Self> {
         match &config.backend {
             BackendConfig::Mem(_) => Ok(MemBackend::default()),
-            #[allow(unreachable_patterns)]
             other => Err(Error::other(format!(
                 "this adapter is kv-mem but its configuration is for {}",
                 other.adapter_name()

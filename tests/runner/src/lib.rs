@@ -29,6 +29,14 @@ pub struct RunOptions {
     pub capture_output: bool,
 }
 
+impl RunOptions {
+    /// The same options with no preopened directory.
+    pub fn without_preopens(mut self) -> Self {
+        self.preopens.clear();
+        self
+    }
+}
+
 /// How a run ended.
 #[derive(Debug)]
 pub struct RunOutput {
@@ -100,9 +108,17 @@ impl Runtime {
         Ok(Self { engine, linker })
     }
 
-    /// Compiles a component (bytes of a `.wasm` file).
+    /// Compiles a component (bytes of a `.wasm` file), or loads one this
+    /// runner precompiled ([`Runtime::precompile`]).
     pub fn command(&self, wasm: &[u8]) -> Result<Command> {
-        let component = Component::new(&self.engine, wasm).map_err(wasm_err)?;
+        let component = if Engine::detect_precompiled(wasm).is_some() {
+            // SAFETY: only files written by `precompile` of this same build are
+            // passed here (the tests' crash runs); wasmtime checks the engine
+            // configuration and version before loading.
+            unsafe { Component::deserialize(&self.engine, wasm) }.map_err(wasm_err)?
+        } else {
+            Component::new(&self.engine, wasm).map_err(wasm_err)?
+        };
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
@@ -115,6 +131,12 @@ impl Runtime {
             engine: self.engine.clone(),
             pre,
         })
+    }
+
+    /// Compiles a component ahead of time, so that many short-lived runner
+    /// processes (the crash tests) start without compiling it each time.
+    pub fn precompile(&self, wasm: &[u8]) -> Result<Vec<u8>> {
+        self.engine.precompile_component(wasm).map_err(wasm_err)
     }
 
     pub fn command_from_file(&self, path: &Path) -> Result<Command> {

@@ -1,4 +1,4 @@
-//! `kv-run`: run a composed component on the embedded wasmtime.
+//! `kv-run`: run a composed component on the embedded wasmtime (`kv-runner`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,0 +1,686 @@
+//! On-disk format: constants, record codecs and bounds-checked page views.
+//! See FORMAT.md for the authoritative description.
+
+use crate::prelude::*;
+use crate::{MAX_KEY_LEN, MAX_VALUE_LEN};
+
+/// File magic (PNG-style: high bit, CR LF, ^Z catch text-mode mangling).
+pub(crate) const MAGIC: [u8; 8] = *b"\x89KVFS\r\n\x1a";
+/// Major format version written by this build. A reader refuses a higher one.
+pub(crate) const FORMAT_VERSION: u32 = 1;
+/// Feature bits this build understands (none defined yet).
+pub(crate) const KNOWN_INCOMPAT: u64 = 0;
+pub(crate) const KNOWN_RO_COMPAT: u64 = 0;
+
+pub(crate) const HEADER_LEN: usize = 64;
+pub(crate) const PAGE_HDR: usize = 24;
+pub(crate) const META_LEN: usize = 160;
+pub(crate) const PTR_LEN: usize = 16;
+pub(crate) const EXT_PTR_LEN: usize = 20;
+pub(crate) const EXT_HDR: usize = 24;
+pub(crate) const LIST_HDR: usize = PAGE_HDR + PTR_LEN;
+pub(crate) const LOCK_LEN: usize = 64;
+pub(crate) const META_PAGES: [u32; 2] = [1, 2];
+pub(crate) const FIRST_DATA_PAGE: u32 = 3;
+pub(crate) const MAX_DEPTH: u16 = 40;
+pub(crate) const MIN_PAGE: u32 = 1024;
+pub(crate) const MAX_PAGE: u32 = 65536;
+
+pub(crate) const T_META: u8 = 2;
+pub(crate) const T_LEAF: u8 = 3;
+pub(crate) const T_BRANCH: u8 = 4;
+pub(crate) const T_EXTENT: u8 = 5;
+pub(crate) const T_LIST: u8 = 6;
+
+pub(crate) const TREE_KEYS: u8 = 0;
+pub(crate) const TREE_FREE: u8 = 1;
+
+pub(crate) const KIND_VALUE: u8 = 0;
+pub(crate) const KIND_KEY: u8 = 1;
+
+pub(crate) const F_KEY_OUT: u8 = 1;
+pub(crate) const F_VAL_OUT: u8 = 2;
+
+#[cfg(feature = "std")]
+std::thread_local! {
+    static VERIFY_CHECKSUMS: core::cell::Cell<bool> = const { core::cell::Cell::new(true) };
+}
+
+/// Without `std` there are no thread-locals: the switch is process-wide.
+#[cfg(not(feature = "std"))]
+static VERIFY_CHECKSUMS: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(true);
+
+/// Whether checksums are enforced. They always are, except under
+/// `cfg(fuzzing)` (so a fuzzer can reach the parsers) and in tests that
+/// switch them off explicitly to exercise the structural validation.
+pub(crate) fn checksums_enabled() -> bool {
+    !cfg!(fuzzing) && verify_checksums()
+}
+
+#[cfg(feature = "std")]
+fn verify_checksums() -> bool {
+    VERIFY_CHECKSUMS.with(|c| c.get())
+}
+
+#[cfg(not(feature = "std"))]
+fn verify_checksums() -> bool {
+    VERIFY_CHECKSUMS.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+pub(crate) fn set_checksums_enabled(on: bool) {
+    #[cfg(feature = "std")]
+    VERIFY_CHECKSUMS.with(|c| c.set(on));
+    #[cfg(not(feature = "std"))]
+    VERIFY_CHECKSUMS.store(on, core::sync::atomic::Ordering::Relaxed);
+}
+
+// ---------------------------------------------------------------- bytes
+
+pub(crate) fn rd_u16(b: &[u8], o: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(o..o.checked_add(2)?)?.try_into().ok()?))
+}
+pub(crate) fn rd_u32(b: &[u8], o: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(o..o.checked_add(4)?)?.try_into().ok()?))
+}
+pub(crate) fn rd_u64(b: &[u8], o: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(o..o.checked_add(8)?)?.try_into().ok()?))
+}
+pub(crate) fn wr_u16(b: &mut [u8], o: usize, v: u16) {
+    b[o..o + 2].copy_from_slice(&v.to_le_bytes());
+}
+pub(crate) fn wr_u32(b: &mut [u8], o: usize, v: u32) {
+    b[o..o + 4].copy_from_slice(&v.to_le_bytes());
+}
+pub(crate) fn wr_u64(b: &mut [u8], o: usize, v: u64) {
+    b[o..o + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+/// crc32c over the page number followed by `bytes` (everything after the
+/// stored checksum). Including the page number catches misdirected writes.
+pub(crate) fn crc_with_page(page: u32, bytes: &[u8]) -> u32 {
+    let c = crate::crc::crc32c(&u64::from(page).to_le_bytes());
+    crate::crc::crc32c_append(c, bytes)
+}
+
+/// Computes and stores the checksum of a full page; returns it.
+pub(crate) fn seal_page(page: u32, buf: &mut [u8]) -> u32 {
+    let crc = crc_with_page(page, &buf[4..]);
+    wr_u32(buf, 0, crc);
+    crc
+}
+
+// ---------------------------------------------------------------- pointers
+
+/// Pointer to a tree/list page: page number plus the sequence and checksum
+/// the page must carry (Merkle-style: a recycled or torn page never matches).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub(crate) struct PagePtr {
+    pub page: u32,
+    pub seq: u64,
+    pub crc: u32,
+}
+
+impl PagePtr {
+    pub fn read(b: &[u8], o: usize) -> Option<PagePtr> {
+        Some(PagePtr {
+            page: rd_u32(b, o)?,
+            seq: rd_u64(b, o + 4)?,
+            crc: rd_u32(b, o + 12)?,
+        })
+    }
+    pub fn write(&self, b: &mut [u8], o: usize) {
+        wr_u32(b, o, self.page);
+        wr_u64(b, o + 4, self.seq);
+        wr_u32(b, o + 12, self.crc);
+    }
+}
+
+/// Pointer to an extent (run of contiguous pages holding one large value or key).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ExtPtr {
+    pub page: u32,
+    pub pages: u32,
+    pub seq: u64,
+    pub crc: u32,
+}
+
+impl ExtPtr {
+    pub fn read(b: &[u8], o: usize) -> Option<ExtPtr> {
+        Some(ExtPtr {
+            page: rd_u32(b, o)?,
+            pages: rd_u32(b, o + 4)?,
+            seq: rd_u64(b, o + 8)?,
+            crc: rd_u32(b, o + 16)?,
+        })
+    }
+    pub fn write(&self, b: &mut [u8], o: usize) {
+        wr_u32(b, o, self.page);
+        wr_u32(b, o + 4, self.pages);
+        wr_u64(b, o + 8, self.seq);
+        wr_u32(b, o + 16, self.crc);
+    }
+}
+
+// ---------------------------------------------------------------- geometry
+
+/// Size of a value as stored in a leaf entry.
+#[derive(Clone, Copy)]
+pub(crate) enum ValSize {
+    Inline(usize),
+    Outline,
+}
+
+/// Page-size dependent limits.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Geo {
+    pub page: usize,
+    /// Largest encoded entry (leaf or branch), excluding its 2-byte slot.
+    /// A quarter of the usable space, so any split yields two fitting halves.
+    pub max_entry: usize,
+    /// Longest key stored inline.
+    pub kmax: usize,
+    /// Bytes of a long (out-of-line) key kept inline as a prefix.
+    pub kprefix: usize,
+}
+
+impl Geo {
+    pub fn new(page_size: u32) -> Geo {
+        let page = page_size as usize;
+        let max_entry = (page - PAGE_HDR - PTR_LEN) / 4 - 2;
+        Geo {
+            page,
+            max_entry,
+            kmax: max_entry - 35,
+            kprefix: max_entry - 59,
+        }
+    }
+    pub fn key_part(&self, klen: usize) -> usize {
+        if klen <= self.kmax {
+            2 + klen
+        } else {
+            2 + 4 + EXT_PTR_LEN + self.kprefix
+        }
+    }
+    pub fn leaf_entry_size(&self, klen: usize, v: ValSize) -> usize {
+        1 + 8
+            + self.key_part(klen)
+            + match v {
+                ValSize::Inline(n) => 2 + n,
+                ValSize::Outline => 4 + EXT_PTR_LEN,
+            }
+    }
+    pub fn branch_entry_size(&self, klen: usize) -> usize {
+        1 + self.key_part(klen) + PTR_LEN
+    }
+    pub fn value_inline_ok(&self, klen: usize, vlen: usize) -> bool {
+        self.leaf_entry_size(klen, ValSize::Inline(vlen)) <= self.max_entry
+    }
+    pub fn extent_pages(&self, len: u64) -> u64 {
+        (EXT_HDR as u64 + len).div_ceil(self.page as u64)
+    }
+    pub fn list_cap(&self) -> usize {
+        (self.page - LIST_HDR) / 8
+    }
+    pub fn underflow(&self) -> usize {
+        self.page / 4
+    }
+}
+
+pub(crate) fn valid_page_size(p: u32) -> bool {
+    p.is_power_of_two() && (MIN_PAGE..=MAX_PAGE).contains(&p)
+}
+
+// ---------------------------------------------------------------- header
+
+#[derive(Clone, Debug)]
+pub(crate) struct Header {
+    pub version: u32,
+    pub page_size: u32,
+    pub incompat: u64,
+    pub ro_compat: u64,
+    pub compat: u64,
+    pub file_id: u64,
+    pub created_millis: u64,
+}
+
+pub(crate) enum HeaderError {
+    NotAStore(String),
+    Corrupt(String),
+    Unsupported(String),
+}
+
+impl Header {
+    pub fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut b = [0u8; HEADER_LEN];
+        b[0..8].copy_from_slice(&MAGIC);
+        wr_u32(&mut b, 8, self.version);
+        wr_u32(&mut b, 12, self.page_size);
+        wr_u64(&mut b, 16, self.incompat);
+        wr_u64(&mut b, 24, self.ro_compat);
+        wr_u64(&mut b, 32, self.compat);
+        wr_u64(&mut b, 40, self.file_id);
+        wr_u64(&mut b, 48, self.created_millis);
+        let crc = crate::crc::crc32c(&b[..60]);
+        wr_u32(&mut b, 60, crc);
+        b
+    }
+
+    pub fn decode(b: &[u8]) -> Result<Header, HeaderError> {
+        let n = b.len().min(MAGIC.len());
+        if b.get(..n) != MAGIC.get(..n) || n == 0 {
+            return Err(HeaderError::NotAStore("bad magic number in file header".into()));
+        }
+        if b.len() < HEADER_LEN {
+            return Err(HeaderError::Corrupt(format!(
+                "file header truncated ({} of {HEADER_LEN} bytes)",
+                b.len()
+            )));
+        }
+        if b.get(0..8) != Some(&MAGIC[..]) {
+            return Err(HeaderError::NotAStore("bad magic number in file header".into()));
+        }
+        let crc = rd_u32(b, 60).unwrap_or(0);
+        if checksums_enabled() && crc != crate::crc::crc32c(&b[..60]) {
+            return Err(HeaderError::Corrupt("file header checksum mismatch".into()));
+        }
+        let h = Header {
+            version: rd_u32(b, 8).unwrap_or(0),
+            page_size: rd_u32(b, 12).unwrap_or(0),
+            incompat: rd_u64(b, 16).unwrap_or(0),
+            ro_compat: rd_u64(b, 24).unwrap_or(0),
+            compat: rd_u64(b, 32).unwrap_or(0),
+            file_id: rd_u64(b, 40).unwrap_or(0),
+            created_millis: rd_u64(b, 48).unwrap_or(0),
+        };
+        if h.version == 0 {
+            return Err(HeaderError::Corrupt("format version 0 is invalid".into()));
+        }
+        if h.version > FORMAT_VERSION {
+            return Err(HeaderError::Unsupported(format!(
+                "format version {} is newer than the {} this build understands",
+                h.version, FORMAT_VERSION
+            )));
+        }
+        if h.incompat & !KNOWN_INCOMPAT != 0 {
+            return Err(HeaderError::Unsupported(format!(
+                "unknown incompatible feature bits {:#x}",
+                h.incompat & !KNOWN_INCOMPAT
+            )));
+        }
+        if !valid_page_size(h.page_size) {
+            return Err(HeaderError::Corrupt(format!(
+                "invalid page size {} in file header",
+                h.page_size
+            )));
+        }
+        Ok(h)
+    }
+}
+
+// ---------------------------------------------------------------- meta
+
+/// Reference to a chained list of freed-page extents.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ListRef {
+    pub head: PagePtr,
+    pub list_pages: u32,
+    pub pages: u32,
+}
+
+/// A commit record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Meta {
+    pub seq: u64,
+    pub page_size: u32,
+    pub file_pages: u32,
+    pub main_root: PagePtr,
+    pub main_depth: u16,
+    pub free_depth: u16,
+    pub free_root: PagePtr,
+    pub pend_prev: ListRef,
+    pub pend_cur: ListRef,
+    pub key_count: u64,
+    pub logical_bytes: u64,
+    pub free_pages: u64,
+    pub writer_token: u64,
+    pub commit_millis: u64,
+    pub file_id: u64,
+}
+
+impl Meta {
+    pub fn encode(&self, slot_page: u32) -> [u8; META_LEN] {
+        let mut b = [0u8; META_LEN];
+        b[4] = T_META;
+        wr_u64(&mut b, 8, self.seq);
+        wr_u32(&mut b, 16, self.page_size);
+        wr_u32(&mut b, 20, self.file_pages);
+        self.main_root.write(&mut b, 24);
+        wr_u16(&mut b, 40, self.main_depth);
+        wr_u16(&mut b, 42, self.free_depth);
+        self.free_root.write(&mut b, 48);
+        self.pend_prev.head.write(&mut b, 64);
+        wr_u32(&mut b, 80, self.pend_prev.list_pages);
+        wr_u32(&mut b, 84, self.pend_prev.pages);
+        self.pend_cur.head.write(&mut b, 88);
+        wr_u32(&mut b, 104, self.pend_cur.list_pages);
+        wr_u32(&mut b, 108, self.pend_cur.pages);
+        wr_u64(&mut b, 112, self.key_count);
+        wr_u64(&mut b, 120, self.logical_bytes);
+        wr_u64(&mut b, 128, self.free_pages);
+        wr_u64(&mut b, 136, self.writer_token);
+        wr_u64(&mut b, 144, self.commit_millis);
+        wr_u64(&mut b, 152, self.file_id);
+        let crc = crc_with_page(slot_page, &b[4..]);
+        wr_u32(&mut b, 0, crc);
+        b
+    }
+
+    /// Decodes and validates a commit record; `None` if it is torn/invalid.
+    pub fn decode(b: &[u8], slot_page: u32, h: &Header) -> Option<Meta> {
+        let b = b.get(..META_LEN)?;
+        if b[4] != T_META {
+            return None;
+        }
+        if checksums_enabled() && rd_u32(b, 0)? != crc_with_page(slot_page, &b[4..]) {
+            return None;
+        }
+        let m = Meta {
+            seq: rd_u64(b, 8)?,
+            page_size: rd_u32(b, 16)?,
+            file_pages: rd_u32(b, 20)?,
+            main_root: PagePtr::read(b, 24)?,
+            main_depth: rd_u16(b, 40)?,
+            free_depth: rd_u16(b, 42)?,
+            free_root: PagePtr::read(b, 48)?,
+            pend_prev: ListRef {
+                head: PagePtr::read(b, 64)?,
+                list_pages: rd_u32(b, 80)?,
+                pages: rd_u32(b, 84)?,
+            },
+            pend_cur: ListRef {
+                head: PagePtr::read(b, 88)?,
+                list_pages: rd_u32(b, 104)?,
+                pages: rd_u32(b, 108)?,
+            },
+            key_count: rd_u64(b, 112)?,
+            logical_bytes: rd_u64(b, 120)?,
+            free_pages: rd_u64(b, 128)?,
+            writer_token: rd_u64(b, 136)?,
+            commit_millis: rd_u64(b, 144)?,
+            file_id: rd_u64(b, 152)?,
+        };
+        // Internal consistency: a record that passes its checksum but makes
+        // no sense is treated as invalid too.
+        let ok = m.page_size == h.page_size
+            && m.file_id == h.file_id
+            && m.file_pages >= FIRST_DATA_PAGE
+            && m.main_depth <= MAX_DEPTH
+            && m.free_depth <= MAX_DEPTH
+            && ((m.main_depth == 0) == (m.main_root.page == 0))
+            && ((m.free_depth == 0) == (m.free_root.page == 0))
+            && ((m.pend_prev.list_pages == 0) == (m.pend_prev.head.page == 0))
+            && ((m.pend_cur.list_pages == 0) == (m.pend_cur.head.page == 0));
+        ok.then_some(m)
+    }
+}
+
+// ---------------------------------------------------------------- lock record
+
+/// Contents of a lock file (and of a stale-lock break marker).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct LockRecord {
+    pub token: u64,
+    pub heartbeat: u64,
+    pub acquired_millis: u64,
+    pub expires_millis: u64,
+    pub lease_millis: u64,
+    pub kind: u32,
+}
+
+pub(crate) const LOCK_MAGIC: [u8; 8] = *b"KVFSLOCK";
+
+impl LockRecord {
+    pub fn encode(&self) -> [u8; LOCK_LEN] {
+        let mut b = [0u8; LOCK_LEN];
+        b[0..8].copy_from_slice(&LOCK_MAGIC);
+        wr_u32(&mut b, 8, 1);
+        wr_u64(&mut b, 16, self.token);
+        wr_u64(&mut b, 24, self.heartbeat);
+        wr_u64(&mut b, 32, self.acquired_millis);
+        wr_u64(&mut b, 40, self.expires_millis);
+        wr_u64(&mut b, 48, self.lease_millis);
+        wr_u32(&mut b, 56, self.kind);
+        let crc = crate::crc::crc32c(&b[..60]);
+        wr_u32(&mut b, 60, crc);
+        b
+    }
+    pub fn decode(b: &[u8]) -> Option<LockRecord> {
+        let b = b.get(..LOCK_LEN)?;
+        if b[0..8] != LOCK_MAGIC || rd_u32(b, 8)? != 1 || rd_u32(b, 60)? != crate::crc::crc32c(&b[..60]) {
+            return None;
+        }
+        Some(LockRecord {
+            token: rd_u64(b, 16)?,
+            heartbeat: rd_u64(b, 24)?,
+            acquired_millis: rd_u64(b, 32)?,
+            expires_millis: rd_u64(b, 40)?,
+            lease_millis: rd_u64(b, 48)?,
+            kind: rd_u32(b, 56)?,
+        })
+    }
+}
+
+// ---------------------------------------------------------------- page views
+
+/// Reason a page failed structural validation.
+pub(crate) type Bad = String;
+
+/// Common page header.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PageHdr {
+    pub ptype: u8,
+    pub tree: u8,
+    pub level: u16,
+    pub seq: u64,
+    pub count: usize,
+}
+
+pub(crate) fn write_page_hdr(b: &mut [u8], h: &PageHdr) {
+    b[4] = h.ptype;
+    b[5] = h.tree;
+    wr_u16(b, 6, h.level);
+    wr_u64(b, 8, h.seq);
+    wr_u16(b, 16, h.count as u16);
+}
+
+pub(crate) fn read_page_hdr(b: &[u8]) -> Result<PageHdr, Bad> {
+    let bad = || "page header truncated".to_string();
+    Ok(PageHdr {
+        ptype: *b.get(4).ok_or_else(bad)?,
+        tree: *b.get(5).ok_or_else(bad)?,
+        level: rd_u16(b, 6).ok_or_else(bad)?,
+        seq: rd_u64(b, 8).ok_or_else(bad)?,
+        count: rd_u16(b, 16).ok_or_else(bad)? as usize,
+    })
+}
+
+/// A key as stored in a page.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct KeyRef<'a> {
+    /// The whole key (inline) or its prefix (out of line).
+    pub inline: &'a [u8],
+    /// For out-of-line keys: full length and extent.
+    pub outline: Option<(u32, ExtPtr)>,
+}
+
+/// A value as stored in a leaf entry.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum ValRef<'a> {
+    Inline(&'a [u8]),
+    Outline(u32, ExtPtr),
+}
+
+/// A parsed leaf entry.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LeafRef<'a> {
+    pub version: u64,
+    pub key: KeyRef<'a>,
+    pub val: ValRef<'a>,
+}
+
+/// Bounds-checked read-only view of a B+tree node page.
+pub(crate) struct NodeView<'a> {
+    pub b: &'a [u8],
+    pub hdr: PageHdr,
+    pub geo: Geo,
+}
+
+impl<'a> NodeView<'a> {
+    pub fn new(b: &'a [u8], geo: Geo) -> Result<NodeView<'a>, Bad> {
+        let hdr = read_page_hdr(b)?;
+        if hdr.ptype != T_LEAF && hdr.ptype != T_BRANCH {
+            return Err(format!("page type {} is not a tree node", hdr.ptype));
+        }
+        if (hdr.ptype == T_LEAF) != (hdr.level == 0) {
+            return Err(format!(
+                "page type {} inconsistent with level {}",
+                hdr.ptype, hdr.level
+            ));
+        }
+        let v = NodeView { b, hdr, geo };
+        if v.slots_end() > b.len() {
+            return Err(format!("entry count {} does not fit in the page", hdr.count));
+        }
+        Ok(v)
+    }
+    pub fn is_leaf(&self) -> bool {
+        self.hdr.ptype == T_LEAF
+    }
+    fn slots_start(&self) -> usize {
+        if self.is_leaf() {
+            PAGE_HDR
+        } else {
+            PAGE_HDR + PTR_LEN
+        }
+    }
+    fn slots_end(&self) -> usize {
+        self.slots_start() + 2 * self.hdr.count
+    }
+    fn entry_off(&self, i: usize) -> Result<usize, Bad> {
+        if i >= self.hdr.count {
+            return Err(format!("entry index {i} out of range"));
+        }
+        let off = rd_u16(self.b, self.slots_start() + 2 * i)
+            .ok_or_else(|| "slot array truncated".to_string())? as usize;
+        if off < self.slots_end() || off >= self.b.len() {
+            return Err(format!("entry {i} offset {off} outside the entry area"));
+        }
+        Ok(off)
+    }
+
+    fn key_at(&self, o: usize, flags: u8) -> Result<(KeyRef<'a>, usize), Bad> {
+        let b = self.b;
+        let kil = rd_u16(b, o).ok_or("key length truncated")? as usize;
+        let mut o = o + 2;
+        let outline = if flags & F_KEY_OUT != 0 {
+            let full = rd_u32(b, o).ok_or("key length truncated")?;
+            let ext = ExtPtr::read(b, o + 4).ok_or("key extent pointer truncated")?;
+            o += 4 + EXT_PTR_LEN;
+            if full as usize > MAX_KEY_LEN || full as usize <= kil || kil != self.geo.kprefix {
+                return Err(format!("bad out-of-line key length {full} (prefix {kil})"));
+            }
+            Some((full, ext))
+        } else {
+            if kil > self.geo.kmax {
+                return Err(format!("inline key length {kil} exceeds the limit"));
+            }
+            None
+        };
+        let inline = b.get(o..o + kil).ok_or("key bytes run past the page end")?;
+        Ok((KeyRef { inline, outline }, o + kil))
+    }
+
+    pub fn leaf_entry(&self, i: usize) -> Result<LeafRef<'a>, Bad> {
+        let o = self.entry_off(i)?;
+        let b = self.b;
+        let flags = *b.get(o).ok_or("entry truncated")?;
+        if flags & !(F_KEY_OUT | F_VAL_OUT) != 0 {
+            return Err(format!("entry {i} has unknown flags {flags:#x}"));
+        }
+        let version = rd_u64(b, o + 1).ok_or("entry truncated")?;
+        let (key, o) = self.key_at(o + 9, flags)?;
+        let val = if flags & F_VAL_OUT != 0 {
+            let len = rd_u32(b, o).ok_or("value length truncated")?;
+            let ext = ExtPtr::read(b, o + 4).ok_or("value extent pointer truncated")?;
+            if len as usize > MAX_VALUE_LEN {
+                return Err(format!("value length {len} exceeds the limit"));
+            }
+            ValRef::Outline(len, ext)
+        } else {
+            let len = rd_u16(b, o).ok_or("value length truncated")? as usize;
+            let v = b
+                .get(o + 2..o + 2 + len)
+                .ok_or("value bytes run past the page end")?;
+            ValRef::Inline(v)
+        };
+        Ok(LeafRef { version, key, val })
+    }
+
+    pub fn branch_key(&self, i: usize) -> Result<KeyRef<'a>, Bad> {
+        let o = self.entry_off(i)?;
+        let flags = *self.b.get(o).ok_or("entry truncated")?;
+        if flags & !F_KEY_OUT != 0 {
+            return Err(format!("separator {i} has unknown flags {flags:#x}"));
+        }
+        Ok(self.key_at(o + 1, flags)?.0)
+    }
+
+    /// Child `i` of a branch, `0..=count`.
+    pub fn child(&self, i: usize) -> Result<PagePtr, Bad> {
+        let o = if i == 0 {
+            PAGE_HDR
+        } else {
+            let o = self.entry_off(i - 1)?;
+            let flags = *self.b.get(o).ok_or("entry truncated")?;
+            self.key_at(o + 1, flags)?.1
+        };
+        PagePtr::read(self.b, o).ok_or_else(|| "child pointer truncated".to_string())
+    }
+
+    /// Full structural validation (run once when a page enters the cache).
+    pub fn validate(&self) -> Result<(), Bad> {
+        if self.is_leaf() {
+            if self.hdr.count == 0 {
+                return Err("empty leaf (an empty tree has no root page)".into());
+            }
+            for i in 0..self.hdr.count {
+                self.leaf_entry(i)?;
+            }
+        } else {
+            for i in 0..=self.hdr.count {
+                self.child(i)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Extent header helpers.
+pub(crate) fn encode_ext_hdr(
+    first_page: u32,
+    kind: u8,
+    seq: u64,
+    len: u32,
+    pages: u32,
+    data: &[u8],
+) -> ([u8; EXT_HDR], u32) {
+    let mut h = [0u8; EXT_HDR];
+    h[4] = T_EXTENT;
+    h[5] = kind;
+    wr_u64(&mut h, 8, seq);
+    wr_u32(&mut h, 16, len);
+    wr_u32(&mut h, 20, pages);
+    let crc = crate::crc::crc32c_append(crc_with_page(first_page, &h[4..]), data);
+    wr_u32(&mut h, 0, crc);
+    (h, crc)
+}

@@ -1,0 +1,331 @@
+//! Free-space management.
+//!
+//! * The **free tree** (a B+tree of `start page (u32 BE) -> run length
+//!   (u32 LE)`, coalesced) holds the pages a writer may allocate now.
+//! * Pages a commit stops using are *not* free yet: they go to that commit's
+//!   **freed list** (`pend_cur`), a chain of list pages. The next commit keeps
+//!   that list as `pend_prev`, and the commit after that merges it into the
+//!   free tree. So a page freed by commit N is first overwritten by commit
+//!   N+2: both commit records present in the file always describe intact
+//!   trees, and a reader's snapshot is only disturbed by the second commit
+//!   after it.
+
+use alloc::collections::BTreeMap;
+
+use crate::error::{E, Error, mismatch};
+use crate::format::*;
+use crate::io::File;
+use crate::pager::{Limits, Pager};
+use crate::prelude::*;
+use crate::tree::{Bound, Env, MEntry, MKey, MVal, Tree};
+
+/// Set of page runs, coalesced; overlapping inserts are rejected.
+#[derive(Default, Debug, Clone)]
+pub(crate) struct RangeSet {
+    pub map: BTreeMap<u32, u32>,
+}
+
+impl RangeSet {
+    /// Adds `[s, s+n)`; `Err` if it overlaps what is already there.
+    pub fn insert(&mut self, s: u32, n: u32) -> Result<(), ()> {
+        let end = s.checked_add(n).ok_or(())?;
+        let mut start = s;
+        let mut len = n;
+        if let Some((&ps, &pl)) = self.map.range(..=s).next_back() {
+            let pe = ps + pl;
+            if pe > s {
+                return Err(());
+            }
+            if pe == s {
+                self.map.remove(&ps);
+                start = ps;
+                len += pl;
+            }
+        }
+        if let Some((&ns, &nl)) = self.map.range(s..).next() {
+            if ns < end {
+                return Err(());
+            }
+            if ns == end {
+                self.map.remove(&ns);
+                len += nl;
+            }
+        }
+        self.map.insert(start, len);
+        Ok(())
+    }
+    pub fn extents(&self) -> usize {
+        self.map.len()
+    }
+    pub fn pages(&self) -> u64 {
+        self.map.values().map(|&n| u64::from(n)).sum()
+    }
+}
+
+/// Pages released by the running transaction.
+#[derive(Default)]
+pub(crate) struct Freed {
+    /// Reachable from the base commit: reusable from commit base+2 on.
+    pub pending: RangeSet,
+    /// Extents allocated by this transaction (start -> pages).
+    pub txn_allocs: BTreeMap<u32, u32>,
+    /// Allocated and released again by this transaction: reusable now.
+    pub local: Vec<(u32, u32)>,
+}
+
+impl Freed {
+    pub fn free_page(&mut self, p: u32) -> Result<(), E> {
+        self.pending
+            .insert(p, 1)
+            .map_err(|_| mismatch(u64::from(p), "page is referenced twice (freed twice)"))
+    }
+    pub fn free_extent(&mut self, ext: ExtPtr) -> Result<(), E> {
+        if self.txn_allocs.remove(&ext.page).is_some() {
+            self.local.push((ext.page, ext.pages));
+            return Ok(());
+        }
+        self.pending
+            .insert(ext.page, ext.pages)
+            .map_err(|_| mismatch(u64::from(ext.page), "extent is referenced twice (freed twice)"))
+    }
+}
+
+pub(crate) fn free_key(s: u32) -> [u8; 4] {
+    s.to_be_bytes()
+}
+
+fn free_entry(s: u32, n: u32) -> MEntry {
+    MEntry {
+        key: MKey::new(free_key(s).to_vec()),
+        val: MVal::Inline(n.to_le_bytes().to_vec()),
+        version: 0,
+    }
+}
+
+/// Decodes a free-tree item into `(start, len)`, validating it.
+pub(crate) fn decode_free(key: &[u8], val: Option<&MVal>, file_pages: u32) -> Result<(u32, u32), E> {
+    let s = <[u8; 4]>::try_from(key).map(u32::from_be_bytes);
+    let n = match val {
+        Some(MVal::Inline(v)) => <[u8; 4]>::try_from(v.as_slice()).map(u32::from_le_bytes).ok(),
+        _ => None,
+    };
+    match (s, n) {
+        (Ok(s), Some(n))
+            if s >= FIRST_DATA_PAGE && n > 0 && s.checked_add(n).is_some_and(|e| e <= file_pages) =>
+        {
+            Ok((s, n))
+        }
+        _ => Err(mismatch(0, format!("malformed free-space entry (key {key:?})"))),
+    }
+}
+
+pub(crate) struct Alloc {
+    pub free: Tree,
+    pub file_pages: u32,
+    pub free_pages: u64,
+}
+
+impl Alloc {
+    /// Allocates `n` contiguous pages: the first free run that is long
+    /// enough (lowest address first), else the end of the file.
+    pub fn alloc<F: File>(
+        &mut self,
+        env: &mut Env<F>,
+        freed: &mut Freed,
+        n: u32,
+        file: &str,
+    ) -> Result<u32, E> {
+        let fp = self.file_pages;
+        let mut found = None;
+        let mut scanned = 0u32;
+        self.free.scan(env, Bound::Start, true, &mut |_, it| {
+            let (s, l) = decode_free(&it.key, it.val.as_ref(), fp)?;
+            scanned += 1;
+            if l >= n {
+                found = Some((s, l));
+                return Ok(false);
+            }
+            Ok(scanned < 4096)
+        })?;
+        if let Some((s, l)) = found {
+            self.free.delete(env, freed, &free_key(s))?;
+            if l > n {
+                self.free.insert(env, freed, free_entry(s + n, l - n))?;
+            }
+            self.free_pages = self.free_pages.saturating_sub(u64::from(n));
+            return Ok(s);
+        }
+        let s = self.file_pages;
+        self.file_pages = s.checked_add(n).ok_or_else(|| {
+            E::Fatal(Error::Full {
+                file: file.to_string(),
+            })
+        })?;
+        Ok(s)
+    }
+
+    /// Returns `[s, s+n)` to the free tree, coalescing with neighbours.
+    pub fn release<F: File>(&mut self, env: &mut Env<F>, freed: &mut Freed, s: u32, n: u32) -> Result<(), E> {
+        let fp = self.file_pages;
+        let end = s
+            .checked_add(n)
+            .filter(|&e| e <= fp && s >= FIRST_DATA_PAGE && n > 0);
+        let Some(end) = end else {
+            return Err(mismatch(
+                u64::from(s),
+                format!("freed run of {n} pages is out of range"),
+            ));
+        };
+        let mut start = s;
+        let mut len = n;
+        if let Some(it) = self.free.last_lt(env, &free_key(s))? {
+            let (ps, pl) = decode_free(&it.key, it.val.as_ref(), fp)?;
+            if ps + pl > s {
+                return Err(mismatch(u64::from(s), "page freed while already free"));
+            }
+            if ps + pl == s {
+                self.free.delete(env, freed, &free_key(ps))?;
+                start = ps;
+                len += pl;
+            }
+        }
+        let mut next = None;
+        self.free
+            .scan(env, Bound::Incl(&free_key(s)), true, &mut |_, it| {
+                next = Some(decode_free(&it.key, it.val.as_ref(), fp)?);
+                Ok(false)
+            })?;
+        if let Some((ns, nl)) = next {
+            if ns < end {
+                return Err(mismatch(u64::from(s), "page freed while already free"));
+            }
+            if ns == end {
+                self.free.delete(env, freed, &free_key(ns))?;
+                len += nl;
+            }
+        }
+        self.free.insert(env, freed, free_entry(start, len))?;
+        self.free_pages += u64::from(n);
+        Ok(())
+    }
+
+    /// If the last free run ends at the end of the file and is large,
+    /// removes it so the file can be truncated. Returns true if it did.
+    pub fn shrink<F: File>(&mut self, env: &mut Env<F>, freed: &mut Freed) -> Result<bool, E> {
+        let fp = self.file_pages;
+        let Some(it) = self.free.last_lt(env, &[0xff; 5])? else {
+            return Ok(false);
+        };
+        let (s, l) = decode_free(&it.key, it.val.as_ref(), fp)?;
+        if s + l != fp || l < 16 || u64::from(l) * 8 < u64::from(fp) {
+            return Ok(false);
+        }
+        self.free.delete(env, freed, &free_key(s))?;
+        self.file_pages = s;
+        self.free_pages = self.free_pages.saturating_sub(u64::from(l));
+        Ok(true)
+    }
+}
+
+/// Number of list pages needed for `extents` extents.
+pub(crate) fn list_pages_for(extents: usize, cap: usize) -> usize {
+    extents.div_ceil(cap)
+}
+
+/// Encodes `set` into the list pages `pages` (chained in order).
+pub(crate) fn write_list(
+    geo: Geo,
+    set: &RangeSet,
+    pages: &[u32],
+    seq: u64,
+    out: &mut Vec<(u32, Vec<u8>, u32)>,
+) -> ListRef {
+    let cap = geo.list_cap();
+    let ext: Vec<(u32, u32)> = set.map.iter().map(|(&s, &n)| (s, n)).collect();
+    let mut next = PagePtr::default();
+    for (j, &p) in pages.iter().enumerate().rev() {
+        let lo = (j * cap).min(ext.len());
+        let hi = ((j + 1) * cap).min(ext.len());
+        let chunk = &ext[lo..hi];
+        let mut b = vec![0u8; geo.page];
+        write_page_hdr(
+            &mut b,
+            &PageHdr {
+                ptype: T_LIST,
+                tree: 0,
+                level: 0,
+                seq,
+                count: chunk.len(),
+            },
+        );
+        next.write(&mut b, PAGE_HDR);
+        for (i, &(s, n)) in chunk.iter().enumerate() {
+            wr_u32(&mut b, LIST_HDR + 8 * i, s);
+            wr_u32(&mut b, LIST_HDR + 8 * i + 4, n);
+        }
+        let crc = seal_page(p, &mut b);
+        next = PagePtr { page: p, seq, crc };
+        out.push((p, b, crc));
+    }
+    ListRef {
+        head: if pages.is_empty() {
+            PagePtr::default()
+        } else {
+            next
+        },
+        list_pages: pages.len() as u32,
+        pages: set.pages().min(u64::from(u32::MAX)) as u32,
+    }
+}
+
+/// Reads a freed list: its extents and the pages of the list itself.
+#[allow(clippy::type_complexity)]
+pub(crate) fn read_list<F: File>(
+    pager: &mut Pager<F>,
+    lim: &Limits,
+    l: &ListRef,
+) -> Result<(Vec<(u32, u32)>, Vec<u32>), E> {
+    let mut ext = Vec::new();
+    let mut own = Vec::new();
+    let mut ptr = l.head;
+    let mut total: u64 = 0;
+    for _ in 0..l.list_pages {
+        if ptr.page == 0 {
+            return Err(mismatch(
+                0,
+                "freed-page list is shorter than its commit record says",
+            ));
+        }
+        let b = pager.list_page(ptr, lim)?;
+        let p = u64::from(ptr.page);
+        own.push(ptr.page);
+        let count = rd_u16(&b, 16).unwrap_or(0) as usize;
+        for i in 0..count {
+            let (Some(s), Some(n)) = (rd_u32(&b, LIST_HDR + 8 * i), rd_u32(&b, LIST_HDR + 8 * i + 4)) else {
+                return Err(mismatch(p, "freed-page list entry truncated"));
+            };
+            if s < FIRST_DATA_PAGE || n == 0 || s.checked_add(n).is_none_or(|e| e > lim.file_pages) {
+                return Err(mismatch(p, format!("freed-page list entry {s}+{n} out of range")));
+            }
+            total += u64::from(n);
+            ext.push((s, n));
+        }
+        ptr = PagePtr::read(&b, PAGE_HDR).ok_or_else(|| mismatch(p, "freed-page list link truncated"))?;
+    }
+    if ptr.page != 0 {
+        return Err(mismatch(
+            u64::from(ptr.page),
+            "freed-page list is longer than its commit record says",
+        ));
+    }
+    if total != u64::from(l.pages) {
+        return Err(mismatch(
+            0,
+            format!(
+                "freed-page list holds {total} pages, its commit record says {}",
+                l.pages
+            ),
+        ));
+    }
+    Ok((ext, own))
+}

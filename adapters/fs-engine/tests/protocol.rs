@@ -1,0 +1,243 @@
+//! Commit protocol, versions, limits and API semantics.
+
+use kv_fs_engine::testing::MemDir;
+use kv_fs_engine::{Durability, Error, MAX_KEY_LEN, MAX_VALUE_LEN, Options, Store};
+
+fn opts() -> Options {
+    Options {
+        page_size: 1024,
+        ..Options::default()
+    }
+}
+
+#[test]
+fn multi_key_write_is_one_commit_with_one_meta_sync() {
+    let dir = MemDir::new();
+    let mut s = Store::open(dir.clone(), "b.kvfs", opts()).unwrap().unwrap();
+    s.put(b"warm", b"up").unwrap();
+    let seq = s.commit_seq().unwrap();
+    dir.reset_counters();
+    dir.set_trace(true);
+    s.write(|t| {
+        for i in 0..300u32 {
+            t.put(format!("key{i}").as_bytes(), &[1u8; 40])?;
+        }
+        t.put(b"large", &[7u8; 10_000])?;
+        t.delete(b"warm")?;
+        Ok(())
+    })
+    .unwrap();
+    let c = dir.counters();
+    let writes = dir.take_trace();
+    // One sync for the data pages, one for the commit record.
+    assert_eq!(c.syncs, 2, "{c:?}");
+    let meta_writes: Vec<_> = writes
+        .iter()
+        .filter(|w| w.file == "b.kvfs" && (1024..3072).contains(&w.offset))
+        .collect();
+    assert_eq!(meta_writes.len(), 1, "exactly one commit record: {meta_writes:?}");
+    // The commit record is the last write to the bucket file.
+    let last = writes.iter().rev().find(|w| w.file == "b.kvfs").unwrap();
+    assert!((1024..3072).contains(&last.offset));
+    assert_eq!(s.commit_seq().unwrap(), seq + 1);
+    assert_eq!(s.get(b"key299").unwrap(), Some(vec![1u8; 40]));
+    // delete_many / put_many are single commits as well.
+    dir.reset_counters();
+    assert_eq!(s.delete_many(&["key1", "key2", "nope"]).unwrap(), 2);
+    assert_eq!(dir.counters().syncs, 2);
+    assert_eq!(s.commit_seq().unwrap(), seq + 2);
+}
+
+#[test]
+fn durability_none_never_syncs_and_empty_transactions_write_nothing() {
+    let dir = MemDir::new();
+    let mut s = Store::open(
+        dir.clone(),
+        "b.kvfs",
+        Options {
+            durability: Durability::None,
+            ..opts()
+        },
+    )
+    .unwrap()
+    .unwrap();
+    dir.reset_counters();
+    s.put(b"a", b"1").unwrap();
+    assert_eq!(dir.counters().syncs, 0);
+    let seq = s.commit_seq().unwrap();
+    dir.set_trace(true);
+    let v = s.write(|t| t.get(b"a")).unwrap();
+    assert_eq!(v, Some(b"1".to_vec()));
+    assert!(!s.delete(b"missing").unwrap());
+    let bucket_writes = dir
+        .take_trace()
+        .into_iter()
+        .filter(|w| w.file == "b.kvfs")
+        .count();
+    assert_eq!(
+        bucket_writes, 0,
+        "read-only transactions must not write the bucket"
+    );
+    assert_eq!(s.commit_seq().unwrap(), seq);
+}
+
+#[test]
+fn versions_change_on_every_write() {
+    let dir = MemDir::new_untracked();
+    let mut s = Store::open(dir, "b.kvfs", opts()).unwrap().unwrap();
+    s.put(b"k", b"1").unwrap();
+    let (_, v1) = s.get_versioned(b"k").unwrap().unwrap();
+    s.put(b"other", b"x").unwrap();
+    assert_eq!(
+        s.get_versioned(b"k").unwrap().unwrap().1,
+        v1,
+        "unrelated writes keep the version"
+    );
+    s.put(b"k", b"1").unwrap();
+    let (_, v2) = s.get_versioned(b"k").unwrap().unwrap();
+    assert!(v2 > v1, "rewriting the same value still bumps the version");
+    let in_txn = s
+        .write(|t| {
+            t.put(b"k", b"2")?;
+            let (v, ver) = t.get_versioned(b"k")?.unwrap();
+            assert_eq!(v, b"2");
+            assert_eq!(ver, t.commit_seq());
+            Ok(ver)
+        })
+        .unwrap();
+    assert_eq!(s.get_versioned(b"k").unwrap(), Some((b"2".to_vec(), in_txn)));
+    // Delete and re-create: version still moves forward.
+    s.delete(b"k").unwrap();
+    s.put(b"k", b"2").unwrap();
+    assert!(s.get_versioned(b"k").unwrap().unwrap().1 > in_txn);
+}
+
+#[test]
+fn key_and_value_limits() {
+    let dir = MemDir::new_untracked();
+    let mut s = Store::open(
+        dir,
+        "b.kvfs",
+        Options {
+            durability: Durability::None,
+            ..opts()
+        },
+    )
+    .unwrap()
+    .unwrap();
+    let kmax = vec![0xabu8; MAX_KEY_LEN];
+    s.put(&kmax, b"max key").unwrap();
+    let mut kmax2 = kmax.clone();
+    *kmax2.last_mut().unwrap() = 0xac;
+    s.put(&kmax2, b"max key 2").unwrap();
+    assert_eq!(s.get(&kmax).unwrap(), Some(b"max key".to_vec()));
+    assert_eq!(s.keys_after(None, 10).unwrap(), vec![kmax.clone(), kmax2.clone()]);
+    assert_eq!(s.keys_after(Some(&kmax), 10).unwrap(), vec![kmax2.clone()]);
+    assert!(matches!(
+        s.put(&vec![0u8; MAX_KEY_LEN + 1], b""),
+        Err(Error::KeyTooLarge { .. })
+    ));
+    let vmax: Vec<u8> = (0..MAX_VALUE_LEN).map(|i| (i % 251) as u8).collect();
+    s.put(b"huge", &vmax).unwrap();
+    assert!(s.get(b"huge").unwrap().unwrap() == vmax);
+    assert!(matches!(
+        s.put(b"x", &vec![0u8; MAX_VALUE_LEN + 1]),
+        Err(Error::ValueTooLarge { .. })
+    ));
+    s.put(b"", b"empty key").unwrap();
+    assert_eq!(s.get(b"").unwrap(), Some(b"empty key".to_vec()));
+    assert_eq!(s.keys_after(None, 1).unwrap(), vec![Vec::<u8>::new()]);
+    s.delete(b"huge").unwrap();
+    assert!(s.check().unwrap().is_empty());
+}
+
+#[test]
+fn open_missing_without_create_and_garbage_names_file() {
+    let dir = MemDir::new_untracked();
+    let o = Options {
+        create_if_missing: false,
+        ..opts()
+    };
+    assert!(
+        Store::open(dir.clone(), "nope.kvfs", o.clone())
+            .unwrap()
+            .is_none()
+    );
+    dir.put_file(
+        "text.kvfs",
+        b"hello, I am a text file and not a store at all................................",
+    );
+    let e = Store::open(dir.clone(), "text.kvfs", o.clone()).err().unwrap();
+    assert!(matches!(e, Error::NotAStore { .. }));
+    assert!(e.to_string().contains("text.kvfs"), "{e}");
+    dir.put_file("empty.kvfs", b"");
+    let e = Store::open(dir, "empty.kvfs", o).err().unwrap();
+    assert!(e.to_string().contains("empty.kvfs"), "{e}");
+    assert!(matches!(
+        Store::open(
+            MemDir::new(),
+            "x",
+            Options {
+                page_size: 3000,
+                ..opts()
+            }
+        ),
+        Err(Error::InvalidOptions(_))
+    ));
+}
+
+#[test]
+fn existing_page_size_wins_and_instances_share_the_file() {
+    let dir = MemDir::new_untracked();
+    let mut a = Store::open(
+        dir.clone(),
+        "b.kvfs",
+        Options {
+            page_size: 2048,
+            ..opts()
+        },
+    )
+    .unwrap()
+    .unwrap();
+    let mut b = Store::open(
+        dir.clone(),
+        "b.kvfs",
+        Options {
+            page_size: 8192,
+            ..opts()
+        },
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(b.page_size(), 2048);
+    a.put(b"x", b"from a").unwrap();
+    assert_eq!(b.get(b"x").unwrap(), Some(b"from a".to_vec()));
+    b.write(|t| {
+        let v = t.get(b"x")?.unwrap();
+        t.put(b"x", &[v, b"+b".to_vec()].concat())
+    })
+    .unwrap();
+    assert_eq!(a.get(b"x").unwrap(), Some(b"from a+b".to_vec()));
+    let all: Vec<_> = a.iter(1).map(|e| e.unwrap().key).collect();
+    assert_eq!(all, vec![b"x".to_vec()]);
+}
+
+#[test]
+fn stats_account_for_every_page() {
+    let dir = MemDir::new_untracked();
+    let mut s = Store::open(dir, "b.kvfs", opts()).unwrap().unwrap();
+    for r in 0..5u8 {
+        s.put_many(
+            &(0..100)
+                .map(|i| (format!("k{i}"), vec![r; 50 + i]))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+    }
+    let st = s.stats().unwrap();
+    assert_eq!(st.keys, 100);
+    assert_eq!(st.pages_used + st.pages_free + st.pages_pending, st.pages_total);
+    assert!(st.file_bytes >= st.pages_total * 1024);
+    assert_eq!(st.commit_seq, s.commit_seq().unwrap());
+    assert!(s.check().unwrap().is_empty());
+}

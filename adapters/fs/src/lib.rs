@@ -1,0 +1,255 @@
+//! kv-fs: `wasi:keyvalue` on `wasi:filesystem`. Each bucket is one file of
+//! the `kv-fs-engine` format (see `adapters/fs-engine/FORMAT.md`) in the
+//! configured directory; many instances may use the same files at once.
+//!
+//! This crate is the thin part: the engine's storage traits over
+//! `wasi:filesystem` ([`wasi_dir`]) and the [`kv_core::Backend`] over the
+//! engine.
+
+#![no_std]
+
+extern crate alloc;
+
+mod wasi_dir;
+
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::rc::Rc;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+
+use kv_core::config::{AdapterConfig, BackendConfig, Durability, FsConfig};
+use kv_core::{CounterRange, Error, KeyPage, Limits, ListRequest, Result, Version, Versioned};
+use kv_fs_engine::{Options, Store};
+
+use crate::wasi_dir::WasiDir;
+
+/// kv-fs's limits (the engine's).
+pub const LIMITS: Limits = Limits {
+    max_key_bytes: kv_fs_engine::MAX_KEY_LEN,
+    max_value_bytes: kv_fs_engine::MAX_VALUE_LEN,
+};
+
+type SharedStore = Rc<RefCell<Store<WasiDir>>>;
+
+/// The file-backed backend: one engine store per bucket file, kept open for
+/// the life of the instance so its page cache is reused.
+pub struct FsBackend {
+    dir: WasiDir,
+    options: Options,
+    stores: RefCell<BTreeMap<String, SharedStore>>,
+}
+
+pub struct FsBucket {
+    store: SharedStore,
+}
+
+fn engine_error(e: kv_fs_engine::Error) -> Error {
+    Error::other(format!("kv-fs: {e}"))
+}
+
+/// A bucket's file name: the name itself where it is made of `[a-z0-9._-]`,
+/// every other byte (upper case included, for case-insensitive file
+/// systems) as `%XX`, then `.kvfs`.
+pub fn file_name(bucket: &str) -> Result<String> {
+    let mut name = String::new();
+    for byte in bucket.bytes() {
+        match byte {
+            b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-' => name.push(char::from(byte)),
+            _ => name.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    name.push_str(".kvfs");
+    // Leave room for the engine's lock and temporary file suffixes.
+    if name.len() > 200 {
+        return Err(Error::other(format!(
+            "bucket name {bucket:?} is too long for kv-fs: its file name would be {} bytes (at most 200)",
+            name.len()
+        )));
+    }
+    Ok(name)
+}
+
+impl kv_core::Backend for FsBackend {
+    type Bucket = FsBucket;
+
+    fn name(&self) -> &'static str {
+        "kv-fs"
+    }
+
+    fn limits(&self) -> Limits {
+        LIMITS
+    }
+
+    fn open(&self, name: &str) -> Result<FsBucket> {
+        if let Some(store) = self.stores.borrow().get(name) {
+            return Ok(FsBucket {
+                store: Rc::clone(store),
+            });
+        }
+        let file = file_name(name)?;
+        let store = Store::open(self.dir.clone(), &file, self.options.clone())
+            .map_err(engine_error)?
+            .ok_or(Error::NoSuchStore)?;
+        let store = Rc::new(RefCell::new(store));
+        self.stores.borrow_mut().insert(name.into(), Rc::clone(&store));
+        Ok(FsBucket { store })
+    }
+}
+
+impl kv_glue::Adapter for FsBackend {
+    fn from_config(config: &AdapterConfig) -> Result<Self> {
+        let BackendConfig::Fs(fs) = &config.backend else {
+            return Err(Error::other(format!(
+                "this adapter is kv-fs but its configuration is for {}",
+                config.backend.adapter_name()
+            )));
+        };
+        Ok(FsBackend {
+            dir: WasiDir::open(&fs.dir)?,
+            options: options(fs),
+            stores: RefCell::default(),
+        })
+    }
+}
+
+fn options(config: &FsConfig) -> Options {
+    Options {
+        page_size: config.page_size,
+        durability: match config.durability {
+            Durability::Sync => kv_fs_engine::Durability::Sync,
+            Durability::None => kv_fs_engine::Durability::None,
+        },
+        create_if_missing: config.create_buckets,
+        lock_lease_millis: u64::from(config.lock_lease_ms),
+        // Waiting longer than a lease always outlives a dead writer's lock.
+        lock_wait_millis: 3 * u64::from(config.lock_lease_ms),
+        ..Options::default()
+    }
+}
+
+fn version(seq: u64) -> Version {
+    Version(seq.to_le_bytes().to_vec())
+}
+
+fn utf8_key(file: &str, key: Vec<u8>) -> Result<String> {
+    String::from_utf8(key).map_err(|_| Error::other(format!("kv-fs: {file}: a stored key is not UTF-8")))
+}
+
+impl kv_core::Bucket for FsBucket {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.store.borrow_mut().get(key.as_bytes()).map_err(engine_error)
+    }
+
+    fn get_versioned(&self, key: &str) -> Result<Versioned> {
+        let found = self
+            .store
+            .borrow_mut()
+            .get_versioned(key.as_bytes())
+            .map_err(engine_error)?;
+        Ok(match found {
+            Some((value, seq)) => Versioned {
+                value: Some(value),
+                version: Some(version(seq)),
+            },
+            None => Versioned::default(),
+        })
+    }
+
+    fn set(&self, key: &str, value: &[u8]) -> Result<()> {
+        self.store
+            .borrow_mut()
+            .put(key.as_bytes(), value)
+            .map_err(engine_error)
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        self.store
+            .borrow_mut()
+            .delete(key.as_bytes())
+            .map(drop)
+            .map_err(engine_error)
+    }
+
+    fn exists(&self, key: &str) -> Result<bool> {
+        self.store
+            .borrow_mut()
+            .contains(key.as_bytes())
+            .map_err(engine_error)
+    }
+
+    /// Keys in order; the token is the last key returned, so a listing
+    /// resumes correctly after concurrent inserts and deletes.
+    fn list_keys(&self, request: ListRequest<'_>) -> Result<KeyPage> {
+        let mut store = self.store.borrow_mut();
+        // One more than the page, to know whether there is a next page.
+        let mut keys = store
+            .keys_after(request.after.map(str::as_bytes), request.max_keys + 1)
+            .map_err(engine_error)?;
+        let mut more = keys.len() > request.max_keys;
+        keys.truncate(request.max_keys);
+        let mut bytes = 0;
+        if let Some(cut) = keys.iter().position(|key| {
+            bytes += key.len();
+            bytes > request.max_bytes
+        }) {
+            let cut = cut.max(1);
+            more |= cut < keys.len();
+            keys.truncate(cut);
+        }
+        let file = String::from(store.file_name());
+        let keys = keys
+            .into_iter()
+            .map(|key| utf8_key(&file, key))
+            .collect::<Result<Vec<_>>>()?;
+        let next = if more { keys.last().cloned() } else { None };
+        Ok(KeyPage { keys, next })
+    }
+
+    fn compare_and_swap(&self, key: &str, expected: Option<&Version>, value: &[u8]) -> Result<bool> {
+        self.store
+            .borrow_mut()
+            .write(|txn| {
+                let current = txn.get_versioned(key.as_bytes())?.map(|(_, seq)| version(seq));
+                if current.as_ref() != expected {
+                    return Ok(false);
+                }
+                txn.put(key.as_bytes(), value)?;
+                Ok(true)
+            })
+            .map_err(engine_error)
+    }
+
+    /// One write transaction: atomic across instances without retries.
+    fn increment(&self, key: &str, delta: i128, range: CounterRange) -> Result<i128> {
+        let mut outcome = Ok(0);
+        self.store
+            .borrow_mut()
+            .write(|txn| {
+                let current = txn.get(key.as_bytes())?;
+                outcome = kv_core::next_counter_value(key, current.as_deref(), delta, range);
+                if let Ok(next) = &outcome {
+                    txn.put(key.as_bytes(), format!("{next}").as_bytes())?;
+                }
+                Ok(())
+            })
+            .map_err(engine_error)?;
+        outcome
+    }
+
+    /// One transaction, one sync.
+    fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<()> {
+        self.store.borrow_mut().put_many(entries).map_err(engine_error)
+    }
+
+    fn delete_many(&self, keys: &[String]) -> Result<()> {
+        self.store
+            .borrow_mut()
+            .delete_many(keys)
+            .map(drop)
+            .map_err(engine_error)
+    }
+}
+
+kv_glue::export_adapter!(FsBackend);

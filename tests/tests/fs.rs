@@ -1,0 +1,246 @@
+//! kv-fs, composed and run on the embedded wasmtime: conformance, data that
+//! persists across runs, many instances at once (threads and processes),
+//! and runtimes killed mid-write.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use kv_fs_engine::std_dir::StdDir;
+use kv_fs_engine::{Options, Store};
+use kv_runner::{Command, RunOptions};
+use kv_virt::adapters::BackendKind;
+use kv_virt::options::{AdapterOptions, FsOptions};
+use kv_virt_tests::*;
+
+/// A fresh directory under the target directory, removed first.
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fs-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// kv-fs on `/data`, with the given allow-list.
+fn fs_options(buckets: &[&str]) -> AdapterOptions {
+    AdapterOptions {
+        buckets: buckets.iter().map(|s| s.to_string()).collect(),
+        fs: FsOptions {
+            dir: Some("/data".into()),
+            ..FsOptions::default()
+        },
+        ..AdapterOptions::default()
+    }
+}
+
+fn run_options(dir: &Path, args: &[&str]) -> RunOptions {
+    RunOptions {
+        args: args.iter().map(|s| s.to_string()).collect(),
+        preopens: vec![(dir.to_path_buf(), "/data".into())],
+        capture_output: true,
+        ..RunOptions::default()
+    }
+}
+
+fn counter(buckets: &[&str]) -> Command {
+    composed_command(COUNTER, BackendKind::Fs, &fs_options(buckets)).unwrap()
+}
+
+/// Opens a bucket file natively, checks every page, and reads a counter.
+fn native_counter(dir: &Path, bucket_file: &str, key: &str) -> Option<u64> {
+    let options = Options {
+        create_if_missing: false,
+        ..Options::default()
+    };
+    let mut store = Store::open(StdDir::new(dir), bucket_file, options)
+        .unwrap()
+        .expect("the bucket file exists");
+    let problems = store.check().unwrap();
+    assert!(problems.is_empty(), "check found problems: {problems:?}");
+    store
+        .get(key.as_bytes())
+        .unwrap()
+        .map(|v| String::from_utf8(v).unwrap().parse().unwrap())
+}
+
+#[test]
+fn conformance_draft() {
+    let dir = temp_dir("conformance-draft");
+    let command = composed_command(
+        CONFORMANCE_DRAFT,
+        BackendKind::Fs,
+        &fs_options(&CONFORMANCE_BUCKETS),
+    )
+    .unwrap();
+    run_conformance(&command, &run_options(&dir, &[])).unwrap();
+    // And again on the files the first run left.
+    run_conformance(&command, &run_options(&dir, &[])).unwrap();
+}
+
+#[test]
+fn conformance_draft2() {
+    let dir = temp_dir("conformance-draft2");
+    let command = composed_command(
+        CONFORMANCE_DRAFT2,
+        BackendKind::Fs,
+        &fs_options(&CONFORMANCE_BUCKETS),
+    )
+    .unwrap();
+    run_conformance(&command, &run_options(&dir, &[])).unwrap();
+    run_conformance(&command, &run_options(&dir, &[])).unwrap();
+}
+
+#[test]
+fn counter_persists_across_runs() {
+    let dir = temp_dir("persist");
+    let command = counter(&[]);
+    for expected in 1..=3 {
+        let output = command.run(&run_options(&dir, &[])).unwrap();
+        assert_eq!(output.exit_code, 0, "{}", output.stderr_text());
+        assert_eq!(output.stdout_text(), format!("counter/hits = {expected}\n"));
+    }
+    // A different composition (other options) reads the same file.
+    let output = counter(&["counter"]).run(&run_options(&dir, &[])).unwrap();
+    assert_eq!(output.stdout_text(), "counter/hits = 4\n");
+    assert_eq!(native_counter(&dir, "counter.kvfs", "hits"), Some(4));
+}
+
+#[test]
+fn a_directory_outside_the_preopens_is_a_clear_error() {
+    let dir = temp_dir("no-preopen");
+    let output = counter(&[])
+        .run(
+            &RunOptions {
+                capture_output: true,
+                ..run_options(&dir, &[])
+            }
+            .without_preopens(),
+        )
+        .unwrap();
+    assert_eq!(output.exit_code, 1);
+    let stderr = output.stderr_text();
+    assert!(
+        stderr.contains("\"/data\" is not under a preopened directory"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn eight_instances_on_threads_increment_exactly() {
+    let dir = temp_dir("threads");
+    let command = counter(&[]);
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            let (command, dir) = (&command, &dir);
+            scope.spawn(move || {
+                let output = command
+                    .run(&run_options(dir, &["hits", "counter", "500"]))
+                    .unwrap();
+                assert_eq!(output.exit_code, 0, "{}", output.stderr_text());
+                assert_eq!(output.stdout_text().lines().count(), 500);
+            });
+        }
+    });
+    assert_eq!(native_counter(&dir, "counter.kvfs", "hits"), Some(4000));
+}
+
+fn kv_run(component: &Path, dir: &Path, args: &[&str]) -> Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_kv-run"))
+        .arg("--dir")
+        .arg(format!("{}::/data", dir.display()))
+        .arg(component)
+        .arg("--")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The counter composed with kv-fs and precompiled for this runner.
+/// `lease_ms`: how long a killed writer's lock blocks the next one.
+fn precompiled_counter(dir: &Path, lease_ms: u32) -> PathBuf {
+    let mut options = fs_options(&[]);
+    options.fs.lock_lease_ms = Some(lease_ms);
+    let composed = compose(&read(COUNTER), BackendKind::Fs, &options).unwrap();
+    let path = dir.join("counter.cwasm");
+    std::fs::write(&path, runtime().precompile(&composed).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn four_processes_increment_exactly() {
+    let work = temp_dir("processes");
+    let data = work.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let component = precompiled_counter(&work, 5000);
+    let children: Vec<Child> = (0..4)
+        .map(|_| kv_run(&component, &data, &["hits", "counter", "500"]))
+        .collect();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&output.stdout).lines().count(), 500);
+    }
+    assert_eq!(native_counter(&data, "counter.kvfs", "hits"), Some(2000));
+}
+
+/// A runner killed with SIGKILL at random moments during writes, 200 times:
+/// the store always opens, passes the check, and holds every acknowledged
+/// increment (and at most the one in flight).
+#[test]
+fn runtimes_killed_mid_write_lose_no_acknowledged_write() {
+    use std::io::{BufRead, BufReader};
+
+    let work = temp_dir("sigkill");
+    let data = work.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    // Most kills land inside a write transaction, leaving the lock behind:
+    // a short lease keeps 200 rounds quick.
+    let component = precompiled_counter(&work, 300);
+    let mut acknowledged = 0u64;
+    let mut killed_holding_the_lock = 0;
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    for round in 0..200 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let mut child = kv_run(&component, &data, &["hits", "counter", "1000000"]);
+        let stdout = child.stdout.take().unwrap();
+        // Kill after a random number of acknowledged writes (0 to 40), so
+        // the kill lands at a random point of a write.
+        let wait_for = seed % 41;
+        let mut lines = BufReader::new(stdout).lines();
+        let mut seen = 0;
+        while seen < wait_for {
+            let Some(Ok(line)) = lines.next() else { break };
+            acknowledged = line.rsplit(' ').next().unwrap().parse().unwrap();
+            seen += 1;
+        }
+        std::thread::sleep(Duration::from_micros(seed % 3000));
+        child.kill().unwrap();
+        // Lines printed before the kill are acknowledged too.
+        for line in lines.map_while(Result::ok) {
+            acknowledged = line.rsplit(' ').next().unwrap().parse().unwrap();
+        }
+        child.wait().unwrap();
+        if data.join("counter.kvfs.lock").exists() {
+            killed_holding_the_lock += 1;
+        }
+        let stored = native_counter(&data, "counter.kvfs", "hits").unwrap_or(0);
+        assert!(
+            stored == acknowledged || stored == acknowledged + 1,
+            "round {round}: stored {stored}, acknowledged {acknowledged}"
+        );
+        acknowledged = stored;
+    }
+    // The kills did land inside write transactions, not only between them.
+    assert!(
+        killed_holding_the_lock >= 20,
+        "only {killed_holding_the_lock} of 200 kills interrupted a write"
+    );
+}

@@ -1,0 +1,194 @@
+//! `kv-virt fs …`: kv-fs bucket files, natively: check (fsck), inspect,
+//! dump and load as JSON lines.
+//!
+//! The JSON-lines format has one object per key, in key order:
+//! `{"key": "<the key>", "value": "<the value, standard base64>"}`.
+
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
+use kv_fs_engine::std_dir::StdDir;
+use kv_fs_engine::{Options, Store};
+use serde::{Deserialize, Serialize};
+
+#[derive(Subcommand, Debug)]
+pub enum FsCommand {
+    /// Verify every page and checksum of a bucket file; exit non-zero on any problem.
+    #[command(after_help = "Example:\n  kv-virt fs check data/counter.kvfs")]
+    Check { file: PathBuf },
+    /// Keys, pages, free pages, tree depth, logical and file size.
+    #[command(after_help = "Example:\n  kv-virt fs inspect data/counter.kvfs")]
+    Inspect { file: PathBuf },
+    /// Export every key and value as JSON lines.
+    #[command(after_help = "Example:\n  kv-virt fs dump data/counter.kvfs -o counter.jsonl")]
+    Dump {
+        file: PathBuf,
+        /// Write here instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Import JSON lines (as written by `dump`) into a bucket file, creating it if needed.
+    #[command(after_help = "Example:\n  kv-virt fs load data/copy.kvfs counter.jsonl")]
+    Load {
+        file: PathBuf,
+        /// The JSON lines (standard input if absent).
+        input: Option<PathBuf>,
+        /// Page size if the file is created.
+        #[arg(long, default_value_t = 4096)]
+        page_size: u32,
+    },
+}
+
+/// One line of a dump.
+#[derive(Serialize, Deserialize)]
+struct Line {
+    key: String,
+    value: String,
+}
+
+fn open(file: &Path, create: bool, page_size: u32) -> Result<Store<StdDir>> {
+    let dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .with_context(|| format!("{}: not a file name", file.display()))?;
+    let options = Options {
+        create_if_missing: create,
+        page_size,
+        ..Options::default()
+    };
+    match Store::open(StdDir::new(dir), name, options)? {
+        Some(store) => Ok(store),
+        None => bail!("{}: no such file", file.display()),
+    }
+}
+
+fn progress(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, {eta} left)")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
+pub fn run(command: FsCommand, out: &mut dyn Write) -> Result<()> {
+    match command {
+        FsCommand::Check { file } => {
+            let mut store = open(&file, false, 4096)?;
+            let problems = store.check()?;
+            if problems.is_empty() {
+                let stats = store.stats()?;
+                writeln!(
+                    out,
+                    "{}: ok ({} keys, {} pages checked)",
+                    file.display(),
+                    stats.keys,
+                    stats.pages_total
+                )?;
+            } else {
+                for problem in &problems {
+                    writeln!(out, "{}: {problem}", file.display())?;
+                }
+                bail!("{}: {} problem(s) found", file.display(), problems.len());
+            }
+        }
+        FsCommand::Inspect { file } => {
+            let stats = open(&file, false, 4096)?.stats()?;
+            let ratio = if stats.logical_bytes == 0 {
+                "-".to_string()
+            } else {
+                format!("{:.2}", stats.file_bytes as f64 / stats.logical_bytes as f64)
+            };
+            for (name, value) in [
+                ("keys", stats.keys.to_string()),
+                ("tree depth", stats.depth.to_string()),
+                ("page size", stats.page_size.to_string()),
+                ("pages", stats.pages_total.to_string()),
+                ("pages in use", stats.pages_used.to_string()),
+                ("pages free", stats.pages_free.to_string()),
+                ("pages freed, reusable soon", stats.pages_pending.to_string()),
+                ("logical bytes (keys + values)", stats.logical_bytes.to_string()),
+                ("file bytes", stats.file_bytes.to_string()),
+                ("file / logical", ratio),
+                ("commit", stats.commit_seq.to_string()),
+            ] {
+                writeln!(out, "{name:>30}: {value}")?;
+            }
+        }
+        FsCommand::Dump { file, output } => {
+            let mut store = open(&file, false, 4096)?;
+            let bar = progress(store.stats()?.keys, "dumping");
+            let mut sink: Box<dyn Write> = match &output {
+                Some(path) => Box::new(BufWriter::new(
+                    std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+                )),
+                None => Box::new(BufWriter::new(out)),
+            };
+            for entry in store.iter(1000) {
+                let entry = entry?;
+                let line = Line {
+                    key: String::from_utf8(entry.key).context("a stored key is not UTF-8")?,
+                    value: BASE64.encode(&entry.value),
+                };
+                serde_json::to_writer(&mut sink, &line)?;
+                sink.write_all(b"\n")?;
+                bar.inc(1);
+            }
+            sink.flush()?;
+            bar.finish_and_clear();
+        }
+        FsCommand::Load {
+            file,
+            input,
+            page_size,
+        } => {
+            let mut store = open(&file, true, page_size)?;
+            let (reader, len): (Box<dyn BufRead>, u64) = match &input {
+                Some(path) => {
+                    let f =
+                        std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+                    let len = f.metadata()?.len();
+                    (Box::new(BufReader::new(f)), len)
+                }
+                None => (Box::new(BufReader::new(std::io::stdin())), 0),
+            };
+            let bar = progress(len, "loading");
+            let mut batch: Vec<(String, Vec<u8>)> = Vec::new();
+            let mut loaded = 0u64;
+            for (number, line) in reader.lines().enumerate() {
+                let line = line?;
+                bar.inc(line.len() as u64 + 1);
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let parsed: Line =
+                    serde_json::from_str(&line).with_context(|| format!("line {}", number + 1))?;
+                let value = BASE64
+                    .decode(&parsed.value)
+                    .with_context(|| format!("line {}: value is not base64", number + 1))?;
+                batch.push((parsed.key, value));
+                if batch.len() == 1000 {
+                    store.put_many(&batch)?;
+                    loaded += batch.len() as u64;
+                    batch.clear();
+                }
+            }
+            store.put_many(&batch)?;
+            loaded += batch.len() as u64;
+            bar.finish_and_clear();
+            writeln!(out, "{}: loaded {loaded} keys", file.display())?;
+        }
+    }
+    Ok(())
+}
