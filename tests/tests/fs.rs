@@ -63,31 +63,24 @@ fn native_counter(dir: &Path, bucket_file: &str, key: &str) -> Option<u64> {
         .map(|v| String::from_utf8(v).unwrap().parse().unwrap())
 }
 
+/// The conformance guest on kv-fs, twice: on fresh files, then on the files
+/// the first run left.
+fn conformance(guest: &str, name: &str) {
+    let dir = temp_dir(name);
+    let command = composed_command(guest, BackendKind::Fs, &fs_options(&CONFORMANCE_BUCKETS)).unwrap();
+    for _ in 0..2 {
+        run_conformance(&command, &run_options(&dir, &[])).unwrap();
+    }
+}
+
 #[test]
 fn conformance_draft() {
-    let dir = temp_dir("conformance-draft");
-    let command = composed_command(
-        CONFORMANCE_DRAFT,
-        BackendKind::Fs,
-        &fs_options(&CONFORMANCE_BUCKETS),
-    )
-    .unwrap();
-    run_conformance(&command, &run_options(&dir, &[])).unwrap();
-    // And again on the files the first run left.
-    run_conformance(&command, &run_options(&dir, &[])).unwrap();
+    conformance(CONFORMANCE_DRAFT, "conformance-draft");
 }
 
 #[test]
 fn conformance_draft2() {
-    let dir = temp_dir("conformance-draft2");
-    let command = composed_command(
-        CONFORMANCE_DRAFT2,
-        BackendKind::Fs,
-        &fs_options(&CONFORMANCE_BUCKETS),
-    )
-    .unwrap();
-    run_conformance(&command, &run_options(&dir, &[])).unwrap();
-    run_conformance(&command, &run_options(&dir, &[])).unwrap();
+    conformance(CONFORMANCE_DRAFT2, "conformance-draft2");
 }
 
 #[test]
@@ -243,4 +236,34 @@ fn runtimes_killed_mid_write_lose_no_acknowledged_write() {
         killed_holding_the_lock >= 20,
         "only {killed_holding_the_lock} of 200 kills interrupted a write"
     );
+}
+
+/// A damaged or foreign bucket file is an `other(..)` error naming the
+/// file, never a trap.
+#[test]
+fn a_damaged_file_is_an_error_naming_it() {
+    let dir = temp_dir("damaged");
+    let command = counter(&[]);
+    assert_eq!(command.run(&run_options(&dir, &[])).unwrap().exit_code, 0);
+    let file = dir.join("counter.kvfs");
+    let good = std::fs::read(&file).unwrap();
+    let mut flipped = good.clone();
+    for byte in &mut flipped[good.len() / 2..] {
+        *byte ^= 0xa5;
+    }
+    let cases = [
+        ("flipped", flipped),
+        ("truncated", good[..good.len() / 3].to_vec()),
+        ("foreign", b"hello world".to_vec()),
+    ];
+    for (what, bytes) in cases {
+        std::fs::write(&file, bytes).unwrap();
+        let output = command.run(&run_options(&dir, &[])).unwrap();
+        let stderr = output.stderr_text();
+        assert_eq!(output.exit_code, 1, "{what}: {stderr}");
+        assert!(
+            stderr.contains("kv-fs store") && stderr.contains("`counter.kvfs`"),
+            "{what}: {stderr}"
+        );
+    }
 }

@@ -1,26 +1,15 @@
 //! The `kv-virt` binary: outputs, one-line errors and exit codes.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
+use common::{kv_virt, temp_dir};
 
 use kv_compose::{dummy_component, inspect};
 
 fn wit_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit")
-}
-
-fn kv_virt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kv-virt"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kv-virt-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// Writes a component importing `imports` and returns its path.
@@ -42,7 +31,7 @@ fn assert_one_line_error(output: &Output, needle: &str) {
 
 #[test]
 fn plug_rejects_a_file_that_is_not_a_component() {
-    let dir = temp_dir("not-component");
+    let dir = temp_dir("cli-not-component");
     let text = dir.join("app.txt");
     std::fs::write(&text, "hello").unwrap();
     let out = dir.join("out.wasm");
@@ -58,7 +47,7 @@ fn plug_rejects_a_file_that_is_not_a_component() {
 
 #[test]
 fn plug_rejects_an_app_without_keyvalue() {
-    let dir = temp_dir("no-kv");
+    let dir = temp_dir("cli-no-kv");
     let app = app(
         &dir,
         "app.wasm",
@@ -70,7 +59,7 @@ fn plug_rejects_an_app_without_keyvalue() {
 
 #[test]
 fn plug_names_the_versions_on_a_mismatch() {
-    let dir = temp_dir("mismatch");
+    let dir = temp_dir("cli-mismatch");
     let bytes = dummy_component(
         None,
         "package wasi:keyvalue@0.1.0; interface store { get: func(key: string) -> option<list<u8>>; } \
@@ -96,7 +85,7 @@ fn plug_names_the_versions_on_a_mismatch() {
 
 #[test]
 fn plug_writes_a_component_without_keyvalue_imports() {
-    let dir = temp_dir("plug");
+    let dir = temp_dir("cli-plug");
     let app = app(
         &dir,
         "app.wasm",
@@ -124,7 +113,7 @@ fn plug_writes_a_component_without_keyvalue_imports() {
 
 #[test]
 fn adapter_writes_a_self_contained_adapter() {
-    let dir = temp_dir("adapter");
+    let dir = temp_dir("cli-adapter");
     let out = dir.join("kv-mem.wasm");
     let output = kv_virt(&["adapter", "mem", "-o", out.to_str().unwrap()]);
     assert!(
@@ -156,7 +145,7 @@ fn adapter_with_config(dir: &Path, text: &str) -> Output {
 
 #[test]
 fn config_file_errors_name_the_key() {
-    let dir = temp_dir("config");
+    let dir = temp_dir("cli-config");
     let output = adapter_with_config(&dir, "backend = \"mem\"\nbuckets = [\"a\"]\nbukets = [\"b\"]\n");
     assert_one_line_error(&output, "unknown field `bukets`");
     assert_one_line_error(&output, "line 3");

@@ -1,24 +1,13 @@
 //! `kv-virt fs check | inspect | dump | load` on real bucket files.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
+use common::{kv_virt, temp_dir};
 
 use kv_fs_engine::std_dir::StdDir;
 use kv_fs_engine::{Options, Store};
-
-fn kv_virt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kv-virt"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fs-tools-{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// A bucket file with `n` keys, some with binary values.
 fn make_store(dir: &Path, name: &str, n: usize) -> PathBuf {
@@ -43,7 +32,7 @@ fn stdout(output: &Output) -> String {
 
 #[test]
 fn check_passes_a_good_file_and_fails_a_damaged_one() {
-    let dir = temp_dir("check");
+    let dir = temp_dir("fs-tools-check");
     let file = make_store(&dir, "b.kvfs", 3000);
     let report = stdout(&kv_virt(&["fs", "check", file.to_str().unwrap()]));
     assert!(report.contains(": ok (3000 keys"), "{report}");
@@ -67,7 +56,7 @@ fn check_passes_a_good_file_and_fails_a_damaged_one() {
 
 #[test]
 fn inspect_reports_keys_depth_and_sizes() {
-    let dir = temp_dir("inspect");
+    let dir = temp_dir("fs-tools-inspect");
     let file = make_store(&dir, "b.kvfs", 2000);
     let report = stdout(&kv_virt(&["fs", "inspect", file.to_str().unwrap()]));
     for line in [
@@ -84,7 +73,7 @@ fn inspect_reports_keys_depth_and_sizes() {
 
 #[test]
 fn dump_and_load_round_trip() {
-    let dir = temp_dir("dump");
+    let dir = temp_dir("fs-tools-dump");
     let file = make_store(&dir, "a.kvfs", 2500);
     let dump = dir.join("a.jsonl");
     stdout(&kv_virt(&[

@@ -45,8 +45,9 @@ pub struct FsBucket {
     store: SharedStore,
 }
 
+/// The engine's messages already name kv-fs and the file.
 fn engine_error(e: kv_fs_engine::Error) -> Error {
-    Error::other(format!("kv-fs: {e}"))
+    Error::other(format!("{e}"))
 }
 
 /// A bucket's file name: the name itself where it is made of `[a-z0-9._-]`,
