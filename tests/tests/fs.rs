@@ -194,7 +194,7 @@ fn runtimes_killed_mid_write_lose_no_acknowledged_write() {
     std::fs::create_dir_all(&data).unwrap();
     // Most kills land inside a write transaction, leaving the lock behind:
     // a short lease keeps 200 rounds quick.
-    let component = precompiled_counter(&work, 300);
+    let component = precompiled_counter(&work, 500);
     let mut acknowledged = 0u64;
     let mut killed_holding_the_lock = 0;
     let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
