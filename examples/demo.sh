@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Older rustups do not add the targets rust-toolchain.toml lists.
+rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
 cargo build --quiet -p kv-virt -p kv-virt-tests
 counter=target/wasm-build/wasm32-wasip2/wasm/kv-counter.wasm
 mkdir -p target/demo demo-data
