@@ -423,8 +423,30 @@ impl<D: Dir> Store<D> {
         self.pager.cache.clear();
     }
 
+    /// The newest commit. Commits alternate slots, so commit `S+1` can only
+    /// be written over the record of `S-1`: while that slot still holds a
+    /// valid older commit, the last one seen is still the newest, and one
+    /// record read (not two) tells so. When it holds a newer one, the other
+    /// slot is read too (commit `S+2` may be there); anything unreadable
+    /// falls back to [`newest_meta`], which handles records being written.
     fn refresh_meta(&mut self) -> Result<Meta, Error> {
-        let m = newest_meta(&self.pager, &self.header)?;
+        let slot_of = |seq: u64| META_PAGES[(seq % 2) as usize];
+        let read_slot = |store: &Self, slot: u32| -> Result<Option<Meta>, Error> {
+            let mut record = vec![0u8; META_LEN];
+            let full = store.pager.read_full(&mut record, store.pager.page_off(slot))?;
+            Ok(full.then(|| Meta::decode(&record, slot, &store.header)).flatten())
+        };
+        let next = read_slot(self, slot_of(self.last.seq + 1))?;
+        let newest = match next {
+            Some(older) if older.seq < self.last.seq => return Ok(self.last.clone()),
+            Some(newer) => read_slot(self, slot_of(self.last.seq))?
+                .map(|other| if other.seq > newer.seq { other } else { newer }),
+            None => None,
+        };
+        let m = match newest {
+            Some(m) => m,
+            None => newest_meta(&self.pager, &self.header)?,
+        };
         self.last = m.clone();
         Ok(m)
     }
