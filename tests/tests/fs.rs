@@ -100,16 +100,11 @@ fn counter_persists_across_runs() {
 
 #[test]
 fn a_directory_outside_the_preopens_is_a_clear_error() {
-    let dir = temp_dir("no-preopen");
-    let output = counter(&[])
-        .run(
-            &RunOptions {
-                capture_output: true,
-                ..run_options(&dir, &[])
-            }
-            .without_preopens(),
-        )
-        .unwrap();
+    let no_preopen = RunOptions {
+        capture_output: true,
+        ..RunOptions::default()
+    };
+    let output = counter(&[]).run(&no_preopen).unwrap();
     assert_eq!(output.exit_code, 1);
     let stderr = output.stderr_text();
     assert!(

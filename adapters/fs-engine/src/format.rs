@@ -440,6 +440,18 @@ pub(crate) struct LockRecord {
 pub(crate) const LOCK_MAGIC: [u8; 8] = *b"KVFSLOCK";
 
 impl LockRecord {
+    /// A new record (heartbeat 0) taken at `now` for `lease` milliseconds.
+    pub fn fresh(token: u64, now: u64, lease: u64, kind: u32) -> Self {
+        LockRecord {
+            token,
+            heartbeat: 0,
+            acquired_millis: now,
+            expires_millis: now.saturating_add(lease),
+            lease_millis: lease,
+            kind,
+        }
+    }
+
     pub fn encode(&self) -> [u8; LOCK_LEN] {
         let mut b = [0u8; LOCK_LEN];
         b[0..8].copy_from_slice(&LOCK_MAGIC);

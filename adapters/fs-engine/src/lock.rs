@@ -114,14 +114,7 @@ pub(crate) fn acquire<D: Dir>(
         {
             let now = dir.now_millis();
             let mono = dir.monotonic_millis();
-            let rec = LockRecord {
-                token,
-                heartbeat: 0,
-                acquired_millis: now,
-                expires_millis: now.saturating_add(lease),
-                lease_millis: lease,
-                kind: KIND_LOCK,
-            };
+            let rec = LockRecord::fresh(token, now, lease, KIND_LOCK);
             if let Err(e) = f.write_at(&rec.encode(), 0) {
                 remove_quiet(dir, lock_name);
                 return Err(Error::io(lock_name, "write lock file", e));
@@ -195,14 +188,7 @@ fn break_stale<D: Dir>(
         return Ok(());
     };
     let now = dir.now_millis();
-    let rec = LockRecord {
-        token,
-        heartbeat: 0,
-        acquired_millis: now,
-        expires_millis: now.saturating_add(lease),
-        lease_millis: lease,
-        kind: KIND_BREAKER,
-    };
+    let rec = LockRecord::fresh(token, now, lease, KIND_BREAKER);
     let _ = mf.write_at(&rec.encode(), 0);
     let result = (|| -> Result<(), Error> {
         match read_small(dir, lock_name)? {

@@ -164,6 +164,17 @@ fn mismatch_text(page: u64, what: &str) -> String {
     }
 }
 
+/// One commit record slot: the valid commit it holds, or its raw bytes.
+fn read_meta_slot<F: File>(
+    pager: &Pager<F>,
+    header: &Header,
+    slot: u32,
+) -> Result<Result<Meta, Vec<u8>>, Error> {
+    let mut b = vec![0u8; META_LEN];
+    let full = pager.read_full(&mut b, pager.page_off(slot))?;
+    Ok(full.then(|| Meta::decode(&b, slot, header)).flatten().ok_or(b))
+}
+
 /// Reads both commit records and returns the newest valid one.
 pub(crate) fn newest_meta<F: File>(pager: &Pager<F>, header: &Header) -> Result<Meta, Error> {
     let mut last_bad: [Option<Vec<u8>>; 2] = [None, None];
@@ -171,11 +182,9 @@ pub(crate) fn newest_meta<F: File>(pager: &Pager<F>, header: &Header) -> Result<
         let mut got: [Option<Meta>; 2] = [None, None];
         let mut bad: [Option<Vec<u8>>; 2] = [None, None];
         for (i, &slot) in META_PAGES.iter().enumerate() {
-            let mut b = vec![0u8; META_LEN];
-            let full = pager.read_full(&mut b, pager.page_off(slot))?;
-            match full.then(|| Meta::decode(&b, slot, header)).flatten() {
-                Some(m) => got[i] = Some(m),
-                None => bad[i] = Some(b),
+            match read_meta_slot(pager, header, slot)? {
+                Ok(m) => got[i] = Some(m),
+                Err(b) => bad[i] = Some(b),
             }
         }
         match (&got[0], &got[1]) {
@@ -430,18 +439,13 @@ impl<D: Dir> Store<D> {
     /// slot is read too (commit `S+2` may be there); anything unreadable
     /// falls back to [`newest_meta`], which handles records being written.
     fn refresh_meta(&mut self) -> Result<Meta, Error> {
-        let slot_of = |seq: u64| META_PAGES[(seq % 2) as usize];
-        let read_slot = |store: &Self, slot: u32| -> Result<Option<Meta>, Error> {
-            let mut record = vec![0u8; META_LEN];
-            let full = store.pager.read_full(&mut record, store.pager.page_off(slot))?;
-            Ok(full.then(|| Meta::decode(&record, slot, &store.header)).flatten())
-        };
-        let next = read_slot(self, slot_of(self.last.seq + 1))?;
-        let newest = match next {
-            Some(older) if older.seq < self.last.seq => return Ok(self.last.clone()),
-            Some(newer) => read_slot(self, slot_of(self.last.seq))?
+        let slot = |seq: u64| read_meta_slot(&self.pager, &self.header, META_PAGES[(seq % 2) as usize]);
+        let newest = match slot(self.last.seq + 1)? {
+            Ok(older) if older.seq < self.last.seq => return Ok(self.last.clone()),
+            Ok(newer) => slot(self.last.seq)?
+                .ok()
                 .map(|other| if other.seq > newer.seq { other } else { newer }),
-            None => None,
+            Err(_) => None,
         };
         let m = match newest {
             Some(m) => m,

@@ -177,8 +177,14 @@ impl kv_fs_engine::Dir for WasiDir {
         // Not every runtime can sync a directory descriptor; the entries
         // the engine depends on are made durable through the files.
         match self.dir.sync() {
-            Ok(()) | Err(ErrorCode::Unsupported | ErrorCode::BadDescriptor | ErrorCode::Access) => Ok(()),
-            Err(ErrorCode::NotPermitted | ErrorCode::Invalid) => Ok(()),
+            Ok(())
+            | Err(
+                ErrorCode::Unsupported
+                | ErrorCode::BadDescriptor
+                | ErrorCode::Access
+                | ErrorCode::NotPermitted
+                | ErrorCode::Invalid,
+            ) => Ok(()),
             Err(code) => Err(io_error("sync directory", code)),
         }
     }

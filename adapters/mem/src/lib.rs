@@ -87,6 +87,10 @@ impl kv_glue::Adapter for MemBackend {
     }
 }
 
+fn version(written_at: u64) -> Version {
+    Version(written_at.to_le_bytes().to_vec())
+}
+
 impl MemBucket {
     fn write(&self, key: &str, value: &[u8]) {
         let written_at = self.shared.writes.get() + 1;
@@ -108,7 +112,7 @@ impl kv_core::Bucket for MemBucket {
         Ok(match self.entries.borrow().get(key) {
             Some(e) => Versioned {
                 value: Some(e.value.clone()),
-                version: Some(Version(e.written_at.to_le_bytes().to_vec())),
+                version: Some(version(e.written_at)),
             },
             None => Versioned::default(),
         })
@@ -146,7 +150,8 @@ impl kv_core::Bucket for MemBucket {
     }
 
     fn compare_and_swap(&self, key: &str, expected: Option<&Version>, value: &[u8]) -> Result<bool> {
-        if self.get_versioned(key)?.version.as_ref() != expected {
+        let current = self.entries.borrow().get(key).map(|e| version(e.written_at));
+        if current.as_ref() != expected {
             return Ok(false);
         }
         self.write(key, value);

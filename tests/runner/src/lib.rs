@@ -29,14 +29,6 @@ pub struct RunOptions {
     pub capture_output: bool,
 }
 
-impl RunOptions {
-    /// The same options with no preopened directory.
-    pub fn without_preopens(mut self) -> Self {
-        self.preopens.clear();
-        self
-    }
-}
-
 /// How a run ended.
 #[derive(Debug)]
 pub struct RunOutput {
