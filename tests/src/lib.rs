@@ -2,6 +2,8 @@
 //! crate's build script), composing them with an adapter, and running them
 //! on the embedded wasmtime.
 
+pub mod servers;
+
 use std::path::Path;
 use std::sync::OnceLock;
 

@@ -10,6 +10,8 @@ pub enum BackendKind {
     Mem,
     /// One crash-safe file per bucket, in a directory under a WASI preopen.
     Fs,
+    /// A key-value service (etcd, Redis) through its HTTP API.
+    Http,
 }
 
 impl BackendKind {
@@ -17,6 +19,7 @@ impl BackendKind {
         match self {
             BackendKind::Mem => "mem",
             BackendKind::Fs => "fs",
+            BackendKind::Http => "http",
         }
     }
 
@@ -25,9 +28,11 @@ impl BackendKind {
         match self {
             BackendKind::Mem => KV_MEM,
             BackendKind::Fs => KV_FS,
+            BackendKind::Http => KV_HTTP,
         }
     }
 }
 
 pub const KV_MEM: &[u8] = include_bytes!(env!("KV_MEM_WASM"));
 pub const KV_FS: &[u8] = include_bytes!(env!("KV_FS_WASM"));
+pub const KV_HTTP: &[u8] = include_bytes!(env!("KV_HTTP_WASM"));

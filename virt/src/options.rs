@@ -12,13 +12,24 @@
 //! durability = "sync"        # or "none"
 //! create-buckets = true
 //! lock-lease-ms = 5000
+//!
+//! [http]
+//! protocol = "etcd"          # or "redis" (through webdis)
+//! endpoint = "http://127.0.0.1:2379"
+//! key-prefix = "app/"        # before every bucket's prefix
+//! bucket-prefixes = { legacy = "old/" }
+//! timeout-ms = 10000         # per operation, retries included
+//! max-attempts = 4
+//! credentials = { username = "env:ETCD_USER", password = "env:ETCD_PASSWORD" }
 //! ```
 
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use kv_core::config::{AdapterConfig, BackendConfig, Durability, FsConfig, MemConfig};
+use kv_core::config::{
+    AdapterConfig, BackendConfig, Durability, FsConfig, HttpConfig, HttpProtocol, MemConfig, Secret,
+};
 use serde::Deserialize;
 
 use crate::adapters::BackendKind;
@@ -41,6 +52,9 @@ pub struct AdapterOptions {
 
     #[command(flatten)]
     pub fs: FsOptions,
+
+    #[command(flatten)]
+    pub http: HttpOptions,
 }
 
 /// kv-fs options.
@@ -71,6 +85,57 @@ pub struct FsOptions {
     pub lock_lease_ms: Option<u32>,
 }
 
+/// kv-http options.
+#[derive(Args, Clone, Debug, Default)]
+#[command(next_help_heading = "kv-http options")]
+pub struct HttpOptions {
+    /// The service's API.
+    #[arg(long, value_name = "PROTOCOL")]
+    pub protocol: Option<ProtocolArg>,
+
+    /// The service's base URL, e.g. http://127.0.0.1:2379.
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+
+    /// Put before every key the adapter writes (a namespace for all buckets).
+    #[arg(long, value_name = "PREFIX")]
+    pub key_prefix: Option<String>,
+
+    /// Store bucket NAME's keys under exactly PREFIX instead of
+    /// `<key-prefix><NAME>/` (repeat for more buckets).
+    #[arg(long = "bucket-prefix", value_name = "NAME=PREFIX")]
+    pub bucket_prefixes: Vec<String>,
+
+    /// Each operation, retries included, finishes within this [default: 10000].
+    #[arg(long, value_name = "MS")]
+    pub timeout_ms: Option<u32>,
+
+    /// Tries per request on connection errors, 5xx and 429, the first
+    /// included (1: never retry) [default: 4].
+    #[arg(long, value_name = "N")]
+    pub max_attempts: Option<u32>,
+
+    /// A credential the protocol uses (username, password, …), read at run
+    /// time from an environment variable: NAME=env:VARIABLE. NAME=value:SECRET
+    /// bakes the secret into the component and needs --bake-secrets.
+    #[arg(long = "credential", value_name = "NAME=SOURCE")]
+    pub credentials: Vec<String>,
+
+    /// Allow credentials given as values to be baked into the component
+    /// (anyone with the component can read them).
+    #[arg(long)]
+    pub bake_secrets: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProtocolArg {
+    /// etcd's v3 JSON API.
+    Etcd,
+    /// Redis, through webdis.
+    Redis,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DurabilityArg {
@@ -86,6 +151,22 @@ struct ConfigFile {
     buckets: Option<Vec<String>>,
     list_page_keys: Option<u32>,
     fs: Option<FsFile>,
+    http: Option<HttpFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct HttpFile {
+    protocol: Option<ProtocolArg>,
+    endpoint: Option<String>,
+    key_prefix: Option<String>,
+    #[serde(default)]
+    bucket_prefixes: std::collections::BTreeMap<String, String>,
+    timeout_ms: Option<u32>,
+    max_attempts: Option<u32>,
+    #[serde(default)]
+    credentials: std::collections::BTreeMap<String, String>,
+    bake_secrets: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -126,7 +207,7 @@ impl AdapterOptions {
         };
         let Some(kind) = backend.or(file.backend) else {
             bail!(
-                "no backend given: name one (mem) on the command line or as `backend = \"...\"` in the config file"
+                "no backend given: name one (mem, fs, http) on the command line or as `backend = \"...\"` in the config file"
             );
         };
         if let (Some(a), Some(b)) = (backend, file.backend)
@@ -141,6 +222,7 @@ impl AdapterOptions {
         let backend_config = match kind {
             BackendKind::Mem => BackendConfig::Mem(MemConfig {}),
             BackendKind::Fs => BackendConfig::Fs(self.fs.resolve(file.fs.unwrap_or_default())?),
+            BackendKind::Http => BackendConfig::Http(self.http.resolve(file.http.unwrap_or_default())?),
         };
         let mut config = AdapterConfig::new(backend_config);
         let buckets = if self.buckets.is_empty() {
@@ -195,5 +277,75 @@ impl FsOptions {
             bail!("the kv-fs directory must not be empty");
         }
         Ok(config)
+    }
+}
+
+impl HttpOptions {
+    fn resolve(&self, file: HttpFile) -> Result<HttpConfig> {
+        let Some(protocol) = self.protocol.or(file.protocol) else {
+            bail!("kv-http needs a protocol: --protocol etcd|redis (or `protocol` in the [http] table)");
+        };
+        let Some(endpoint) = self.endpoint.clone().or(file.endpoint) else {
+            bail!(
+                "kv-http needs the service's URL: --endpoint http://HOST:PORT (or `endpoint` in the [http] table)"
+            );
+        };
+        let protocol = match protocol {
+            ProtocolArg::Etcd => HttpProtocol::Etcd,
+            ProtocolArg::Redis => HttpProtocol::Webdis,
+        };
+        let mut config = HttpConfig::new(protocol, endpoint);
+        if let Some(prefix) = self.key_prefix.clone().or(file.key_prefix) {
+            config.key_prefix = prefix;
+        }
+        let mut bucket_prefixes = file.bucket_prefixes;
+        for entry in &self.bucket_prefixes {
+            let (name, prefix) = split_pair(entry, "--bucket-prefix", "NAME=PREFIX")?;
+            bucket_prefixes.insert(name.into(), prefix.into());
+        }
+        config.bucket_prefixes = bucket_prefixes.into_iter().collect();
+        if let Some(ms) = self.timeout_ms.or(file.timeout_ms) {
+            config.timeout_ms = ms;
+        }
+        if let Some(n) = self.max_attempts.or(file.max_attempts) {
+            config.retry.max_attempts = n;
+        }
+        let bake = self.bake_secrets || file.bake_secrets.unwrap_or(false);
+        let mut credentials = file.credentials;
+        for entry in &self.credentials {
+            let (name, source) = split_pair(entry, "--credential", "NAME=env:VARIABLE")?;
+            credentials.insert(name.into(), source.into());
+        }
+        for (name, source) in credentials {
+            let secret = if let Some(variable) = source.strip_prefix("env:") {
+                Secret::Env(variable.into())
+            } else if let Some(value) = source.strip_prefix("value:") {
+                if !bake {
+                    bail!(
+                        "credential {name} is given as a value, which would bake the secret into the component: \
+                         read it at run time with {name}=env:VARIABLE, or pass --bake-secrets"
+                    );
+                }
+                eprintln!(
+                    "warning: the {name} credential is baked into the component: anyone with the file can read it"
+                );
+                Secret::Baked(value.into())
+            } else {
+                bail!("credential {name}: the source must be env:VARIABLE or value:SECRET, not {source:?}");
+            };
+            config.credentials.push((name, secret));
+        }
+        if config.timeout_ms == 0 || config.retry.max_attempts == 0 {
+            bail!("the timeout and the number of attempts must be at least 1");
+        }
+        Ok(config)
+    }
+}
+
+/// `NAME=VALUE` from a flag.
+fn split_pair<'a>(entry: &'a str, flag: &str, shape: &str) -> Result<(&'a str, &'a str)> {
+    match entry.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name, value)),
+        _ => bail!("{flag} takes {shape}, not {entry:?}"),
     }
 }

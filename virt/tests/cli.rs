@@ -179,3 +179,61 @@ fn every_command_has_help_with_an_example() {
         assert!(help.contains("Example:\n  kv-virt"), "{command}: {help}");
     }
 }
+
+#[test]
+fn http_secrets_are_read_at_run_time_unless_baking_is_asked_for() {
+    let dir = temp_dir("cli-http-secrets");
+    let out = dir.join("kv-http.wasm");
+    let out = out.to_str().unwrap();
+    let base = [
+        "adapter",
+        "http",
+        "--protocol",
+        "etcd",
+        "--endpoint",
+        "http://127.0.0.1:2379",
+        "-o",
+        out,
+    ];
+
+    let output = kv_virt(&[&base[..], &["--credential", "password=value:hunter2"]].concat());
+    assert_one_line_error(&output, "would bake the secret into the component");
+
+    let output = kv_virt(&[&base[..], &["--credential", "password=hunter2"]].concat());
+    assert_one_line_error(&output, "must be env:VARIABLE or value:SECRET");
+
+    let output = kv_virt(&[&base[..], &["--credential", "password=env:ETCD_PASSWORD"]].concat());
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!std::fs::read(out).unwrap().windows(7).any(|w| w == b"hunter2"));
+
+    let output = kv_virt(
+        &[
+            &base[..],
+            &["--credential", "password=value:hunter2", "--bake-secrets"],
+        ]
+        .concat(),
+    );
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("warning: the password credential is baked into the component"),
+        "{stderr}"
+    );
+    assert!(std::fs::read(out).unwrap().windows(7).any(|w| w == b"hunter2"));
+
+    let output = kv_virt(&[
+        "adapter",
+        "http",
+        "--protocol",
+        "etcd",
+        "--endpoint",
+        "ftp://x",
+        "-o",
+        out,
+    ]);
+    assert_one_line_error(&output, "must start with http:// or https://");
+}

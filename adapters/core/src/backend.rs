@@ -68,6 +68,26 @@ pub trait Backend: 'static {
 /// before giving up with a clear error.
 const MAX_CAS_ATTEMPTS: usize = 10_000;
 
+/// The increment every backend can do: read, add, compare-and-swap, and
+/// again on conflict.
+pub fn increment_by_cas<B: Bucket + ?Sized>(
+    bucket: &B,
+    key: &str,
+    delta: i128,
+    range: CounterRange,
+) -> Result<i128> {
+    for _ in 0..MAX_CAS_ATTEMPTS {
+        let current = bucket.get_versioned(key)?;
+        let next = counter::next_value(key, current.value.as_deref(), delta, range)?;
+        if bucket.compare_and_swap(key, current.version.as_ref(), next.to_string().as_bytes())? {
+            return Ok(next);
+        }
+    }
+    Err(Error::other(format!(
+        "increment of key {key:?} gave up after {MAX_CAS_ATTEMPTS} conflicting concurrent writes"
+    )))
+}
+
 /// One open bucket of a backend. Keys and values passed here are already
 /// validated against [`Limits`].
 pub trait Bucket: 'static {
@@ -98,16 +118,7 @@ pub trait Bucket: 'static {
     /// backends with a native atomic increment may override it, keeping the
     /// rules of [`counter::next_value`].
     fn increment(&self, key: &str, delta: i128, range: CounterRange) -> Result<i128> {
-        for _ in 0..MAX_CAS_ATTEMPTS {
-            let current = self.get_versioned(key)?;
-            let next = counter::next_value(key, current.value.as_deref(), delta, range)?;
-            if self.compare_and_swap(key, current.version.as_ref(), next.to_string().as_bytes())? {
-                return Ok(next);
-            }
-        }
-        Err(Error::other(format!(
-            "increment of key {key:?} gave up after {MAX_CAS_ATTEMPTS} conflicting concurrent writes"
-        )))
+        increment_by_cas(self, key, delta, range)
     }
 
     fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
@@ -120,5 +131,42 @@ pub trait Bucket: 'static {
 
     fn delete_many(&self, keys: &[String]) -> Result<()> {
         keys.iter().try_for_each(|key| self.delete(key))
+    }
+}
+
+/// A bucket chosen at run time (kv-http picks its protocol from the configuration).
+impl<B: Bucket + ?Sized> Bucket for alloc::boxed::Box<B> {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        (**self).get(key)
+    }
+    fn get_versioned(&self, key: &str) -> Result<Versioned> {
+        (**self).get_versioned(key)
+    }
+    fn set(&self, key: &str, value: &[u8]) -> Result<()> {
+        (**self).set(key, value)
+    }
+    fn delete(&self, key: &str) -> Result<()> {
+        (**self).delete(key)
+    }
+    fn exists(&self, key: &str) -> Result<bool> {
+        (**self).exists(key)
+    }
+    fn list_keys(&self, request: ListRequest<'_>) -> Result<KeyPage> {
+        (**self).list_keys(request)
+    }
+    fn compare_and_swap(&self, key: &str, expected: Option<&Version>, value: &[u8]) -> Result<bool> {
+        (**self).compare_and_swap(key, expected, value)
+    }
+    fn increment(&self, key: &str, delta: i128, range: CounterRange) -> Result<i128> {
+        (**self).increment(key, delta, range)
+    }
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        (**self).get_many(keys)
+    }
+    fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<()> {
+        (**self).set_many(entries)
+    }
+    fn delete_many(&self, keys: &[String]) -> Result<()> {
+        (**self).delete_many(keys)
     }
 }

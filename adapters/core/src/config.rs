@@ -8,6 +8,7 @@
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::fmt;
 
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +41,7 @@ pub struct AdapterConfig {
 pub enum BackendConfig {
     Mem(MemConfig),
     Fs(FsConfig),
+    Http(HttpConfig),
 }
 
 impl BackendConfig {
@@ -48,6 +50,7 @@ impl BackendConfig {
         match self {
             BackendConfig::Mem(_) => "kv-mem",
             BackendConfig::Fs(_) => "kv-fs",
+            BackendConfig::Http(_) => "kv-http",
         }
     }
 }
@@ -97,6 +100,147 @@ pub enum Durability {
     None,
 }
 
+/// kv-http: a key-value service reached through `wasi:http`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HttpConfig {
+    pub protocol: HttpProtocol,
+    /// The service's base URL: `http://host:port` or `https://host:port`,
+    /// optionally with a path prefix.
+    pub endpoint: String,
+    /// Every key the adapter writes starts with this (a namespace shared by
+    /// all buckets; may be empty).
+    pub key_prefix: String,
+    /// Buckets stored under a prefix of the user's choosing instead of the
+    /// default `<escaped bucket name>/` (see `kv_http::buckets`).
+    pub bucket_prefixes: Vec<(String, String)>,
+    /// The whole of one request (connect, send, response, body) must finish
+    /// within this.
+    pub timeout_ms: u32,
+    pub retry: RetryPolicy,
+    /// The credentials the protocol needs, by name ("password", "secret-key").
+    pub credentials: Vec<(String, Secret)>,
+}
+
+impl HttpConfig {
+    pub fn new(protocol: HttpProtocol, endpoint: impl Into<String>) -> Self {
+        HttpConfig {
+            protocol,
+            endpoint: endpoint.into(),
+            key_prefix: String::new(),
+            bucket_prefixes: Vec::new(),
+            timeout_ms: 10_000,
+            retry: RetryPolicy::default(),
+            credentials: Vec::new(),
+        }
+    }
+}
+
+/// The service's base URL, split as `wasi:http` wants it.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    https: bool,
+    authority: String,
+    /// Empty or starting with `/`, without a trailing `/`.
+    base_path: String,
+}
+
+impl Endpoint {
+    pub fn parse(url: &str) -> Result<Self> {
+        let bad = |why: &str| Error::other(format!("the endpoint {url:?} {why}"));
+        let (https, rest) = if let Some(rest) = url.strip_prefix("http://") {
+            (false, rest)
+        } else if let Some(rest) = url.strip_prefix("https://") {
+            (true, rest)
+        } else {
+            return Err(bad("must start with http:// or https://"));
+        };
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        if authority.is_empty() || authority.contains(['@', '?', '#', ' ']) {
+            return Err(bad("needs a host[:port] without user info"));
+        }
+        if path.contains(['?', '#']) {
+            return Err(bad("may have a path but no query or fragment"));
+        }
+        Ok(Endpoint {
+            https,
+            authority: authority.into(),
+            base_path: path.trim_end_matches('/').into(),
+        })
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.https
+    }
+
+    /// The host and port, as the `Host` header and request signatures see them.
+    pub fn authority(&self) -> &str {
+        &self.authority
+    }
+
+    /// The path a request for `path` goes to, base path included.
+    pub fn full_path(&self, path: &str) -> String {
+        format!("{}{path}", self.base_path)
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.https { "https" } else { "http" };
+        write!(f, "{scheme}://{}{}", self.authority, self.base_path)
+    }
+}
+
+/// The service's API. Variants are only appended (see [`CONFIG_FORMAT`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HttpProtocol {
+    /// etcd's v3 JSON gateway (`/v3/kv/...`).
+    Etcd,
+    /// Redis through webdis (`/COMMAND/arg/...`).
+    Webdis,
+}
+
+impl HttpProtocol {
+    /// The name used in messages, options and documentation.
+    pub fn name(&self) -> &'static str {
+        match self {
+            HttpProtocol::Etcd => "etcd",
+            HttpProtocol::Webdis => "redis",
+        }
+    }
+}
+
+/// Retries of failed requests: on connection errors, 5xx and 429 only, with
+/// exponential backoff and full jitter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    /// Tries per request, the first included (1: never retry).
+    pub max_attempts: u32,
+    /// The backoff before the second try; it doubles for each further try.
+    pub initial_backoff_ms: u32,
+    /// The backoff never grows past this.
+    pub max_backoff_ms: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 4,
+            initial_backoff_ms: 50,
+            max_backoff_ms: 2_000,
+        }
+    }
+}
+
+/// Where a credential comes from at run time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Secret {
+    /// The named environment variable (`wasi:cli/environment`): the secret
+    /// never enters the component.
+    Env(String),
+    /// Baked into the component (explicitly asked for, with a warning).
+    Baked(String),
+}
+
 impl AdapterConfig {
     pub fn new(backend: BackendConfig) -> Self {
         AdapterConfig {
@@ -136,6 +280,17 @@ impl AdapterConfig {
         }
         for name in self.allowed_buckets.iter().flatten() {
             crate::validate_bucket_name(name)?;
+        }
+        if let BackendConfig::Http(http) = &self.backend {
+            if http.timeout_ms == 0 || http.retry.max_attempts == 0 {
+                return Err(Error::other(
+                    "kv-virt configuration: the HTTP timeout and the number of attempts must be at least 1",
+                ));
+            }
+            Endpoint::parse(&http.endpoint)?;
+            for (name, _) in &http.bucket_prefixes {
+                crate::validate_bucket_name(name)?;
+            }
         }
         Ok(())
     }

@@ -26,8 +26,8 @@ mod error;
 mod names;
 mod store;
 
-pub use backend::{Backend, Bucket, KeyPage, Limits, ListRequest, Version, Versioned};
-pub use counter::{CounterRange, next_value as next_counter_value};
+pub use backend::{Backend, Bucket, KeyPage, Limits, ListRequest, Version, Versioned, increment_by_cas};
+pub use counter::{CounterRange, next_value as next_counter_value, parse as parse_counter};
 pub use error::{Error, Result};
 pub use names::{MAX_BUCKET_NAME_BYTES, validate_bucket_name};
 pub use store::{CasError, CasSnapshot, OpenBucket, Store};

@@ -1,0 +1,94 @@
+//! kv-http: `wasi:keyvalue` on real key-value services through
+//! `wasi:http/outgoing-handler`.
+//!
+//! - [`client`]: the one request layer (deadline, retries, error messages);
+//! - one file per protocol ([`etcd`], [`webdis`]), each a [`Service`]
+//!   whose buckets implement [`kv_core::Bucket`];
+//! - [`buckets`]: how a bucket maps to a key prefix;
+//! - [`credentials`]: secrets read at run time from the environment.
+//!
+//! Every `wasi:keyvalue` rule (validation, limits, cursors, counters) is
+//! kv-core's; a protocol only stores.
+
+// no_std in the component (std would import the C library's WASI); std
+// natively, where only the unit tests build it.
+#![cfg_attr(target_arch = "wasm32", no_std)]
+
+extern crate alloc;
+
+pub mod buckets;
+pub mod client;
+pub mod credentials;
+pub mod etcd;
+pub mod webdis;
+
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::rc::Rc;
+
+use kv_core::config::{AdapterConfig, BackendConfig, Endpoint, HttpConfig, HttpProtocol};
+use kv_core::{Bucket, Error, Limits, Result};
+
+use crate::client::Client;
+use crate::credentials::Credentials;
+
+/// A protocol: opens buckets (key prefixes) on its service.
+pub trait Service {
+    fn limits(&self) -> Limits;
+
+    /// The bucket whose keys are stored under `prefix`.
+    fn open(&self, prefix: alloc::string::String) -> Result<Box<dyn Bucket>>;
+}
+
+pub struct HttpBackend {
+    config: HttpConfig,
+    service: Box<dyn Service>,
+}
+
+impl kv_core::Backend for HttpBackend {
+    type Bucket = Box<dyn Bucket>;
+
+    fn name(&self) -> &'static str {
+        "kv-http"
+    }
+
+    fn limits(&self) -> Limits {
+        self.service.limits()
+    }
+
+    /// Buckets are key prefixes: every allowed name exists.
+    fn open(&self, name: &str) -> Result<Box<dyn Bucket>> {
+        self.service.open(buckets::prefix(&self.config, name))
+    }
+}
+
+impl kv_glue::Adapter for HttpBackend {
+    fn from_config(config: &AdapterConfig) -> Result<Self> {
+        let BackendConfig::Http(http) = &config.backend else {
+            return Err(Error::other(format!(
+                "this adapter is kv-http but its configuration is for {}",
+                config.backend.adapter_name()
+            )));
+        };
+        let name = http.protocol.name();
+        let client = Rc::new(Client::new(
+            name,
+            Endpoint::parse(&http.endpoint)?,
+            http.timeout_ms,
+            http.retry,
+        ));
+        let credentials = Credentials::new(name, &http.credentials);
+        let service: Box<dyn Service> = match &http.protocol {
+            HttpProtocol::Etcd => Box::new(etcd::Etcd::new(client, credentials)?),
+            HttpProtocol::Webdis => Box::new(webdis::Webdis::new(client, credentials)?),
+        };
+        Ok(HttpBackend {
+            config: http.clone(),
+            service,
+        })
+    }
+}
+
+// The exports are the component's; natively (unit tests) there is none.
+#[cfg(target_arch = "wasm32")]
+kv_glue::export_adapter!(HttpBackend);

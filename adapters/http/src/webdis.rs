@@ -1,0 +1,479 @@
+//! Redis over HTTP through webdis (`/COMMAND/arg/arg…`).
+//!
+//! - A bucket is a key prefix. Every argument is percent-encoded into its
+//!   own path segment, `.` included (webdis reads a `.` as a format suffix);
+//!   a single value goes in a `PUT` body (webdis appends it as the last
+//!   argument), so values of any size and any bytes travel unencoded.
+//! - Replies are read in webdis's `.raw` form, the Redis protocol itself,
+//!   which keeps NUL bytes (the JSON form cuts strings at NUL). webdis 0.1.9
+//!   drops nil elements from arrays in that form, so no script here returns
+//!   an array with a nil in it: batch reads tag each value `1…` (present)
+//!   or `0` (absent).
+//! - A key's version is the SHA-1 of its value, computed by Redis
+//!   (`redis.sha1hex`); compare-and-swap is a Lua script that writes only
+//!   if the value still hashes the same. Writing the same bytes in between
+//!   is not seen as a change, which leaves the value the caller expected.
+//! - Increment is `INCRBY` in a script that refuses a negative counter for
+//!   the unsigned draft and returns the stored text (webdis 0.1.9's raw
+//!   form garbles integers beyond 32 bits). Whatever Redis refuses (leading zeros, beyond
+//!   signed 64 bits) falls back to the shared compare-and-swap loop, so the
+//!   result and the errors are kv-core's exactly.
+//! - `list-keys` is a script: `KEYS` with the bucket prefix as a pattern
+//!   (its glob characters escaped), sorted, the page after the cursor key.
+//!   It reads every key of the bucket on the server for each page; `SCAN`
+//!   would not, but the Debian webdis 0.1.9 breaks it.
+//! - Batches: one `MGET` (in a script, for the tags), `MSET` or `DEL` per
+//!   request, split so that each URL stays under webdis's 80 KiB request
+//!   head; an entry too big for a URL is its own `SET`.
+
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::rc::Rc;
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use kv_core::{Bucket, CounterRange, Error, KeyPage, Limits, ListRequest, Result, Version, Versioned};
+use wasip2::http::types::Method;
+
+use crate::Service;
+use crate::client::{Client, Request, percent_encode};
+use crate::credentials::Credentials;
+
+/// Keys travel in the URL (three bytes per byte at worst), under webdis's
+/// 80 KiB request head. Values travel in the body.
+pub const LIMITS: Limits = Limits {
+    max_key_bytes: 8 << 10,
+    max_value_bytes: 64 << 20,
+};
+
+/// The longest URL a request is built to (webdis refuses a head over 80 KiB).
+const MAX_URL_BYTES: usize = 64 << 10;
+
+/// Keys per batch script (Lua's `unpack` has a stack limit).
+const MAX_SCRIPT_KEYS: usize = 1000;
+
+const GET_VERSIONED: &str = "local v = redis.call('GET', KEYS[1]) \
+    if v then return {v, redis.sha1hex(v)} end return {}";
+
+/// ARGV[1]: the expected hash, or `none` for an absent key; ARGV[2]: the value.
+const COMPARE_AND_SWAP: &str = "local v = redis.call('GET', KEYS[1]) \
+    if (v and redis.sha1hex(v) == ARGV[1]) or (not v and ARGV[1] == 'none') then \
+    redis.call('SET', KEYS[1], ARGV[2]) return 1 end return 0";
+
+/// ARGV[1]: the delta; ARGV[2]: the counter range (`u64` or `s64`).
+/// Returns the new value as the stored text: webdis 0.1.9's raw form
+/// garbles integer replies beyond 32 bits, and Lua numbers are doubles.
+const INCREMENT: &str = "local v = redis.call('GET', KEYS[1]) \
+    if v and ARGV[2] == 'u64' and string.sub(v, 1, 1) == '-' then \
+    return redis.error_reply('negative counter') end \
+    redis.call('INCRBY', KEYS[1], ARGV[1]) return redis.call('GET', KEYS[1])";
+
+const GET_MANY: &str = "local vs = redis.call('MGET', unpack(KEYS)) local out = {} \
+    for i = 1, #KEYS do if vs[i] then out[i] = '1' .. vs[i] else out[i] = '0' end end return out";
+
+/// ARGV[1]: the pattern; ARGV[2]: `1` if ARGV[3] is the key to continue
+/// after; ARGV[4]: the page size. Returns up to one key more than a page,
+/// to tell whether there are more.
+const LIST_KEYS: &str = "local ks = redis.call('KEYS', ARGV[1]) table.sort(ks) \
+    local out = {} local limit = tonumber(ARGV[4]) \
+    for _, k in ipairs(ks) do if ARGV[2] == '0' or k > ARGV[3] then \
+    out[#out + 1] = k if #out > limit then break end end end return out";
+
+pub struct Webdis {
+    conn: Rc<Connection>,
+}
+
+impl Webdis {
+    pub fn new(client: Rc<Client>, credentials: Credentials) -> Result<Self> {
+        let authorization = match credentials.get("username")? {
+            None => None,
+            Some(user) => {
+                let password = credentials.require("password")?;
+                Some(format!("Basic {}", BASE64.encode(format!("{user}:{password}"))))
+            }
+        };
+        Ok(Webdis {
+            conn: Rc::new(Connection {
+                client,
+                authorization,
+            }),
+        })
+    }
+}
+
+impl Service for Webdis {
+    fn limits(&self) -> Limits {
+        LIMITS
+    }
+
+    fn open(&self, prefix: String) -> Result<Box<dyn Bucket>> {
+        Ok(Box::new(WebdisBucket {
+            conn: Rc::clone(&self.conn),
+            prefix,
+        }))
+    }
+}
+
+struct Connection {
+    client: Rc<Client>,
+    /// HTTP basic auth for webdis's ACL, if configured.
+    authorization: Option<String>,
+}
+
+/// One Redis reply.
+#[derive(Debug, PartialEq)]
+enum Reply {
+    Status(String),
+    Error(String),
+    Integer(i64),
+    Bulk(Option<Vec<u8>>),
+    Array(Vec<Reply>),
+}
+
+impl Connection {
+    /// Runs one Redis command: `args` in the URL, then `value` (if any) as
+    /// the last argument. Redis's own errors (`-ERR …`) are returned as
+    /// [`Reply::Error`] for the caller to judge.
+    fn command(&self, args: &[&[u8]], value: Option<&[u8]>, once: bool) -> Result<Reply> {
+        let mut path = String::new();
+        for arg in args {
+            path.push('/');
+            path.push_str(&percent_encode(arg));
+        }
+        let request = match value {
+            // webdis drops an empty body, but keeps an empty last segment.
+            Some([]) => Request::new(Method::Get, format!("{path}/.raw")),
+            Some(value) => Request::new(Method::Put, format!("{path}.raw")).body(value.to_vec()),
+            None => Request::new(Method::Get, format!("{path}.raw")),
+        };
+        let mut request = match &self.authorization {
+            Some(value) => request.header("authorization", value.as_bytes()),
+            None => request,
+        };
+        if once {
+            request = request.once();
+        }
+        let response = self.client.send(&request)?;
+        if !response.is_success() {
+            return Err(self.client.status_error(&response, &response.body_text()));
+        }
+        match parse_reply(&response.body) {
+            Some((reply, [])) => Ok(reply),
+            _ => Err(self.client.malformed("not a Redis reply", &response)),
+        }
+    }
+
+    /// Runs a command whose Redis error is the operation's error.
+    fn ok(&self, args: &[&[u8]], value: Option<&[u8]>, once: bool) -> Result<Reply> {
+        match self.command(args, value, once)? {
+            Reply::Error(message) => Err(self.client.error(message)),
+            reply => Ok(reply),
+        }
+    }
+
+    /// `EVAL script keys… args… [value]`.
+    fn eval(
+        &self,
+        script: &str,
+        keys: &[&[u8]],
+        args: &[&[u8]],
+        value: Option<&[u8]>,
+        once: bool,
+    ) -> Result<Reply> {
+        let count = keys.len().to_string();
+        let mut all: Vec<&[u8]> = vec![b"EVAL", script.as_bytes(), count.as_bytes()];
+        all.extend_from_slice(keys);
+        all.extend_from_slice(args);
+        self.ok(&all, value, once)
+    }
+
+    fn unexpected(&self, command: &str, reply: &Reply) -> Error {
+        self.client
+            .error(format_args!("unexpected reply to {command}: {reply:?}"))
+    }
+}
+
+pub struct WebdisBucket {
+    conn: Rc<Connection>,
+    prefix: String,
+}
+
+impl WebdisBucket {
+    fn wire_key(&self, key: &str) -> Vec<u8> {
+        format!("{}{key}", self.prefix).into_bytes()
+    }
+
+    /// The `KEYS` pattern matching exactly this bucket's keys.
+    fn pattern(&self) -> Vec<u8> {
+        let mut pattern = Vec::new();
+        for &byte in self.prefix.as_bytes() {
+            if matches!(byte, b'*' | b'?' | b'[' | b']' | b'\\') {
+                pattern.push(b'\\');
+            }
+            pattern.push(byte);
+        }
+        pattern.push(b'*');
+        pattern
+    }
+
+    /// Splits `items` into runs whose encoded size (`size`) keeps each URL
+    /// under the limit, at most `max_items` each.
+    fn runs<T>(items: &[T], max_items: usize, size: impl Fn(&T) -> usize) -> Vec<&[T]> {
+        let mut runs = Vec::new();
+        let mut start = 0;
+        while start < items.len() {
+            let mut end = start + 1;
+            let mut bytes = size(&items[start]);
+            while end < items.len()
+                && end - start < max_items
+                && bytes + size(&items[end]) < MAX_URL_BYTES / 2
+            {
+                bytes += size(&items[end]);
+                end += 1;
+            }
+            runs.push(&items[start..end]);
+            start = end;
+        }
+        runs
+    }
+}
+
+impl Bucket for WebdisBucket {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        match self.conn.ok(&[b"GET", &self.wire_key(key)], None, false)? {
+            Reply::Bulk(value) => Ok(value),
+            reply => Err(self.conn.unexpected("GET", &reply)),
+        }
+    }
+
+    fn get_versioned(&self, key: &str) -> Result<Versioned> {
+        let reply = self
+            .conn
+            .eval(GET_VERSIONED, &[&self.wire_key(key)], &[], None, false)?;
+        match reply {
+            Reply::Array(items) if items.is_empty() => Ok(Versioned::default()),
+            Reply::Array(mut items) if items.len() == 2 => match (items.pop(), items.pop()) {
+                (Some(Reply::Bulk(Some(hash))), Some(Reply::Bulk(Some(value)))) => Ok(Versioned {
+                    value: Some(value),
+                    version: Some(Version(hash)),
+                }),
+                _ => Err(self.conn.client.error("unexpected reply to a versioned GET")),
+            },
+            reply => Err(self.conn.unexpected("a versioned GET", &reply)),
+        }
+    }
+
+    fn set(&self, key: &str, value: &[u8]) -> Result<()> {
+        match self.conn.ok(&[b"SET", &self.wire_key(key)], Some(value), false)? {
+            Reply::Status(_) => Ok(()),
+            reply => Err(self.conn.unexpected("SET", &reply)),
+        }
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        match self.conn.ok(&[b"DEL", &self.wire_key(key)], None, false)? {
+            Reply::Integer(_) => Ok(()),
+            reply => Err(self.conn.unexpected("DEL", &reply)),
+        }
+    }
+
+    fn exists(&self, key: &str) -> Result<bool> {
+        match self.conn.ok(&[b"EXISTS", &self.wire_key(key)], None, false)? {
+            Reply::Integer(n) => Ok(n > 0),
+            reply => Err(self.conn.unexpected("EXISTS", &reply)),
+        }
+    }
+
+    fn list_keys(&self, request: ListRequest<'_>) -> Result<KeyPage> {
+        let after = request.after.map(|key| self.wire_key(key));
+        let flag: &[u8] = if after.is_some() { b"1" } else { b"0" };
+        let limit = request.max_keys.to_string();
+        let args: [&[u8]; 4] = [
+            &self.pattern(),
+            flag,
+            after.as_deref().unwrap_or(b"-"),
+            limit.as_bytes(),
+        ];
+        let Reply::Array(items) = self.conn.eval(LIST_KEYS, &[], &args, None, false)? else {
+            return Err(self.conn.client.error("unexpected reply to the list-keys script"));
+        };
+        let mut keys = Vec::with_capacity(items.len());
+        for item in items {
+            let key = match item {
+                Reply::Bulk(Some(wire)) => wire
+                    .strip_prefix(self.prefix.as_bytes())
+                    .and_then(|k| String::from_utf8(k.to_vec()).ok()),
+                _ => None,
+            };
+            keys.push(key.ok_or_else(|| {
+                self.conn
+                    .client
+                    .error("a listed key is outside the bucket or not UTF-8")
+            })?);
+        }
+        let more = keys.len() > request.max_keys;
+        keys.truncate(request.max_keys);
+        let next = if more { keys.last().cloned() } else { None };
+        Ok(KeyPage { keys, next })
+    }
+
+    fn compare_and_swap(&self, key: &str, expected: Option<&Version>, value: &[u8]) -> Result<bool> {
+        let expected: &[u8] = expected.map_or(b"none", |Version(hash)| hash);
+        match self.conn.eval(
+            COMPARE_AND_SWAP,
+            &[&self.wire_key(key)],
+            &[expected],
+            Some(value),
+            true,
+        )? {
+            Reply::Integer(n) => Ok(n == 1),
+            reply => Err(self.conn.unexpected("the compare-and-swap script", &reply)),
+        }
+    }
+
+    fn increment(&self, key: &str, delta: i128, range: CounterRange) -> Result<i128> {
+        let delta_text = delta.to_string();
+        let range_text = range.to_string();
+        let args = [
+            b"EVAL" as &[u8],
+            INCREMENT.as_bytes(),
+            b"1",
+            &self.wire_key(key),
+            delta_text.as_bytes(),
+            range_text.as_bytes(),
+        ];
+        match self.conn.command(&args, None, true)? {
+            Reply::Bulk(Some(text)) => kv_core::parse_counter(&text).ok_or_else(|| {
+                self.conn
+                    .client
+                    .error("INCRBY left a value that is not a counter")
+            }),
+            // Not a counter Redis can add to: kv-core's own loop decides.
+            Reply::Error(_) => kv_core::increment_by_cas(self, key, delta, range),
+            reply => Err(self.conn.unexpected("INCRBY", &reply)),
+        }
+    }
+
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        let mut values = Vec::with_capacity(keys.len());
+        for run in Self::runs(keys, MAX_SCRIPT_KEYS, |k| self.prefix.len() + k.len() * 3 + 1) {
+            let wire: Vec<Vec<u8>> = run.iter().map(|k| self.wire_key(k)).collect();
+            let wire: Vec<&[u8]> = wire.iter().map(Vec::as_slice).collect();
+            let Reply::Array(items) = self.conn.eval(GET_MANY, &wire, &[], None, false)? else {
+                return Err(self.conn.client.error("unexpected reply to MGET"));
+            };
+            if items.len() != run.len() {
+                return Err(self.conn.client.error("MGET answered a different number of keys"));
+            }
+            for item in items {
+                values.push(match item {
+                    Reply::Bulk(Some(tagged)) if tagged.first() == Some(&b'1') => Some(tagged[1..].to_vec()),
+                    Reply::Bulk(Some(tagged)) if tagged == b"0" => None,
+                    reply => return Err(self.conn.unexpected("MGET", &reply)),
+                });
+            }
+        }
+        Ok(values)
+    }
+
+    fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<()> {
+        let size = |(k, v): &(String, Vec<u8>)| (self.prefix.len() + k.len() + v.len()) * 3 + 2;
+        for run in Self::runs(entries, usize::MAX, size) {
+            if let [(key, value)] = run {
+                self.set(key, value)?;
+                continue;
+            }
+            let wire: Vec<Vec<u8>> = run.iter().map(|(k, _)| self.wire_key(k)).collect();
+            let mut args: Vec<&[u8]> = vec![b"MSET"];
+            for (key, (_, value)) in wire.iter().zip(run) {
+                args.push(key);
+                args.push(value);
+            }
+            match self.conn.ok(&args, None, false)? {
+                Reply::Status(_) => {}
+                reply => return Err(self.conn.unexpected("MSET", &reply)),
+            }
+        }
+        Ok(())
+    }
+
+    fn delete_many(&self, keys: &[String]) -> Result<()> {
+        for run in Self::runs(keys, usize::MAX, |k| (self.prefix.len() + k.len()) * 3 + 1) {
+            let wire: Vec<Vec<u8>> = run.iter().map(|k| self.wire_key(k)).collect();
+            let mut args: Vec<&[u8]> = vec![b"DEL"];
+            args.extend(wire.iter().map(Vec::as_slice));
+            match self.conn.ok(&args, None, false)? {
+                Reply::Integer(_) => {}
+                reply => return Err(self.conn.unexpected("DEL", &reply)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses one reply of the Redis protocol (RESP2); `None` if malformed.
+fn parse_reply(bytes: &[u8]) -> Option<(Reply, &[u8])> {
+    let (&kind, rest) = bytes.split_first()?;
+    let end = rest.windows(2).position(|w| w == b"\r\n")?;
+    let (line, rest) = (core::str::from_utf8(&rest[..end]).ok()?, &rest[end + 2..]);
+    match kind {
+        b'+' => Some((Reply::Status(line.into()), rest)),
+        b'-' => Some((Reply::Error(line.into()), rest)),
+        b':' => Some((Reply::Integer(line.parse().ok()?), rest)),
+        b'$' => {
+            let len: i64 = line.parse().ok()?;
+            if len < 0 {
+                return Some((Reply::Bulk(None), rest));
+            }
+            let len = usize::try_from(len).ok()?;
+            let data = rest.get(..len)?;
+            let rest = rest.get(len..)?.strip_prefix(b"\r\n")?;
+            Some((Reply::Bulk(Some(data.to_vec())), rest))
+        }
+        b'*' => {
+            let count: i64 = line.parse().ok()?;
+            let mut rest = rest;
+            let mut items = Vec::new();
+            for _ in 0..count.max(0) {
+                let (item, after) = parse_reply(rest)?;
+                items.push(item);
+                rest = after;
+            }
+            Some((Reply::Array(items), rest))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_redis_replies() {
+        assert_eq!(
+            parse_reply(b"+OK\r\n"),
+            Some((Reply::Status("OK".into()), &b""[..]))
+        );
+        assert_eq!(parse_reply(b":-5\r\n").unwrap().0, Reply::Integer(-5));
+        assert_eq!(
+            parse_reply(b"$3\r\na\0b\r\n").unwrap().0,
+            Reply::Bulk(Some(b"a\0b".to_vec()))
+        );
+        assert_eq!(parse_reply(b"$-1\r\n").unwrap().0, Reply::Bulk(None));
+        assert_eq!(
+            parse_reply(b"*2\r\n$1\r\nx\r\n:1\r\n").unwrap().0,
+            Reply::Array(vec![Reply::Bulk(Some(b"x".to_vec())), Reply::Integer(1)])
+        );
+        assert_eq!(
+            parse_reply(b"-ERR no\r\n").unwrap().0,
+            Reply::Error("ERR no".into())
+        );
+        for garbage in [&b""[..], b"$5\r\nab\r\n", b"*2\r\n+OK\r\n", b"?x\r\n", b"<html>"] {
+            assert_eq!(parse_reply(garbage), None, "{garbage:?}");
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! kv-http against real servers on 127.0.0.1 (etcd; Redis through webdis),
+//! composed and run on the embedded wasmtime with wasi:http: conformance for
+//! both drafts, concurrent increments, an outage and recovery, and broken
+//! endpoints.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use kv_runner::{Command, RunOptions};
+use kv_virt::adapters::BackendKind;
+use kv_virt::options::{AdapterOptions, HttpOptions, ProtocolArg};
+use kv_virt_tests::servers::{Etcd, Webdis, free_port};
+use kv_virt_tests::*;
+
+/// Each protocol's limits, for the conformance guest (kv_http::*::LIMITS).
+fn limits(protocol: ProtocolArg) -> [String; 4] {
+    let (key, value) = match protocol {
+        ProtocolArg::Etcd => (16 << 10, 1 << 20),
+        ProtocolArg::Redis => (8 << 10, 64 << 20),
+    };
+    [
+        "--max-key-bytes".into(),
+        key.to_string(),
+        "--max-value-bytes".into(),
+        value.to_string(),
+    ]
+}
+
+fn http_options(protocol: ProtocolArg, url: &str, buckets: &[&str]) -> AdapterOptions {
+    AdapterOptions {
+        buckets: buckets.iter().map(|s| s.to_string()).collect(),
+        http: HttpOptions {
+            protocol: Some(protocol),
+            endpoint: Some(url.into()),
+            ..HttpOptions::default()
+        },
+        ..AdapterOptions::default()
+    }
+}
+
+fn counter(protocol: ProtocolArg, url: &str, tweak: impl FnOnce(&mut HttpOptions)) -> Command {
+    let mut options = http_options(protocol, url, &[]);
+    tweak(&mut options.http);
+    composed_command(COUNTER, BackendKind::Http, &options).unwrap()
+}
+
+fn run_args(args: &[&str]) -> RunOptions {
+    RunOptions {
+        args: args.iter().map(|s| s.to_string()).collect(),
+        capture_output: true,
+        ..RunOptions::default()
+    }
+}
+
+/// Both drafts' conformance guests, against the same server.
+fn conformance(protocol: ProtocolArg, url: &str) {
+    for guest in [CONFORMANCE_DRAFT, CONFORMANCE_DRAFT2] {
+        let command = composed_command(
+            guest,
+            BackendKind::Http,
+            &http_options(protocol, url, &CONFORMANCE_BUCKETS),
+        )
+        .unwrap();
+        run_conformance(
+            &command,
+            &run_args(&limits(protocol).each_ref().map(String::as_str)),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn etcd_conformance() {
+    let etcd = Etcd::start("conformance").unwrap();
+    conformance(ProtocolArg::Etcd, &etcd.url());
+}
+
+#[test]
+fn redis_conformance() {
+    let webdis = Webdis::start("conformance").unwrap();
+    conformance(ProtocolArg::Redis, &webdis.url());
+}
+
+/// 8 instances × 200 increments of one key give exactly 1,600.
+fn concurrent_increments(protocol: ProtocolArg, url: &str) {
+    let command = counter(protocol, url, |_| {});
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            let command = &command;
+            scope.spawn(move || {
+                let output = command.run(&run_args(&["hits", "counter", "200"])).unwrap();
+                assert_eq!(output.exit_code, 0, "{}", output.stderr_text());
+                assert_eq!(output.stdout_text().lines().count(), 200);
+            });
+        }
+    });
+    let output = command.run(&run_args(&["hits", "counter", "1"])).unwrap();
+    assert_eq!(
+        output.stdout_text(),
+        "counter/hits = 1601\n",
+        "{}",
+        output.stderr_text()
+    );
+}
+
+#[test]
+fn etcd_concurrent_increments_are_exact() {
+    let etcd = Etcd::start("increments").unwrap();
+    concurrent_increments(ProtocolArg::Etcd, &etcd.url());
+}
+
+#[test]
+fn redis_concurrent_increments_are_exact() {
+    let webdis = Webdis::start("increments").unwrap();
+    concurrent_increments(ProtocolArg::Redis, &webdis.url());
+}
+
+/// The counted lines of a keep-going counter run: (acknowledged counts, errors).
+fn outcomes(stdout: &str) -> (Vec<u64>, Vec<&str>) {
+    let mut counts = Vec::new();
+    let mut errors = Vec::new();
+    for line in stdout.lines() {
+        match line.strip_prefix("counter/hits = ") {
+            Some(n) => counts.push(n.parse().unwrap()),
+            None => errors.push(line),
+        }
+    }
+    (counts, errors)
+}
+
+/// A server stopped while an instance keeps incrementing: the instance sees
+/// clear `other(..)` errors within the timeout, then works again once the
+/// server is back; every acknowledged increment counts.
+fn outage(protocol: ProtocolArg, url: &str, stop: impl FnOnce(), resume: impl FnOnce()) {
+    let command = counter(protocol, url, |http| {
+        http.timeout_ms = Some(2000);
+    });
+    std::thread::scope(|scope| {
+        // 100 increments 20 ms apart (2 s or more), going on after errors.
+        let run = scope.spawn(|| {
+            let start = Instant::now();
+            let output = command.run(&run_args(&["hits", "counter", "100", "20"])).unwrap();
+            (output, start.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        stop();
+        std::thread::sleep(Duration::from_millis(1500));
+        resume();
+        let (output, elapsed) = run.join().unwrap();
+        assert_eq!(output.exit_code, 0, "{}", output.stderr_text());
+        let stdout = output.stdout_text();
+        let (counts, errors) = outcomes(&stdout);
+        assert!(!errors.is_empty(), "the outage was not seen:\n{stdout}");
+        for error in &errors {
+            let service = if protocol == ProtocolArg::Etcd {
+                "etcd"
+            } else {
+                "redis"
+            };
+            assert!(error.starts_with(&format!("error: {service}: ")), "{error}");
+        }
+        let lines: Vec<&str> = stdout.lines().collect();
+        let last_error = lines.iter().rposition(|l| l.starts_with("error: ")).unwrap();
+        assert!(last_error + 1 < lines.len(), "it never recovered:\n{stdout}");
+        // Acknowledged counts are distinct and increasing; a failed try may
+        // or may not have landed, never more than once.
+        assert!(counts.windows(2).all(|w| w[0] < w[1]), "{stdout}");
+        assert_eq!(counts.len() + errors.len(), 100);
+        // No request hung past the 2 s timeout (each error costs at most that).
+        assert!(
+            elapsed < Duration::from_secs(2 + 2 * errors.len() as u64 + 30),
+            "{elapsed:?}"
+        );
+    });
+}
+
+#[test]
+fn etcd_outage_is_a_clear_error_and_recovers() {
+    let etcd = std::sync::Mutex::new(Etcd::start("outage").unwrap());
+    let url = etcd.lock().unwrap().url();
+    outage(
+        ProtocolArg::Etcd,
+        &url,
+        || etcd.lock().unwrap().stop(),
+        || etcd.lock().unwrap().resume().unwrap(),
+    );
+}
+
+#[test]
+fn redis_outage_is_a_clear_error_and_recovers() {
+    let webdis = std::sync::Mutex::new(Webdis::start("outage").unwrap());
+    let url = webdis.lock().unwrap().url();
+    outage(
+        ProtocolArg::Redis,
+        &url,
+        || webdis.lock().unwrap().stop(),
+        || webdis.lock().unwrap().resume().unwrap(),
+    );
+}
+
+/// The counter's one-line error for an endpoint, with few retries.
+fn counter_error(protocol: ProtocolArg, url: &str) -> String {
+    let command = counter(protocol, url, |http| {
+        http.timeout_ms = Some(3000);
+        http.max_attempts = Some(2);
+    });
+    let output = command.run(&run_args(&[])).unwrap();
+    assert_eq!(output.exit_code, 1, "{}", output.stdout_text());
+    output.stderr_text()
+}
+
+#[test]
+fn a_closed_port_is_a_clear_error() {
+    let port = free_port();
+    for (protocol, service) in [(ProtocolArg::Etcd, "etcd"), (ProtocolArg::Redis, "redis")] {
+        let stderr = counter_error(protocol, &format!("http://127.0.0.1:{port}"));
+        assert_eq!(
+            stderr.trim(),
+            format!(
+                "counter: {service}: cannot reach http://127.0.0.1:{port}: connection refused (2 attempts)"
+            )
+        );
+    }
+}
+
+/// A server on loopback that answers every connection with `answer`.
+fn garbage_server(answer: &'static [u8]) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut buf = [0; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(answer);
+        }
+    });
+    port
+}
+
+#[test]
+fn a_server_answering_garbage_is_a_clear_error() {
+    let not_json = garbage_server(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
+    let stderr = counter_error(ProtocolArg::Etcd, &format!("http://127.0.0.1:{not_json}"));
+    assert!(
+        stderr.starts_with(&format!(
+            "counter: etcd: unexpected response from http://127.0.0.1:{not_json}"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("\"hello\""), "{stderr}");
+    let stderr = counter_error(ProtocolArg::Redis, &format!("http://127.0.0.1:{not_json}"));
+    assert!(
+        stderr.contains("redis: unexpected response") && stderr.contains("not a Redis reply"),
+        "{stderr}"
+    );
+
+    let not_http = garbage_server(b"SSH-2.0-OpenSSH\r\n");
+    let stderr = counter_error(ProtocolArg::Etcd, &format!("http://127.0.0.1:{not_http}"));
+    assert!(stderr.starts_with("counter: etcd: "), "{stderr}");
+    assert!(stderr.contains("not valid HTTP"), "{stderr}");
+
+    let failing = garbage_server(
+        b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 33\r\nConnection: close\r\n\r\n{\"error\":\"boom\",\"message\":\"boom\"}",
+    );
+    let stderr = counter_error(ProtocolArg::Etcd, &format!("http://127.0.0.1:{failing}"));
+    assert_eq!(stderr.trim(), "counter: etcd: 500 boom");
+}
