@@ -55,29 +55,29 @@ const MAX_URL_BYTES: usize = 64 << 10;
 /// Keys per batch script (Lua's `unpack` has a stack limit).
 const MAX_SCRIPT_KEYS: usize = 1000;
 
-const GET_VERSIONED: &str = "local v = redis.call('GET', KEYS[1]) \
+pub const GET_VERSIONED: &str = "local v = redis.call('GET', KEYS[1]) \
     if v then return {v, redis.sha1hex(v)} end return {}";
 
 /// ARGV[1]: the expected hash, or `none` for an absent key; ARGV[2]: the value.
-const COMPARE_AND_SWAP: &str = "local v = redis.call('GET', KEYS[1]) \
+pub const COMPARE_AND_SWAP: &str = "local v = redis.call('GET', KEYS[1]) \
     if (v and redis.sha1hex(v) == ARGV[1]) or (not v and ARGV[1] == 'none') then \
     redis.call('SET', KEYS[1], ARGV[2]) return 1 end return 0";
 
 /// ARGV[1]: the delta; ARGV[2]: the counter range (`u64` or `s64`).
 /// Returns the new value as the stored text: webdis 0.1.9's raw form
 /// garbles integer replies beyond 32 bits, and Lua numbers are doubles.
-const INCREMENT: &str = "local v = redis.call('GET', KEYS[1]) \
+pub const INCREMENT: &str = "local v = redis.call('GET', KEYS[1]) \
     if v and ARGV[2] == 'u64' and string.sub(v, 1, 1) == '-' then \
     return redis.error_reply('negative counter') end \
     redis.call('INCRBY', KEYS[1], ARGV[1]) return redis.call('GET', KEYS[1])";
 
-const GET_MANY: &str = "local vs = redis.call('MGET', unpack(KEYS)) local out = {} \
+pub const GET_MANY: &str = "local vs = redis.call('MGET', unpack(KEYS)) local out = {} \
     for i = 1, #KEYS do if vs[i] then out[i] = '1' .. vs[i] else out[i] = '0' end end return out";
 
 /// ARGV[1]: the pattern; ARGV[2]: `1` if ARGV[3] is the key to continue
 /// after; ARGV[4]: the page size. Returns up to one key more than a page,
 /// to tell whether there are more.
-const LIST_KEYS: &str = "local ks = redis.call('KEYS', ARGV[1]) table.sort(ks) \
+pub const LIST_KEYS: &str = "local ks = redis.call('KEYS', ARGV[1]) table.sort(ks) \
     local out = {} local limit = tonumber(ARGV[4]) \
     for _, k in ipairs(ks) do if ARGV[2] == '0' or k > ARGV[3] then \
     out[#out + 1] = k if #out > limit then break end end end return out";
@@ -125,7 +125,7 @@ struct Connection {
 
 /// One Redis reply.
 #[derive(Debug, PartialEq)]
-enum Reply {
+pub enum Reply {
     Status(String),
     Error(String),
     Integer(i64),
@@ -415,7 +415,7 @@ impl Bucket for WebdisBucket {
 }
 
 /// Parses one reply of the Redis protocol (RESP2); `None` if malformed.
-fn parse_reply(bytes: &[u8]) -> Option<(Reply, &[u8])> {
+pub fn parse_reply(bytes: &[u8]) -> Option<(Reply, &[u8])> {
     let (&kind, rest) = bytes.split_first()?;
     let end = rest.windows(2).position(|w| w == b"\r\n")?;
     let (line, rest) = (core::str::from_utf8(&rest[..end]).ok()?, &rest[end + 2..]);

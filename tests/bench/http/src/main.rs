@@ -1,0 +1,497 @@
+//! `kv-bench-http`: kv-http's benchmark harness (a table and JSON, never a
+//! timed test).
+//!
+//! ```sh
+//! cargo run -p kv-bench-http --release            # the figures
+//! cargo run -p kv-bench-http --release -- --quick # small counts
+//! ```
+//!
+//! For each protocol (etcd; Redis through webdis), on a real server started
+//! on 127.0.0.1 for the run: the benchmark guest composed with kv-http runs
+//! N calls of each operation under the wasmtime runner and times them
+//! inside the instance; a native Rust client (`ureq`, with a connection
+//! pool, as a native program would use) makes the same requests to the same
+//! server in the same run. Operations: get, set, increment, get-many of 100,
+//! list-keys of 10,000 keys. Each figure is the median of three rounds, the
+//! stores interleaved, so a burst of load on the machine lands on both.
+//!
+//! It also counts the TCP connections kv-http opens per operation through a
+//! counting proxy (wasmtime opens one per request): a batch call is one
+//! round trip.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use kv_http::client::percent_encode;
+use kv_http::webdis::{self, Reply};
+use kv_runner::{Command, RunOptions};
+use kv_virt::adapters::BackendKind;
+use kv_virt::options::{AdapterOptions, HttpOptions, ProtocolArg};
+use kv_virt_tests::servers::{Etcd, Webdis};
+use kv_virt_tests::{compose, runtime};
+use serde_json::{Value, json};
+
+const GUEST: &str = env!("KV_BENCH_HTTP_GUEST_WASM");
+
+/// Operations and how many calls each round makes of them.
+struct Sizes {
+    keys: u64,
+    calls: [(&'static str, u64); 5],
+}
+
+const FULL: Sizes = Sizes {
+    keys: 10_000,
+    calls: [
+        ("get", 300),
+        ("set", 300),
+        ("increment", 300),
+        ("get-many", 50),
+        ("list", 5),
+    ],
+};
+
+const QUICK: Sizes = Sizes {
+    keys: 2_000,
+    calls: [
+        ("get", 50),
+        ("set", 50),
+        ("increment", 50),
+        ("get-many", 10),
+        ("list", 2),
+    ],
+};
+
+fn key(i: u64) -> String {
+    format!("key-{i:06}")
+}
+
+fn value(i: u64) -> Vec<u8> {
+    (0..100).map(|j| (i + j) as u8).collect()
+}
+
+/// The guest's sequence of key indexes (tests/bench/http/guest).
+fn pick(i: u64, keys: u64) -> u64 {
+    i.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(17) % keys
+}
+
+/// A native client making the requests kv-http makes.
+trait Native {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    fn set(&self, key: &str, value: &[u8]) -> Result<()>;
+    fn increment(&self, key: &str) -> Result<i64>;
+    fn get_many(&self, keys: &[String]) -> Result<usize>;
+    fn list_all(&self) -> Result<u64>;
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(true)
+        .build()
+        .into()
+}
+
+struct NativeEtcd {
+    agent: ureq::Agent,
+    url: String,
+}
+
+impl NativeEtcd {
+    fn call(&self, call: &str, body: &Value) -> Result<Value> {
+        let mut response = self
+            .agent
+            .post(format!("{}/v3/{call}", self.url))
+            .header("content-type", "application/json")
+            .send(body.to_string())?;
+        Ok(serde_json::from_slice(&response.body_mut().read_to_vec()?)?)
+    }
+
+    fn wire(key: &str) -> String {
+        BASE64.encode(format!("bench/{key}"))
+    }
+
+    fn first(answer: &Value) -> Option<(Vec<u8>, String)> {
+        let kv = answer["kvs"].get(0)?;
+        let value = BASE64.decode(kv["value"].as_str().unwrap_or("")).ok()?;
+        Some((value, kv["mod_revision"].as_str()?.to_string()))
+    }
+}
+
+impl Native for NativeEtcd {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let answer = self.call("kv/range", &json!({ "key": Self::wire(key) }))?;
+        Ok(Self::first(&answer).map(|(value, _)| value))
+    }
+
+    fn set(&self, key: &str, value: &[u8]) -> Result<()> {
+        self.call(
+            "kv/put",
+            &json!({ "key": Self::wire(key), "value": BASE64.encode(value) }),
+        )?;
+        Ok(())
+    }
+
+    fn increment(&self, key: &str) -> Result<i64> {
+        let mut current = Self::first(&self.call("kv/range", &json!({ "key": Self::wire(key) }))?);
+        loop {
+            let (n, compare) = match &current {
+                None => (
+                    1,
+                    json!({ "key": Self::wire(key), "target": "CREATE", "result": "EQUAL", "create_revision": "0" }),
+                ),
+                Some((value, revision)) => (
+                    std::str::from_utf8(value)?.parse::<i64>()? + 1,
+                    json!({ "key": Self::wire(key), "target": "MOD", "result": "EQUAL", "mod_revision": revision }),
+                ),
+            };
+            let answer = self.call(
+                "kv/txn",
+                &json!({
+                    "compare": [compare],
+                    "success": [{ "request_put": { "key": Self::wire(key), "value": BASE64.encode(n.to_string()) } }],
+                    "failure": [{ "request_range": { "key": Self::wire(key) } }],
+                }),
+            )?;
+            if answer["succeeded"].as_bool().unwrap_or(false) {
+                return Ok(n);
+            }
+            current = Self::first(&answer["responses"][0]["response_range"]);
+        }
+    }
+
+    fn get_many(&self, keys: &[String]) -> Result<usize> {
+        let ops: Vec<Value> = keys
+            .iter()
+            .map(|k| json!({ "request_range": { "key": Self::wire(k) } }))
+            .collect();
+        let answer = self.call("kv/txn", &json!({ "success": ops }))?;
+        let responses = answer["responses"].as_array().context("no responses")?;
+        Ok(responses
+            .iter()
+            .filter(|r| Self::first(&r["response_range"]).is_some())
+            .count())
+    }
+
+    fn list_all(&self) -> Result<u64> {
+        let mut start = b"bench/".to_vec();
+        let mut listed = 0;
+        loop {
+            let answer = self.call(
+                "kv/range",
+                &json!({ "key": BASE64.encode(&start), "range_end": BASE64.encode("bench0"),
+                         "keys_only": true, "limit": "1000" }),
+            )?;
+            let kvs = answer["kvs"].as_array().cloned().unwrap_or_default();
+            listed += kvs.len() as u64;
+            if !answer["more"].as_bool().unwrap_or(false) {
+                return Ok(listed);
+            }
+            start = BASE64.decode(
+                kvs.last().context("more without keys")?["key"]
+                    .as_str()
+                    .unwrap_or(""),
+            )?;
+            start.push(0);
+        }
+    }
+}
+
+struct NativeWebdis {
+    agent: ureq::Agent,
+    url: String,
+}
+
+impl NativeWebdis {
+    fn command(&self, args: &[&[u8]], value: Option<&[u8]>) -> Result<Reply> {
+        let path: String = args.iter().map(|a| format!("/{}", percent_encode(a))).collect();
+        let mut response = match value {
+            Some(value) => self.agent.put(format!("{}{path}.raw", self.url)).send(value)?,
+            None => self.agent.get(format!("{}{path}.raw", self.url)).call()?,
+        };
+        let body = response.body_mut().read_to_vec()?;
+        match webdis::parse_reply(&body) {
+            Some((Reply::Error(e), _)) => bail!("redis: {e}"),
+            Some((reply, [])) => Ok(reply),
+            _ => bail!("not a Redis reply"),
+        }
+    }
+
+    fn wire(key: &str) -> Vec<u8> {
+        format!("bench/{key}").into_bytes()
+    }
+}
+
+impl Native for NativeWebdis {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        match self.command(&[b"GET", &Self::wire(key)], None)? {
+            Reply::Bulk(value) => Ok(value),
+            reply => bail!("GET: {reply:?}"),
+        }
+    }
+
+    fn set(&self, key: &str, value: &[u8]) -> Result<()> {
+        self.command(&[b"SET", &Self::wire(key)], Some(value)).map(drop)
+    }
+
+    fn increment(&self, key: &str) -> Result<i64> {
+        let args: [&[u8]; 6] = [
+            b"EVAL",
+            webdis::INCREMENT.as_bytes(),
+            b"1",
+            &Self::wire(key),
+            b"1",
+            b"u64",
+        ];
+        match self.command(&args, None)? {
+            Reply::Bulk(Some(text)) => Ok(std::str::from_utf8(&text)?.parse()?),
+            reply => bail!("INCRBY: {reply:?}"),
+        }
+    }
+
+    fn get_many(&self, keys: &[String]) -> Result<usize> {
+        let wire: Vec<Vec<u8>> = keys.iter().map(|k| Self::wire(k)).collect();
+        let count = keys.len().to_string();
+        let mut args: Vec<&[u8]> = vec![b"EVAL", webdis::GET_MANY.as_bytes(), count.as_bytes()];
+        args.extend(wire.iter().map(Vec::as_slice));
+        match self.command(&args, None)? {
+            Reply::Array(items) => Ok(items
+                .iter()
+                .filter(|i| matches!(i, Reply::Bulk(Some(v)) if v.first() == Some(&b'1')))
+                .count()),
+            reply => bail!("MGET: {reply:?}"),
+        }
+    }
+
+    fn list_all(&self) -> Result<u64> {
+        let mut after: Option<Vec<u8>> = None;
+        let mut listed = 0;
+        loop {
+            let flag: &[u8] = if after.is_some() { b"1" } else { b"0" };
+            let args: [&[u8]; 7] = [
+                b"EVAL",
+                webdis::LIST_KEYS.as_bytes(),
+                b"0",
+                b"bench/*",
+                flag,
+                after.as_deref().unwrap_or(b"-"),
+                b"1000",
+            ];
+            let Reply::Array(mut items) = self.command(&args, None)? else {
+                bail!("list-keys: not an array");
+            };
+            let more = items.len() > 1000;
+            items.truncate(1000);
+            listed += items.len() as u64;
+            if !more {
+                return Ok(listed);
+            }
+            match items.pop() {
+                Some(Reply::Bulk(Some(last))) => after = Some(last),
+                _ => bail!("list-keys: bad key"),
+            }
+        }
+    }
+}
+
+/// Times `n` calls of `op` on the native client, in µs per call.
+fn native_round(native: &dyn Native, op: &str, n: u64, keys: u64) -> Result<f64> {
+    let start = Instant::now();
+    for i in 0..n {
+        match op {
+            "get" => {
+                native.get(&key(pick(i, keys)))?.context("a key is missing")?;
+            }
+            "set" => native.set(&key(pick(i, keys)), &value(i))?,
+            "increment" => {
+                native.increment("counter")?;
+            }
+            "get-many" => {
+                let batch: Vec<String> = (0..100).map(|j| key(pick(i * 100 + j, keys))).collect();
+                if native.get_many(&batch)? != 100 {
+                    bail!("get-many missed keys");
+                }
+            }
+            "list" => {
+                if native.list_all()? < keys {
+                    bail!("list-keys missed keys");
+                }
+            }
+            _ => bail!("unknown op {op}"),
+        }
+    }
+    Ok(start.elapsed().as_secs_f64() * 1e6 / n as f64)
+}
+
+/// Runs the guest once: `OP N KEYS`, returning its µs per call.
+fn guest_round(command: &Command, op: &str, n: u64, keys: u64) -> Result<f64> {
+    let output = command.run(&RunOptions {
+        args: vec![op.into(), n.to_string(), keys.to_string()],
+        capture_output: true,
+        ..RunOptions::default()
+    })?;
+    if output.exit_code != 0 {
+        bail!("guest {op}: {}", output.stderr_text());
+    }
+    let line: Value = serde_json::from_str(output.stdout_text().trim())?;
+    line["us_per_op"].as_f64().context("no us_per_op")
+}
+
+/// A loopback proxy in front of `port` that counts the connections made
+/// through it (wasmtime's wasi:http opens one per request).
+fn counting_proxy(port: u16) -> Result<(u16, Arc<AtomicU64>)> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let proxy_port = listener.local_addr()?.port();
+    let connections = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&connections);
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let Ok(server) = TcpStream::connect(("127.0.0.1", port)) else {
+                continue;
+            };
+            let pipe = |mut from: TcpStream, mut to: TcpStream| {
+                std::thread::spawn(move || {
+                    let mut buf = [0; 16 * 1024];
+                    while let Ok(n) = from.read(&mut buf) {
+                        if n == 0 || to.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = to.shutdown(std::net::Shutdown::Write);
+                })
+            };
+            if let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) {
+                pipe(client, server);
+                pipe(s2, c2);
+            }
+        }
+    });
+    Ok((proxy_port, connections))
+}
+
+fn port_of(url: &str) -> u16 {
+    url.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a URL with a port")
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+struct Row {
+    protocol: &'static str,
+    op: &'static str,
+    kv_http_us: f64,
+    native_us: f64,
+    connections_per_call: f64,
+}
+
+fn bench_protocol(protocol: ProtocolArg, url: &str, sizes: &Sizes, rows: &mut Vec<Row>) -> Result<()> {
+    let name = match protocol {
+        ProtocolArg::Etcd => "etcd",
+        ProtocolArg::Redis => "redis",
+    };
+    let (proxy_port, connections) = counting_proxy(port_of(url))?;
+    let options = |url: String| AdapterOptions {
+        http: HttpOptions {
+            protocol: Some(protocol),
+            endpoint: Some(url),
+            ..HttpOptions::default()
+        },
+        ..AdapterOptions::default()
+    };
+    let composed = |url: String| -> Result<Command> {
+        let bytes = compose(&std::fs::read(GUEST)?, BackendKind::Http, &options(url))?;
+        runtime().command(&bytes)
+    };
+    let direct = composed(url.to_string())?;
+    let counted = composed(format!("http://127.0.0.1:{proxy_port}"))?;
+    let native: Box<dyn Native> = match protocol {
+        ProtocolArg::Etcd => Box::new(NativeEtcd {
+            agent: agent(),
+            url: url.into(),
+        }),
+        ProtocolArg::Redis => Box::new(NativeWebdis {
+            agent: agent(),
+            url: url.into(),
+        }),
+    };
+    guest_round(&direct, "setup", 1, sizes.keys).context("loading the keys")?;
+    for &(op, n) in &sizes.calls {
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            ours.push(guest_round(&direct, op, n, sizes.keys)?);
+            theirs.push(native_round(native.as_ref(), op, n, sizes.keys)?);
+        }
+        let before = connections.load(Ordering::SeqCst);
+        guest_round(&counted, op, n, sizes.keys)?;
+        let opened = connections.load(Ordering::SeqCst) - before;
+        rows.push(Row {
+            protocol: name,
+            op,
+            kv_http_us: median(ours),
+            native_us: median(theirs),
+            connections_per_call: opened as f64 / n as f64,
+        });
+        eprintln!("{name} {op}: done");
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let sizes = if quick { &QUICK } else { &FULL };
+    if cfg!(debug_assertions) {
+        eprintln!("warning: a dev build: wasmtime's host side is much slower; use --release for figures");
+    }
+    let mut rows = Vec::new();
+    let etcd = Etcd::start("bench")?;
+    bench_protocol(ProtocolArg::Etcd, &etcd.url(), sizes, &mut rows)?;
+    drop(etcd);
+    let webdis = Webdis::start("bench")?;
+    bench_protocol(ProtocolArg::Redis, &webdis.url(), sizes, &mut rows)?;
+    drop(webdis);
+
+    println!(
+        "{:<8} {:<10} {:>14} {:>14} {:>8} {:>8} {:>13}",
+        "service", "operation", "kv-http µs/op", "native µs/op", "ratio", "target", "requests/call"
+    );
+    let mut json_rows = Vec::new();
+    for row in &rows {
+        let ratio = row.kv_http_us / row.native_us;
+        println!(
+            "{:<8} {:<10} {:>14.1} {:>14.1} {:>7.2}× {:>8} {:>13.2}",
+            row.protocol,
+            row.op,
+            row.kv_http_us,
+            row.native_us,
+            ratio,
+            if ratio <= 1.5 { "met" } else { "NOT met" },
+            row.connections_per_call
+        );
+        json_rows.push(json!({
+            "service": row.protocol, "operation": row.op, "kv_http_us_per_op": row.kv_http_us,
+            "native_us_per_op": row.native_us, "ratio": ratio, "target_ratio": 1.5,
+            "requests_per_call": row.connections_per_call,
+        }));
+    }
+    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../target/bench/kv-http.json");
+    std::fs::create_dir_all(out.parent().unwrap())?;
+    let report = json!({
+        "profile": if cfg!(debug_assertions) { "dev" } else { "release" },
+        "keys": sizes.keys,
+        "rows": json_rows,
+    });
+    std::fs::write(&out, serde_json::to_string_pretty(&report)?)?;
+    println!("wrote {}", out.display());
+    Ok(())
+}
