@@ -28,9 +28,7 @@ wit_bindgen::generate!({
 use std::collections::BTreeSet;
 
 use exports::wasi::http::incoming_handler::Guest;
-use wasi::http::types::{
-    Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
-};
+use wasi::http::types::{Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam};
 use wasi::io::streams::StreamError;
 use wasi::keyvalue0_2_0_draft::{atomics, store};
 
@@ -95,7 +93,10 @@ impl Response {
     fn send(self, out: ResponseOutparam) {
         let mut headers = vec![
             ("content-type".to_string(), self.content_type.as_bytes().to_vec()),
-            ("content-length".to_string(), self.body.len().to_string().into_bytes()),
+            (
+                "content-length".to_string(),
+                self.body.len().to_string().into_bytes(),
+            ),
         ];
         if let Some(allow) = self.allow {
             headers.push(("allow".to_string(), allow.as_bytes().to_vec()));
@@ -125,9 +126,7 @@ impl Response {
 
 fn route(request: &IncomingRequest) -> Result<Response, Response> {
     let path_with_query = request.path_with_query().unwrap_or_else(|| "/".into());
-    let (path, query) = path_with_query
-        .split_once('?')
-        .unwrap_or((&path_with_query, ""));
+    let (path, query) = path_with_query.split_once('?').unwrap_or((&path_with_query, ""));
     let method = request.method();
     match path {
         "/hits" => match method {
@@ -223,7 +222,10 @@ fn hits(count_this_one: bool) -> Result<Response, Response> {
     let hits = if count_this_one {
         atomics::increment(&bucket, HITS_KEY, 1).map_err(|e| storage_error("counting the hit", e))?
     } else {
-        match bucket.get(HITS_KEY).map_err(|e| storage_error("reading the hits", e))? {
+        match bucket
+            .get(HITS_KEY)
+            .map_err(|e| storage_error("reading the hits", e))?
+        {
             None => 0,
             Some(value) => std::str::from_utf8(&value)
                 .ok()

@@ -83,7 +83,8 @@ impl Service {
     /// Binds `options.addr` and serves on a thread of its own until the
     /// returned [`Server`] is stopped or dropped.
     pub fn serve(&self, options: &ServeOptions) -> Result<Server> {
-        let listener = TcpListener::bind(options.addr).with_context(|| format!("binding {}", options.addr))?;
+        let listener =
+            TcpListener::bind(options.addr).with_context(|| format!("binding {}", options.addr))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -150,7 +151,11 @@ impl Drop for Server {
 
 /// Accepts connections until `stopped` fires (or its sender is dropped);
 /// each connection is served by a task of its own.
-async fn accept(listener: TcpListener, handler: Arc<Handler>, mut stopped: oneshot::Receiver<()>) -> Result<()> {
+async fn accept(
+    listener: TcpListener,
+    handler: Arc<Handler>,
+    mut stopped: oneshot::Receiver<()>,
+) -> Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener)?;
     loop {
         let stream = tokio::select! {
@@ -223,7 +228,11 @@ impl Handler {
             .http()
             .new_incoming_request(Scheme::Http, request)
             .map_err(wasm_err)?;
-        let out = store.data_mut().http().new_response_outparam(sender).map_err(wasm_err)?;
+        let out = store
+            .data_mut()
+            .http()
+            .new_response_outparam(sender)
+            .map_err(wasm_err)?;
         let pre = self.pre.clone();
         // In a task of its own: the component may go on (writing the body)
         // after it has sent the response's head.

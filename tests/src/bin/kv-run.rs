@@ -112,6 +112,10 @@ fn run(args: RunArgs) -> Result<i32> {
 
 fn serve(addr: SocketAddr, instance: InstanceArgs, component: PathBuf) -> Result<i32> {
     let (preopens, env) = instance.parse()?;
+    #[allow(
+        clippy::needless_update,
+        reason = "ServeOptions has one more field with kv-runner's wasi-keyvalue feature"
+    )]
     let options = ServeOptions {
         addr,
         env,
@@ -121,7 +125,11 @@ fn serve(addr: SocketAddr, instance: InstanceArgs, component: PathBuf) -> Result
     let service = Runtime::new()?.service_from_file(&component)?;
     let server = service.serve(&options)?;
     // One line a script (or a test) can read the address from.
-    println!("kv-run: serving {} on http://{}/", component.display(), server.addr());
+    println!(
+        "kv-run: serving {} on http://{}/",
+        component.display(),
+        server.addr()
+    );
     std::io::stdout().flush()?;
     server.wait()?;
     Ok(0)
