@@ -38,28 +38,27 @@ impl LoadSpec {
         format!("c{client}-n{note}")
     }
 
-    /// Every note of the load with the value [`LoadSpec::seed_value`]: what
-    /// a store seeded before the load holds.
-    pub fn seeded_notes(&self) -> Vec<(String, Vec<u8>)> {
+    /// Every note of the load, with a value: what a store seeded before
+    /// the load holds.
+    pub fn seeded_notes(&self) -> Notes {
         (0..self.clients)
             .flat_map(|c| (0..self.notes_per_client).map(move |n| LoadSpec::note_id(c, n)))
             .map(|id| {
-                let value = LoadSpec::seed_value(&id);
-                (id, value)
+                let value = format!("seed of {id}").into_bytes();
+                (id, Some(value))
             })
             .collect()
     }
-
-    pub fn seed_value(id: &str) -> Vec<u8> {
-        format!("seed of {id}").into_bytes()
-    }
 }
+
+/// Note id → value (`None`: absent).
+pub type Notes = BTreeMap<String, Option<Vec<u8>>>;
 
 /// What one client did and saw.
 #[derive(Debug, Default)]
 pub struct ClientLog {
     /// Its notes as its acknowledged writes left them (`None`: deleted or never written).
-    pub notes: BTreeMap<String, Option<Vec<u8>>>,
+    pub notes: Notes,
     /// The counts `POST /hits` answered.
     pub hits: Vec<u64>,
     pub latencies: Vec<Duration>,
@@ -103,35 +102,18 @@ impl LoadReport {
     }
 
     /// Every note as the acknowledged writes left it.
-    pub fn notes(&self) -> BTreeMap<&str, Option<&[u8]>> {
-        self.clients
-            .iter()
-            .flat_map(|c| c.notes.iter().map(|(id, v)| (id.as_str(), v.as_deref())))
-            .collect()
+    pub fn notes(&self) -> Notes {
+        self.clients.iter().flat_map(|c| c.notes.clone()).collect()
     }
 
-    /// Latency at quantile `q` (0..=1).
-    pub fn latency(&self, q: f64) -> Duration {
-        let mut all: Vec<Duration> = self
-            .clients
-            .iter()
-            .flat_map(|c| c.latencies.iter().copied())
-            .collect();
-        all.sort_unstable();
-        if all.is_empty() {
-            return Duration::ZERO;
-        }
-        all[((all.len() - 1) as f64 * q).round() as usize]
-    }
-
-    pub fn requests_per_second(&self) -> f64 {
-        self.requests() as f64 / self.elapsed.as_secs_f64()
+    pub fn latencies(&self) -> impl Iterator<Item = Duration> + '_ {
+        self.clients.iter().flat_map(|c| c.latencies.iter().copied())
     }
 }
 
-/// Runs the load against a notes service at `addr`. `seeded`: every note
-/// starts as [`LoadSpec::seeded_notes`] (else absent).
-pub fn run_load(addr: SocketAddr, spec: &LoadSpec, seeded: bool) -> Result<LoadReport> {
+/// Runs the load against a notes service at `addr` whose notes hold
+/// `initial` (a note not in it is absent).
+pub fn run_load(addr: SocketAddr, spec: &LoadSpec, initial: &Notes) -> Result<LoadReport> {
     let start = Barrier::new(spec.clients + 1);
     let (clients, elapsed) = std::thread::scope(|scope| {
         let threads: Vec<_> = (0..spec.clients)
@@ -141,7 +123,7 @@ pub fn run_load(addr: SocketAddr, spec: &LoadSpec, seeded: bool) -> Result<LoadR
                     let connection = HttpClient::connect(addr);
                     // Connected or not, every client waits here: none starts early.
                     start.wait();
-                    run_client(&mut connection?, spec, client, seeded)
+                    run_client(&mut connection?, spec, client, initial)
                 })
             })
             .collect();
@@ -171,12 +153,12 @@ impl Rng {
     }
 }
 
-fn run_client(http: &mut HttpClient, spec: &LoadSpec, client: usize, seeded: bool) -> Result<ClientLog> {
+fn run_client(http: &mut HttpClient, spec: &LoadSpec, client: usize, initial: &Notes) -> Result<ClientLog> {
     let mut rng = Rng((spec.seed ^ (client as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1);
     let mut log = ClientLog::default();
     for n in 0..spec.notes_per_client {
         let id = LoadSpec::note_id(client, n);
-        let value = seeded.then(|| LoadSpec::seed_value(&id));
+        let value = initial.get(&id).cloned().flatten();
         log.notes.insert(id, value);
     }
     for request in 0..spec.requests_per_client {

@@ -13,7 +13,7 @@ use kv_virt::adapters::BackendKind;
 use kv_virt::fs_tools::FsCommand;
 use kv_virt::options::{AdapterOptions, FsOptions};
 use kv_virt_tests::http::HttpClient;
-use kv_virt_tests::notes_load::{LoadSpec, parse_hits, run_load};
+use kv_virt_tests::notes_load::{LoadSpec, Notes, parse_hits, run_load};
 use kv_virt_tests::*;
 
 /// A fresh directory under the target directory, removed first.
@@ -126,7 +126,7 @@ fn notes_under_load(backend: &Backend, work: &Path) {
         notes_per_client: 10,
         seed: 7,
     };
-    let report = run_load(server.addr, &spec, false).unwrap();
+    let report = run_load(server.addr, &spec, &Notes::new()).unwrap();
     assert_eq!(report.requests(), 16 * 200);
     assert_eq!(report.failures(), Vec::<&str>::new());
     assert_eq!(report.stale_reads(), Vec::<&str>::new());
@@ -146,7 +146,7 @@ fn notes_under_load(backend: &Backend, work: &Path) {
     let live: BTreeSet<String> = notes
         .iter()
         .filter(|(_, v)| v.is_some())
-        .map(|(id, _)| id.to_string())
+        .map(|(id, _)| id.clone())
         .collect();
     assert!(
         live.len() > 100,
