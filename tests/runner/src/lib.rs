@@ -228,10 +228,14 @@ impl Runtime {
     }
 
     pub fn command_from_file(&self, path: &Path) -> Result<Command> {
-        let wasm = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        self.command(&wasm)
-            .with_context(|| format!("loading {}", path.display()))
+        from_file(path, |wasm| self.command(wasm))
     }
+}
+
+/// Reads a `.wasm` file and loads it, naming the file in any error.
+fn from_file<T>(path: &Path, load: impl FnOnce(&[u8]) -> Result<T>) -> Result<T> {
+    let wasm = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    load(&wasm).with_context(|| format!("loading {}", path.display()))
 }
 
 impl Command {

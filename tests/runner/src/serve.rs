@@ -24,7 +24,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use crate::{Host, Runtime, preopen, wasm_err};
+use crate::{Host, Runtime, from_file, preopen, wasm_err};
 
 /// What every instance of a served component sees.
 #[derive(Clone, Debug)]
@@ -73,9 +73,7 @@ impl Runtime {
     }
 
     pub fn service_from_file(&self, path: &Path) -> Result<Service> {
-        let wasm = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        self.service(&wasm)
-            .with_context(|| format!("loading {}", path.display()))
+        from_file(path, |wasm| self.service(wasm))
     }
 }
 
