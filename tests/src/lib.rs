@@ -2,6 +2,8 @@
 //! crate's build script), composing them with an adapter, and running them
 //! on the embedded wasmtime.
 
+pub mod http;
+pub mod notes_load;
 pub mod servers;
 
 use std::path::Path;
@@ -15,6 +17,7 @@ use kv_virt::options::AdapterOptions;
 pub const CONFORMANCE_DRAFT: &str = env!("CONFORMANCE_DRAFT_WASM");
 pub const CONFORMANCE_DRAFT2: &str = env!("CONFORMANCE_DRAFT2_WASM");
 pub const COUNTER: &str = env!("COUNTER_WASM");
+pub const NOTES: &str = env!("NOTES_WASM");
 
 /// The conformance guest's buckets (see `tests/guest/src/lib.rs`).
 pub const CONFORMANCE_BUCKETS: [&str; 2] = ["conformance", "conformance-list"];

@@ -1,20 +1,29 @@
 //! An embedded wasmtime 48 that runs composed components the way a generic
 //! WASI 0.2 runtime would: `wasi:cli/run` commands with preopened
-//! directories, arguments, environment and outgoing `wasi:http`. It knows
-//! nothing about `wasi:keyvalue`: the point of kv-virt is that it needs not.
+//! directories, arguments, environment and outgoing `wasi:http`, and
+//! `wasi:http/incoming-handler` services, served like `wasmtime serve`
+//! (see [`serve`]). It knows nothing about `wasi:keyvalue`: the point of
+//! kv-virt is that it needs not (except, with the `wasi-keyvalue` feature,
+//! wasmtime's in-memory host store, the benchmarks' baseline).
 //!
-//! A [`Runner`] compiles a component once and instantiates it any number of
-//! times, each run in its own `Store` (so tests can run many instances at
-//! once on separate threads).
+//! A [`Runtime`] compiles a component once and instantiates it any number of
+//! times, each run (or request) in its own `Store` (so tests can run many
+//! instances at once on separate threads).
+
+pub mod serve;
+
+pub use serve::{ServeOptions, Server, Service};
 
 use std::path::{Path, PathBuf};
+#[cfg(feature = "wasi-keyvalue")]
+use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::p2::bindings::sync::CommandPre;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Everything one run of a command sees.
@@ -27,6 +36,42 @@ pub struct RunOptions {
     pub preopens: Vec<(PathBuf, String)>,
     /// Collect stdout/stderr into [`RunOutput`] instead of inheriting them.
     pub capture_output: bool,
+    /// What wasmtime's in-memory `wasi:keyvalue` holds when the run starts.
+    #[cfg(feature = "wasi-keyvalue")]
+    pub keyvalue: HostKeyValue,
+}
+
+/// The data of wasmtime's in-memory host `wasi:keyvalue`
+/// (`wasmtime-wasi-keyvalue`, the 0.2.0-draft). That host serves one bucket,
+/// named `""`, and hands each `open` a copy of this data: writes never
+/// outlive the instance.
+#[cfg(feature = "wasi-keyvalue")]
+#[derive(Clone)]
+pub struct HostKeyValue(Arc<wasmtime_wasi_keyvalue::WasiKeyValueCtx>);
+
+#[cfg(feature = "wasi-keyvalue")]
+impl HostKeyValue {
+    pub fn new(entries: impl IntoIterator<Item = (String, Vec<u8>)>) -> HostKeyValue {
+        HostKeyValue(Arc::new(
+            wasmtime_wasi_keyvalue::WasiKeyValueCtxBuilder::new()
+                .in_memory_data(entries)
+                .build(),
+        ))
+    }
+}
+
+#[cfg(feature = "wasi-keyvalue")]
+impl Default for HostKeyValue {
+    fn default() -> HostKeyValue {
+        HostKeyValue::new([])
+    }
+}
+
+#[cfg(feature = "wasi-keyvalue")]
+impl std::fmt::Debug for HostKeyValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HostKeyValue")
+    }
 }
 
 /// How a run ended.
@@ -47,10 +92,25 @@ impl RunOutput {
     }
 }
 
+/// The state of one instance.
 struct Host {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
+    #[cfg(feature = "wasi-keyvalue")]
+    keyvalue: HostKeyValue,
+}
+
+impl Host {
+    fn new(wasi: WasiCtx, #[cfg(feature = "wasi-keyvalue")] keyvalue: &HostKeyValue) -> Host {
+        Host {
+            wasi,
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            #[cfg(feature = "wasi-keyvalue")]
+            keyvalue: keyvalue.clone(),
+        }
+    }
 }
 
 impl WasiView for Host {
@@ -72,10 +132,12 @@ impl WasiHttpView for Host {
     }
 }
 
-/// The shared engine and linker (WASI 0.2 and outgoing wasi:http).
+/// The shared engine and linkers (WASI 0.2 and outgoing wasi:http): the
+/// synchronous bindings for commands, the asynchronous ones for services.
 pub struct Runtime {
     engine: Engine,
     linker: Linker<Host>,
+    async_linker: Linker<Host>,
 }
 
 /// A compiled command, ready to be instantiated many times.
@@ -89,6 +151,27 @@ fn wasm_err(e: wasmtime::Error) -> anyhow::Error {
     anyhow!("{e:?}")
 }
 
+/// Adds wasmtime's in-memory `wasi:keyvalue`, when the feature is on.
+fn add_host_keyvalue(_linker: &mut Linker<Host>) -> Result<()> {
+    #[cfg(feature = "wasi-keyvalue")]
+    wasmtime_wasi_keyvalue::add_to_linker(_linker, |h: &mut Host| {
+        wasmtime_wasi_keyvalue::WasiKeyValue::new(&h.keyvalue.0, &mut h.table)
+    })
+    .map_err(wasm_err)?;
+    Ok(())
+}
+
+/// Preopens host directories read-write.
+fn preopen(builder: &mut WasiCtxBuilder, preopens: &[(PathBuf, String)]) -> Result<()> {
+    for (host, guest) in preopens {
+        builder
+            .preopened_dir(host, guest, FsPerms::ReadWrite)
+            .map_err(wasm_err)
+            .with_context(|| format!("preopening {}", host.display()))?;
+    }
+    Ok(())
+}
+
 impl Runtime {
     pub fn new() -> Result<Self> {
         let mut config = Config::new();
@@ -97,20 +180,22 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(wasm_err)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker).map_err(wasm_err)?;
-        Ok(Self { engine, linker })
+        add_host_keyvalue(&mut linker)?;
+        let mut async_linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut async_linker).map_err(wasm_err)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut async_linker).map_err(wasm_err)?;
+        add_host_keyvalue(&mut async_linker)?;
+        Ok(Self {
+            engine,
+            linker,
+            async_linker,
+        })
     }
 
     /// Compiles a component (bytes of a `.wasm` file), or loads one this
     /// runner precompiled ([`Runtime::precompile`]).
     pub fn command(&self, wasm: &[u8]) -> Result<Command> {
-        let component = if Engine::detect_precompiled(wasm).is_some() {
-            // SAFETY: only files written by `precompile` of this same build are
-            // passed here (the tests' crash runs); wasmtime checks the engine
-            // configuration and version before loading.
-            unsafe { Component::deserialize(&self.engine, wasm) }.map_err(wasm_err)?
-        } else {
-            Component::new(&self.engine, wasm).map_err(wasm_err)?
-        };
+        let component = self.component(wasm)?;
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
@@ -125,6 +210,17 @@ impl Runtime {
         })
     }
 
+    pub(crate) fn component(&self, wasm: &[u8]) -> Result<Component> {
+        if Engine::detect_precompiled(wasm).is_some() {
+            // SAFETY: only files written by `precompile` of this same build are
+            // passed here (the tests' crash runs); wasmtime checks the engine
+            // configuration and version before loading.
+            unsafe { Component::deserialize(&self.engine, wasm) }.map_err(wasm_err)
+        } else {
+            Component::new(&self.engine, wasm).map_err(wasm_err)
+        }
+    }
+
     /// Compiles a component ahead of time, so that many short-lived runner
     /// processes (the crash tests) start without compiling it each time.
     pub fn precompile(&self, wasm: &[u8]) -> Result<Vec<u8>> {
@@ -132,10 +228,14 @@ impl Runtime {
     }
 
     pub fn command_from_file(&self, path: &Path) -> Result<Command> {
-        let wasm = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        self.command(&wasm)
-            .with_context(|| format!("loading {}", path.display()))
+        from_file(path, |wasm| self.command(wasm))
     }
+}
+
+/// Reads a `.wasm` file and loads it, naming the file in any error.
+fn from_file<T>(path: &Path, load: impl FnOnce(&[u8]) -> Result<T>) -> Result<T> {
+    let wasm = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    load(&wasm).with_context(|| format!("loading {}", path.display()))
 }
 
 impl Command {
@@ -150,12 +250,7 @@ impl Command {
         // do file I/O on it rather than hopping to a blocking pool for every
         // wasi:filesystem call, which costs ~25 µs a call (see tests/bench).
         builder.allow_blocking_current_thread(true);
-        for (host, guest) in &options.preopens {
-            builder
-                .preopened_dir(host, guest, FsPerms::ReadWrite)
-                .map_err(wasm_err)
-                .with_context(|| format!("preopening {}", host.display()))?;
-        }
+        preopen(&mut builder, &options.preopens)?;
         let stdout = MemoryOutputPipe::new(usize::MAX);
         let stderr = MemoryOutputPipe::new(usize::MAX);
         if options.capture_output {
@@ -163,11 +258,11 @@ impl Command {
         } else {
             builder.inherit_stdio();
         }
-        let host = Host {
-            wasi: builder.build(),
-            http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
-        };
+        let host = Host::new(
+            builder.build(),
+            #[cfg(feature = "wasi-keyvalue")]
+            &options.keyvalue,
+        );
         let mut store = Store::new(&self.engine, host);
         let command = self.pre.instantiate(&mut store).map_err(wasm_err)?;
         let exit_code = match command.wasi_cli_run().call_run(&mut store) {

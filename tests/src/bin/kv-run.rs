@@ -1,58 +1,151 @@
 //! `kv-run`: run a composed component on the embedded wasmtime (`kv-runner`).
 
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use clap::Parser;
-use kv_runner::{RunOptions, Runtime};
+use clap::{Args, Parser, Subcommand};
+use kv_runner::{RunOptions, Runtime, ServeOptions};
 
 /// Run a WASI 0.2 command component (wasi:cli/run) on an embedded wasmtime 48
-/// with WASI 0.2 and outgoing wasi:http. Like `wasmtime run`, without any
-/// wasi:keyvalue host support.
+/// with WASI 0.2 and outgoing wasi:http, or serve a wasi:http/incoming-handler
+/// component (`kv-run serve`). Like `wasmtime run` and `wasmtime serve`,
+/// without any wasi:keyvalue host support.
 ///
 /// Example: kv-run --dir ./data::/data counter.wasm -- hits
 #[derive(Parser)]
-#[command(version, verbatim_doc_comment)]
+#[command(
+    version,
+    verbatim_doc_comment,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 struct Cli {
+    #[command(subcommand)]
+    serve: Option<Serve>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    instance: InstanceArgs,
+    /// The component to run.
+    #[arg(required = true)]
+    component: Option<PathBuf>,
+    /// Arguments for the component.
+    #[arg(last = true)]
+    args: Vec<String>,
+}
+
+/// What every instance sees.
+#[derive(Args)]
+struct InstanceArgs {
     /// Preopen a host directory as HOST::GUEST (or HOST, seen as the same path).
     #[arg(long = "dir", value_name = "HOST::GUEST")]
     dirs: Vec<String>,
     /// Pass an environment variable NAME=VALUE to the guest.
     #[arg(long = "env", value_name = "NAME=VALUE")]
     envs: Vec<String>,
-    /// The component to run.
-    component: PathBuf,
-    /// Arguments for the component.
-    #[arg(last = true)]
-    args: Vec<String>,
 }
 
-fn run(cli: Cli) -> Result<i32> {
-    let mut options = RunOptions {
-        args: cli.args,
+#[derive(Subcommand)]
+enum Serve {
+    /// Serve a wasi:http/incoming-handler component over HTTP/1.1, a fresh
+    /// instance per request, many at once. Prints the address it listens on.
+    ///
+    /// Example: kv-run serve --addr 127.0.0.1:8080 --dir ./data::/data notes.wasm
+    #[command(verbatim_doc_comment)]
+    Serve {
+        /// The address to listen on (port 0: any free port).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+        #[command(flatten)]
+        instance: InstanceArgs,
+        /// The component to serve.
+        component: PathBuf,
+    },
+}
+
+type Preopens = Vec<(PathBuf, String)>;
+type Env = Vec<(String, String)>;
+
+impl InstanceArgs {
+    fn parse(&self) -> Result<(Preopens, Env)> {
+        let preopens = self
+            .dirs
+            .iter()
+            .map(|dir| {
+                let (host, guest) = dir.split_once("::").unwrap_or((dir, dir));
+                (PathBuf::from(host), guest.to_string())
+            })
+            .collect();
+        let mut env = Vec::new();
+        for var in &self.envs {
+            let Some((name, value)) = var.split_once('=') else {
+                bail!("--env {var:?}: expected NAME=VALUE");
+            };
+            env.push((name.to_string(), value.to_string()));
+        }
+        Ok((preopens, env))
+    }
+}
+
+fn run(args: RunArgs) -> Result<i32> {
+    let component = args.component.context("no component given")?;
+    let (preopens, env) = args.instance.parse()?;
+    let options = RunOptions {
+        args: args.args,
+        env,
+        preopens,
         ..RunOptions::default()
     };
-    for dir in &cli.dirs {
-        let (host, guest) = dir.split_once("::").unwrap_or((dir, dir));
-        options.preopens.push((PathBuf::from(host), guest.to_string()));
-    }
-    for env in &cli.envs {
-        let Some((name, value)) = env.split_once('=') else {
-            bail!("--env {env:?}: expected NAME=VALUE");
-        };
-        options.env.push((name.to_string(), value.to_string()));
-    }
-    let runtime = Runtime::new()?;
-    let command = runtime.command_from_file(&cli.component)?;
+    let command = Runtime::new()?.command_from_file(&component)?;
     let output = command
         .run(&options)
-        .with_context(|| format!("running {}", cli.component.display()))?;
+        .with_context(|| format!("running {}", component.display()))?;
     Ok(output.exit_code)
 }
 
+fn serve(addr: SocketAddr, instance: InstanceArgs, component: PathBuf) -> Result<i32> {
+    let (preopens, env) = instance.parse()?;
+    #[allow(
+        clippy::needless_update,
+        reason = "ServeOptions has one more field with kv-runner's wasi-keyvalue feature"
+    )]
+    let options = ServeOptions {
+        addr,
+        env,
+        preopens,
+        ..ServeOptions::default()
+    };
+    let service = Runtime::new()?.service_from_file(&component)?;
+    let server = service.serve(&options)?;
+    // One line a script (or a test) can read the address from.
+    println!(
+        "kv-run: serving {} on http://{}/",
+        component.display(),
+        server.addr()
+    );
+    std::io::stdout().flush()?;
+    server.wait()?;
+    Ok(0)
+}
+
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    let result = match cli.serve {
+        Some(Serve::Serve {
+            addr,
+            instance,
+            component,
+        }) => serve(addr, instance, component),
+        None => run(cli.run),
+    };
+    match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(e) => {
             eprintln!("kv-run: {e:#}");

@@ -1,0 +1,246 @@
+//! The notes example (`examples/notes`, a `wasi:http/incoming-handler`)
+//! composed with an adapter and served with a fresh instance per request:
+//! by `kv-run serve` under 16 concurrent clients, and in process.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+
+use kv_runner::ServeOptions;
+use kv_virt::adapters::BackendKind;
+use kv_virt::fs_tools::FsCommand;
+use kv_virt::options::{AdapterOptions, FsOptions};
+use kv_virt_tests::http::HttpClient;
+use kv_virt_tests::notes_load::{LoadSpec, Notes, parse_hits, run_load};
+use kv_virt_tests::*;
+
+/// A fresh directory under the target directory, removed first.
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("serve-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A backend for the notes service: how to compose it and what the server
+/// needs. Another backend (kv-http on etcd, say) is another value of this.
+struct Backend {
+    kind: BackendKind,
+    options: AdapterOptions,
+    /// `kv-run serve` options (`--dir`, `--env`).
+    serve_args: Vec<String>,
+}
+
+/// kv-fs on `/data`, preopened from `data`.
+fn kv_fs(data: &Path) -> Backend {
+    Backend {
+        kind: BackendKind::Fs,
+        options: AdapterOptions {
+            buckets: vec!["notes".into()],
+            fs: FsOptions {
+                dir: Some("/data".into()),
+                ..FsOptions::default()
+            },
+            ..AdapterOptions::default()
+        },
+        serve_args: vec!["--dir".into(), format!("{}::/data", data.display())],
+    }
+}
+
+/// `kv-run serve` in a child process, killed by its pid when dropped.
+struct ServeProcess {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl ServeProcess {
+    fn start(component: &Path, args: &[String]) -> ServeProcess {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kv-run"))
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(args)
+            .arg(component)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        // "kv-run: serving notes.wasm on http://127.0.0.1:PORT/"
+        let addr = line
+            .trim_end()
+            .rsplit_once("http://")
+            .and_then(|(_, url)| url.trim_end_matches('/').parse().ok())
+            .unwrap_or_else(|| {
+                let _ = child.kill();
+                panic!("kv-run serve did not print its address: {line:?}")
+            });
+        ServeProcess { child, addr }
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every id `GET /notes` lists, page by page.
+fn list_all(http: &mut HttpClient) -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    let mut path = "/notes".to_string();
+    loop {
+        let response = http.request("GET", &path, b"").unwrap();
+        assert_eq!(response.status, 200, "{}", response.text());
+        let page: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+        let page_ids = page["ids"].as_array().unwrap();
+        assert!(page_ids.len() <= 100);
+        for id in page_ids {
+            assert!(ids.insert(id.as_str().unwrap().to_string()), "{id} listed twice");
+        }
+        match page["next"].as_str() {
+            Some(next) => path = format!("/notes?cursor={next}"),
+            None => return ids,
+        }
+    }
+}
+
+/// Serves the notes example on `backend`, runs 16 clients × 200 mixed
+/// requests at once, and checks: no request failed, every client read its
+/// own acknowledged writes, every acknowledged write (and delete) is there
+/// afterwards, the listing has exactly the live notes, and the hit counter
+/// counted every `POST /hits` exactly once.
+fn notes_under_load(backend: &Backend, work: &Path) {
+    let composed = compose(&read(NOTES), backend.kind, &backend.options).unwrap();
+    let component = work.join("notes.wasm");
+    std::fs::write(&component, composed).unwrap();
+    let server = ServeProcess::start(&component, &backend.serve_args);
+
+    let spec = LoadSpec {
+        clients: 16,
+        requests_per_client: 200,
+        notes_per_client: 10,
+        seed: 7,
+    };
+    let report = run_load(server.addr, &spec, &Notes::new()).unwrap();
+    assert_eq!(report.requests(), 16 * 200);
+    assert_eq!(report.failures(), Vec::<&str>::new());
+    assert_eq!(report.stale_reads(), Vec::<&str>::new());
+
+    let mut http = HttpClient::connect(server.addr).unwrap();
+    let notes = report.notes();
+    for (id, expected) in &notes {
+        let response = http.request("GET", &format!("/notes/{id}"), b"").unwrap();
+        match expected {
+            Some(value) => {
+                assert_eq!(response.status, 200, "{id}: {}", response.text());
+                assert_eq!(&response.body, value, "{id}");
+            }
+            None => assert_eq!(response.status, 404, "{id}: {}", response.text()),
+        }
+    }
+    let live: BTreeSet<String> = notes
+        .iter()
+        .filter(|(_, v)| v.is_some())
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert!(
+        live.len() > 100,
+        "the listing spans pages: {} live notes",
+        live.len()
+    );
+    assert_eq!(list_all(&mut http), live);
+
+    // Each POST /hits got its own count: 1, 2, … N, and the counter is N.
+    let hits = report.hits();
+    assert!(hits.len() > 300, "{} counted requests", hits.len());
+    assert_eq!(hits, (1..=hits.len() as u64).collect::<Vec<_>>());
+    let response = http.request("GET", "/hits", b"").unwrap();
+    assert_eq!(parse_hits(&response.body).unwrap(), hits.len() as u64);
+    drop(server);
+}
+
+#[test]
+fn notes_on_kv_fs_under_concurrent_load() {
+    let work = temp_dir("kv-fs-load");
+    let data = work.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    notes_under_load(&kv_fs(&data), &work);
+    // The server is stopped: `kv-virt fs check` on the file it left.
+    let mut out = Vec::new();
+    kv_virt::fs_tools::run(
+        FsCommand::Check {
+            file: data.join("notes.kvfs"),
+        },
+        &mut out,
+    )
+    .unwrap();
+    assert!(String::from_utf8(out).unwrap().contains(": ok ("));
+}
+
+/// In process: bad requests get a clear status and message (the instance
+/// never traps), the server goes on, and the data outlives the server.
+#[test]
+fn notes_answers_bad_requests_clearly_and_data_outlives_the_server() {
+    let work = temp_dir("kv-fs-errors");
+    let backend = kv_fs(&work);
+    let composed = compose(&read(NOTES), backend.kind, &backend.options).unwrap();
+    let service = runtime().service(&composed).unwrap();
+    let options = ServeOptions {
+        preopens: vec![(work.clone(), "/data".into())],
+        ..ServeOptions::default()
+    };
+
+    let server = service.serve(&options).unwrap();
+    assert!(server.addr().ip().is_loopback());
+    let mut http = HttpClient::connect(server.addr()).unwrap();
+    let big = vec![b'x'; (1 << 20) + 1];
+    for (method, path, body, status, message) in [
+        ("GET", "/notes/absent", &b""[..], 404, "no note \\\"absent\\\""),
+        (
+            "PUT",
+            "/notes/a%20b",
+            b"x",
+            400,
+            "a note id is 1 to 128 characters",
+        ),
+        ("GET", "/notes/a/b", b"", 400, "a note id is"),
+        ("GET", "/notes?limit=5", b"", 400, "unknown query parameter"),
+        ("GET", "/notes?cursor=no/pe", b"", 400, "a note id is"),
+        ("PATCH", "/notes/a", b"", 405, "use GET, PUT, DELETE"),
+        ("DELETE", "/hits", b"", 405, "use GET, POST"),
+        ("GET", "/", b"", 404, "no such resource"),
+        ("PUT", "/notes/big", &big, 413, "at most 1048576 bytes"),
+    ] {
+        let response = http.request(method, path, body).unwrap();
+        assert_eq!(response.status, status, "{method} {path}: {}", response.text());
+        assert!(
+            response.text().starts_with("{\"error\":") && response.text().contains(message),
+            "{method} {path}: {}",
+            response.text()
+        );
+    }
+    let note = b"bytes \0 of any kind \xff".to_vec();
+    assert_eq!(http.request("PUT", "/notes/kept", &note).unwrap().status, 204);
+    assert_eq!(http.request("PUT", "/notes/gone", b"x").unwrap().status, 204);
+    assert_eq!(http.request("DELETE", "/notes/gone", b"").unwrap().status, 204);
+    assert_eq!(http.request("DELETE", "/notes/gone", b"").unwrap().status, 204);
+    assert_eq!(http.request("POST", "/hits", b"").unwrap().text(), "{\"hits\":1}");
+    drop(http);
+    server.stop().unwrap();
+
+    let server = service.serve(&options).unwrap();
+    let mut http = HttpClient::connect(server.addr()).unwrap();
+    assert_eq!(http.request("GET", "/notes/kept", b"").unwrap().body, note);
+    assert_eq!(http.request("GET", "/notes/gone", b"").unwrap().status, 404);
+    assert_eq!(
+        http.request("GET", "/notes", b"").unwrap().text(),
+        "{\"ids\":[\"kept\"],\"next\":null}"
+    );
+    assert_eq!(http.request("GET", "/hits", b"").unwrap().text(), "{\"hits\":1}");
+    server.stop().unwrap();
+}
