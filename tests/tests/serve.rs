@@ -11,7 +11,7 @@ use std::process::{Child, Stdio};
 use kv_runner::ServeOptions;
 use kv_virt::adapters::BackendKind;
 use kv_virt::fs_tools::FsCommand;
-use kv_virt::options::{AdapterOptions, FsOptions};
+use kv_virt::options::{AdapterOptions, FsOptions, HttpOptions, ProtocolArg};
 use kv_virt_tests::http::HttpClient;
 use kv_virt_tests::notes_load::{LoadSpec, Notes, parse_hits, run_load};
 use kv_virt_tests::*;
@@ -46,6 +46,23 @@ fn kv_fs(data: &Path) -> Backend {
             ..AdapterOptions::default()
         },
         serve_args: vec!["--dir".into(), format!("{}::/data", data.display())],
+    }
+}
+
+/// kv-http on an etcd server.
+fn kv_http_etcd(url: &str) -> Backend {
+    Backend {
+        kind: BackendKind::Http,
+        options: AdapterOptions {
+            buckets: vec!["notes".into()],
+            http: HttpOptions {
+                protocol: Some(ProtocolArg::Etcd),
+                endpoint: Some(url.into()),
+                ..HttpOptions::default()
+            },
+            ..AdapterOptions::default()
+        },
+        serve_args: Vec::new(),
     }
 }
 
@@ -180,6 +197,12 @@ fn notes_on_kv_fs_under_concurrent_load() {
     )
     .unwrap();
     assert!(String::from_utf8(out).unwrap().contains(": ok ("));
+}
+
+#[test]
+fn notes_on_kv_http_etcd_under_concurrent_load() {
+    let etcd = kv_virt_tests::servers::Etcd::start("serve-load").unwrap();
+    notes_under_load(&kv_http_etcd(&etcd.url()), &temp_dir("etcd-load"));
 }
 
 /// In process: bad requests get a clear status and message (the instance
