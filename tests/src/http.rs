@@ -10,6 +10,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use wasmtime_wasi_http::io::TokioIo;
 
+/// The longest a request may take.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub struct HttpClient {
     runtime: tokio::runtime::Runtime,
     sender: SendRequest<Full<Bytes>>,
@@ -59,14 +62,18 @@ impl HttpClient {
             .header("host", self.addr.to_string())
             .body(Full::new(Bytes::copy_from_slice(body)))?;
         let sender = &mut self.sender;
+        let exchange = async {
+            sender.ready().await?;
+            let response = sender.send_request(request).await?;
+            let status = response.status().as_u16();
+            let body = response.into_body().collect().await?.to_bytes().to_vec();
+            anyhow::Ok(HttpResponse { status, body })
+        };
+        // A server that accepts but never answers fails the request, not the test run.
         self.runtime
-            .block_on(async {
-                sender.ready().await?;
-                let response = sender.send_request(request).await?;
-                let status = response.status().as_u16();
-                let body = response.into_body().collect().await?.to_bytes().to_vec();
-                anyhow::Ok(HttpResponse { status, body })
-            })
+            .block_on(async { tokio::time::timeout(REQUEST_TIMEOUT, exchange).await })
+            .map_err(|_| anyhow::anyhow!("no answer within {REQUEST_TIMEOUT:?}"))
+            .and_then(|answer| answer)
             .with_context(|| format!("{method} {path}"))
     }
 }

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use crate::http::HttpClient;
+
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -77,14 +79,13 @@ impl Drop for Process {
     }
 }
 
-/// One HTTP/1.0 GET on loopback: the status line and body, or an error.
-pub fn http_get(port: u16, path: &str) -> Result<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer)?;
-    Ok(answer)
+/// One GET on loopback: the body of a 200 answer.
+fn http_get(port: u16, path: &str) -> Result<String> {
+    let response = HttpClient::connect(([127, 0, 0, 1], port).into())?.request("GET", path, b"")?;
+    if response.status != 200 {
+        bail!("{path}: status {}", response.status);
+    }
+    Ok(response.text())
 }
 
 /// Waits until `ready` holds, checking the processes are still up.
