@@ -14,13 +14,15 @@
 //! lock-lease-ms = 5000
 //!
 //! [http]
-//! protocol = "etcd"          # or "redis" (through webdis)
+//! protocol = "etcd"          # or "redis" (through webdis), "dynamodb"
 //! endpoint = "http://127.0.0.1:2379"
 //! key-prefix = "app/"        # before every bucket's prefix
 //! bucket-prefixes = { legacy = "old/" }
 //! timeout-ms = 10000         # per operation, retries included
 //! max-attempts = 4
 //! credentials = { username = "env:ETCD_USER", password = "env:ETCD_PASSWORD" }
+//! # dynamodb: table = "kv", region = "us-east-1", consistent-reads = true,
+//! # credentials access-key-id, secret-access-key (and session-token).
 //! ```
 
 use std::path::Path;
@@ -125,6 +127,18 @@ pub struct HttpOptions {
     /// (anyone with the component can read them).
     #[arg(long)]
     pub bake_secrets: bool,
+
+    /// dynamodb: the table (partition key `bucket` (S), sort key `key` (S)).
+    #[arg(long, value_name = "NAME")]
+    pub table: Option<String>,
+
+    /// dynamodb: the AWS region requests are signed for, e.g. us-east-1.
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// dynamodb: strongly consistent reads for get and list-keys [default: true].
+    #[arg(long, value_name = "BOOL")]
+    pub consistent_reads: Option<bool>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Deserialize)]
@@ -134,6 +148,8 @@ pub enum ProtocolArg {
     Etcd,
     /// Redis, through webdis.
     Redis,
+    /// Amazon DynamoDB (JSON API, SigV4): needs --table and --region.
+    Dynamodb,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Deserialize)]
@@ -167,6 +183,9 @@ struct HttpFile {
     #[serde(default)]
     credentials: std::collections::BTreeMap<String, String>,
     bake_secrets: Option<bool>,
+    table: Option<String>,
+    region: Option<String>,
+    consistent_reads: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -283,7 +302,9 @@ impl FsOptions {
 impl HttpOptions {
     fn resolve(&self, file: HttpFile) -> Result<HttpConfig> {
         let Some(protocol) = self.protocol.or(file.protocol) else {
-            bail!("kv-http needs a protocol: --protocol etcd|redis (or `protocol` in the [http] table)");
+            bail!(
+                "kv-http needs a protocol: --protocol etcd|redis|dynamodb (or `protocol` in the [http] table)"
+            );
         };
         let Some(endpoint) = self.endpoint.clone().or(file.endpoint) else {
             bail!(
@@ -293,6 +314,20 @@ impl HttpOptions {
         let protocol = match protocol {
             ProtocolArg::Etcd => HttpProtocol::Etcd,
             ProtocolArg::Redis => HttpProtocol::Webdis,
+            ProtocolArg::Dynamodb => {
+                let required = |flag: Option<String>, file: Option<String>, what: &str, example: &str| {
+                    flag.or(file).filter(|v| !v.is_empty()).with_context(|| {
+                        format!(
+                            "the dynamodb protocol needs --{what} {example} (or `{what}` in the [http] table)"
+                        )
+                    })
+                };
+                HttpProtocol::DynamoDb {
+                    table: required(self.table.clone(), file.table, "table", "NAME")?,
+                    region: required(self.region.clone(), file.region, "region", "us-east-1")?,
+                    consistent_reads: self.consistent_reads.or(file.consistent_reads).unwrap_or(true),
+                }
+            }
         };
         let mut config = HttpConfig::new(protocol, endpoint);
         if let Some(prefix) = self.key_prefix.clone().or(file.key_prefix) {

@@ -197,6 +197,15 @@ pub enum HttpProtocol {
     Etcd,
     /// Redis through webdis (`/COMMAND/arg/...`).
     Webdis,
+    /// Amazon DynamoDB (JSON 1.0 API, SigV4): one table whose partition
+    /// key `bucket` (S) is the bucket's prefix and sort key `key` (S) the key.
+    DynamoDb {
+        table: String,
+        /// The SigV4 signing region ("us-east-1").
+        region: String,
+        /// Strongly consistent reads (`ConsistentRead`) for get and list.
+        consistent_reads: bool,
+    },
 }
 
 impl HttpProtocol {
@@ -205,6 +214,7 @@ impl HttpProtocol {
         match self {
             HttpProtocol::Etcd => "etcd",
             HttpProtocol::Webdis => "redis",
+            HttpProtocol::DynamoDb { .. } => "dynamodb",
         }
     }
 }
