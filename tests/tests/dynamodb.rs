@@ -22,31 +22,15 @@ fn options(moto: &Moto, buckets: &[&str]) -> AdapterOptions {
             endpoint: Some(moto.url()),
             table: Some(TABLE.into()),
             region: Some(moto::REGION.into()),
-            credentials: vec![
-                "access-key-id=env:AWS_ACCESS_KEY_ID".into(),
-                "secret-access-key=env:AWS_SECRET_ACCESS_KEY".into(),
-            ],
+            credentials: Moto::credential_flags(),
             ..HttpOptions::default()
         },
         ..AdapterOptions::default()
     }
 }
 
-/// A run with these arguments and the key moto issued (or another).
-fn run_as(args: &[&str], access_key_id: &str, secret: &str) -> RunOptions {
-    RunOptions {
-        args: args.iter().map(|s| s.to_string()).collect(),
-        env: vec![
-            ("AWS_ACCESS_KEY_ID".into(), access_key_id.into()),
-            ("AWS_SECRET_ACCESS_KEY".into(), secret.into()),
-        ],
-        capture_output: true,
-        ..RunOptions::default()
-    }
-}
-
 fn run(moto: &Moto, args: &[&str]) -> RunOptions {
-    run_as(args, &moto.access_key_id, &moto.secret_access_key)
+    moto.run_options(args)
 }
 
 fn counter(moto: &Moto) -> Command {
@@ -93,7 +77,7 @@ fn dynamodb_refused_credentials_are_clear_errors() {
     let command = counter(&moto);
     let wrong_secret = format!("{}x", moto.secret_access_key);
     let output = command
-        .run(&run_as(&[], &moto.access_key_id, &wrong_secret))
+        .run(&moto::run_options_as(&[], &moto.access_key_id, &wrong_secret))
         .unwrap();
     assert_eq!(output.exit_code, 1, "{}", output.stdout_text());
     assert!(
@@ -105,7 +89,11 @@ fn dynamodb_refused_credentials_are_clear_errors() {
     );
 
     let output = command
-        .run(&run_as(&[], "AKIAUNKNOWNKEY000000", &moto.secret_access_key))
+        .run(&moto::run_options_as(
+            &[],
+            "AKIAUNKNOWNKEY000000",
+            &moto.secret_access_key,
+        ))
         .unwrap();
     assert_eq!(output.exit_code, 1, "{}", output.stdout_text());
     assert_eq!(

@@ -14,14 +14,15 @@
 //! lock-lease-ms = 5000
 //!
 //! [http]
-//! protocol = "etcd"          # or "redis" (through webdis), "dynamodb"
+//! protocol = "etcd"          # or "redis" (through webdis), "dynamodb", "s3"
 //! endpoint = "http://127.0.0.1:2379"
 //! key-prefix = "app/"        # before every bucket's prefix
 //! bucket-prefixes = { legacy = "old/" }
 //! timeout-ms = 10000         # per operation, retries included
 //! max-attempts = 4
 //! credentials = { username = "env:ETCD_USER", password = "env:ETCD_PASSWORD" }
-//! # dynamodb: table = "kv", region = "us-east-1", consistent-reads = true,
+//! # dynamodb: table = "kv", region = "us-east-1", consistent-reads = true;
+//! # s3: s3-bucket = "kv", region = "us-east-1";
 //! # credentials access-key-id, secret-access-key (and session-token).
 //! ```
 
@@ -132,7 +133,11 @@ pub struct HttpOptions {
     #[arg(long, value_name = "NAME")]
     pub table: Option<String>,
 
-    /// dynamodb: the AWS region requests are signed for, e.g. us-east-1.
+    /// s3: the S3 bucket holding every bucket's objects.
+    #[arg(long, value_name = "NAME")]
+    pub s3_bucket: Option<String>,
+
+    /// dynamodb, s3: the AWS region requests are signed for, e.g. us-east-1.
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
 
@@ -150,6 +155,8 @@ pub enum ProtocolArg {
     Redis,
     /// Amazon DynamoDB (JSON API, SigV4): needs --table and --region.
     Dynamodb,
+    /// Amazon S3 (REST, SigV4): needs --s3-bucket and --region.
+    S3,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Deserialize)]
@@ -184,6 +191,7 @@ struct HttpFile {
     credentials: std::collections::BTreeMap<String, String>,
     bake_secrets: Option<bool>,
     table: Option<String>,
+    s3_bucket: Option<String>,
     region: Option<String>,
     consistent_reads: Option<bool>,
 }
@@ -303,7 +311,7 @@ impl HttpOptions {
     fn resolve(&self, file: HttpFile) -> Result<HttpConfig> {
         let Some(protocol) = self.protocol.or(file.protocol) else {
             bail!(
-                "kv-http needs a protocol: --protocol etcd|redis|dynamodb (or `protocol` in the [http] table)"
+                "kv-http needs a protocol: --protocol etcd|redis|dynamodb|s3 (or `protocol` in the [http] table)"
             );
         };
         let Some(endpoint) = self.endpoint.clone().or(file.endpoint) else {
@@ -314,20 +322,25 @@ impl HttpOptions {
         let protocol = match protocol {
             ProtocolArg::Etcd => HttpProtocol::Etcd,
             ProtocolArg::Redis => HttpProtocol::Webdis,
-            ProtocolArg::Dynamodb => {
-                let required = |flag: Option<String>, file: Option<String>, what: &str, example: &str| {
-                    flag.or(file).filter(|v| !v.is_empty()).with_context(|| {
-                        format!(
-                            "the dynamodb protocol needs --{what} {example} (or `{what}` in the [http] table)"
-                        )
-                    })
-                };
-                HttpProtocol::DynamoDb {
-                    table: required(self.table.clone(), file.table, "table", "NAME")?,
-                    region: required(self.region.clone(), file.region, "region", "us-east-1")?,
-                    consistent_reads: self.consistent_reads.or(file.consistent_reads).unwrap_or(true),
-                }
-            }
+            ProtocolArg::Dynamodb => HttpProtocol::DynamoDb {
+                table: required("dynamodb", self.table.clone().or(file.table), "table", "NAME")?,
+                region: required(
+                    "dynamodb",
+                    self.region.clone().or(file.region.clone()),
+                    "region",
+                    "us-east-1",
+                )?,
+                consistent_reads: self.consistent_reads.or(file.consistent_reads).unwrap_or(true),
+            },
+            ProtocolArg::S3 => HttpProtocol::S3 {
+                bucket: required(
+                    "s3",
+                    self.s3_bucket.clone().or(file.s3_bucket),
+                    "s3-bucket",
+                    "NAME",
+                )?,
+                region: required("s3", self.region.clone().or(file.region), "region", "us-east-1")?,
+            },
         };
         let mut config = HttpConfig::new(protocol, endpoint);
         if let Some(prefix) = self.key_prefix.clone().or(file.key_prefix) {
@@ -375,6 +388,13 @@ impl HttpOptions {
         }
         Ok(config)
     }
+}
+
+/// A protocol option given as a flag or in the file, not empty.
+fn required(protocol: &str, value: Option<String>, option: &str, example: &str) -> Result<String> {
+    value.filter(|v| !v.is_empty()).with_context(|| {
+        format!("the {protocol} protocol needs --{option} {example} (or `{option}` in the [http] table)")
+    })
 }
 
 /// `NAME=VALUE` from a flag.

@@ -206,6 +206,13 @@ pub enum HttpProtocol {
         /// Strongly consistent reads (`ConsistentRead`) for get and list.
         consistent_reads: bool,
     },
+    /// Amazon S3 (REST, SigV4, path-style): a bucket is an object-key
+    /// prefix under one S3 bucket.
+    S3 {
+        bucket: String,
+        /// The SigV4 signing region ("us-east-1").
+        region: String,
+    },
 }
 
 impl HttpProtocol {
@@ -215,6 +222,7 @@ impl HttpProtocol {
             HttpProtocol::Etcd => "etcd",
             HttpProtocol::Webdis => "redis",
             HttpProtocol::DynamoDb { .. } => "dynamodb",
+            HttpProtocol::S3 { .. } => "s3",
         }
     }
 }

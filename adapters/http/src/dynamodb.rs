@@ -25,7 +25,6 @@ use alloc::format;
 use alloc::rc::Rc;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use core::cell::RefCell;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -37,7 +36,7 @@ use wasip2::http::types::Method;
 use crate::Service;
 use crate::client::{Client, Request, Response};
 use crate::credentials::Credentials;
-use crate::sigv4::{self, Signer};
+use crate::sigv4::{self, LazySigner};
 
 /// DynamoDB's item limit is 400 KiB, attribute names and values included;
 /// keys up to 1,024 bytes (the sort key limit), bucket prefixes up to
@@ -74,11 +73,9 @@ impl DynamoDb {
         DynamoDb {
             conn: Rc::new(Connection {
                 client,
-                credentials,
                 table: table.into(),
-                region: region.into(),
                 consistent_reads,
-                signer: RefCell::new(None),
+                signer: LazySigner::new(credentials, region, "dynamodb"),
             }),
         }
     }
@@ -107,12 +104,9 @@ impl Service for DynamoDb {
 /// The client, table and signer, shared by every bucket of the instance.
 struct Connection {
     client: Rc<Client>,
-    credentials: Credentials,
     table: String,
-    region: String,
     consistent_reads: bool,
-    /// Made on first use, when the environment holds the credentials.
-    signer: RefCell<Option<Rc<Signer>>>,
+    signer: LazySigner,
 }
 
 /// An error answer: DynamoDB's exception name (after the `#`) and the error.
@@ -122,19 +116,6 @@ struct Rejection {
 }
 
 impl Connection {
-    fn signer(&self) -> Result<Rc<Signer>> {
-        if let Some(signer) = self.signer.borrow().as_ref() {
-            return Ok(Rc::clone(signer));
-        }
-        let signer = Rc::new(Signer::from_credentials(
-            &self.credentials,
-            &self.region,
-            "dynamodb",
-        )?);
-        *self.signer.borrow_mut() = Some(Rc::clone(&signer));
-        Ok(signer)
-    }
-
     /// One action; any error answer is an error.
     fn call(&self, action: &str, body: &Value) -> Result<Value> {
         self.attempt(action, body, false)?.map_err(|r| r.error)
@@ -164,7 +145,7 @@ impl Connection {
         }
         let payload_hash = sigv4::hex_sha256(&body);
         let endpoint = self.client.endpoint();
-        self.signer()?.sign(
+        self.signer.get()?.sign(
             &mut request,
             endpoint.authority(),
             &endpoint.full_path("/"),
@@ -201,8 +182,8 @@ impl Connection {
             Err(_) => {
                 let text = String::from_utf8_lossy(&response.body);
                 (
-                    xml_element(&text, "Code").unwrap_or_default().into(),
-                    xml_element(&text, "Message").unwrap_or_default().into(),
+                    sigv4::xml_element(&text, "Code").unwrap_or_default().into(),
+                    sigv4::xml_element(&text, "Message").unwrap_or_default().into(),
                 )
             }
         };
@@ -222,13 +203,6 @@ impl Connection {
         self.client
             .error(format_args!("unexpected answer from DynamoDB: {what}"))
     }
-}
-
-/// The text of the first `<tag>…</tag>` of an error document.
-fn xml_element<'a>(text: &'a str, tag: &str) -> Option<&'a str> {
-    let start = text.find(&format!("<{tag}>"))? + tag.len() + 2;
-    let len = text[start..].find(&format!("</{tag}>"))?;
-    Some(&text[start..start + len])
 }
 
 pub struct DynamoDbBucket {
@@ -506,17 +480,5 @@ mod tests {
         let entries = [("a", 1), ("b", 2), ("a", 3)];
         let unique = last_per_key(&entries, |(k, _)| k);
         assert_eq!(unique, [&("a", 3), &("b", 2)]);
-    }
-
-    #[test]
-    fn xml_errors_give_code_and_message() {
-        let text = "<ErrorResponse><Errors><Error><Code>InvalidClientTokenId</Code>\
-                    <Message>The security token included in the request is invalid.</Message>";
-        assert_eq!(xml_element(text, "Code"), Some("InvalidClientTokenId"));
-        assert_eq!(
-            xml_element(text, "Message"),
-            Some("The security token included in the request is invalid.")
-        );
-        assert_eq!(xml_element("<Code>x", "Code"), None);
     }
 }

@@ -2,7 +2,7 @@
 //! `wasi:http/outgoing-handler`.
 //!
 //! - [`client`]: the one request layer (deadline, retries, error messages);
-//! - one file per protocol ([`etcd`], [`webdis`], [`dynamodb`]), each a [`Service`]
+//! - one file per protocol ([`etcd`], [`webdis`], [`dynamodb`], [`s3`]), each a [`Service`]
 //!   whose buckets implement [`kv_core::Bucket`];
 //! - [`buckets`]: how a bucket maps to a key prefix;
 //! - [`credentials`]: secrets read at run time from the environment;
@@ -22,6 +22,7 @@ pub mod client;
 pub mod credentials;
 pub mod dynamodb;
 pub mod etcd;
+pub mod s3;
 pub mod sigv4;
 pub mod webdis;
 
@@ -95,6 +96,7 @@ impl kv_glue::Adapter for HttpBackend {
                 region,
                 *consistent_reads,
             )),
+            HttpProtocol::S3 { bucket, region } => Box::new(s3::S3::new(client, credentials, bucket, region)),
         };
         Ok(HttpBackend {
             config: http.clone(),

@@ -7,8 +7,10 @@
 //! (wasi:http forbids setting it).
 
 use alloc::format;
+use alloc::rc::Rc;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use core::cell::RefCell;
 use core::fmt::Write;
 
 use hmac::{Hmac, Mac};
@@ -149,6 +151,48 @@ impl Signer {
             self.access_key_id
         )
     }
+}
+
+/// A [`Signer`] made on first use, when the environment holds the
+/// credentials (an instance without them fails on its first request, with
+/// the credential's clear error).
+pub struct LazySigner {
+    credentials: Credentials,
+    region: String,
+    service: &'static str,
+    signer: RefCell<Option<Rc<Signer>>>,
+}
+
+impl LazySigner {
+    pub fn new(credentials: Credentials, region: &str, service: &'static str) -> Self {
+        LazySigner {
+            credentials,
+            region: region.into(),
+            service,
+            signer: RefCell::new(None),
+        }
+    }
+
+    pub fn get(&self) -> Result<Rc<Signer>> {
+        if let Some(signer) = self.signer.borrow().as_ref() {
+            return Ok(Rc::clone(signer));
+        }
+        let signer = Rc::new(Signer::from_credentials(
+            &self.credentials,
+            &self.region,
+            self.service,
+        )?);
+        *self.signer.borrow_mut() = Some(Rc::clone(&signer));
+        Ok(signer)
+    }
+}
+
+/// The text of the first `<tag>…</tag>` of an AWS error document
+/// (`<Code>`, `<Message>`), entities left as they are.
+pub fn xml_element<'a>(text: &'a str, tag: &str) -> Option<&'a str> {
+    let start = text.find(&format!("<{tag}>"))? + tag.len() + 2;
+    let len = text[start..].find(&format!("</{tag}>"))?;
+    Some(&text[start..start + len])
 }
 
 /// Lowercased names sorted, values trimmed with inner runs of spaces
@@ -366,6 +410,18 @@ mod tests {
             authorization.contains("SignedHeaders=host;x-amz-date;x-amz-security-token,"),
             "{authorization}"
         );
+    }
+
+    #[test]
+    fn xml_errors_give_code_and_message() {
+        let text = "<ErrorResponse><Errors><Error><Code>InvalidClientTokenId</Code>\
+                    <Message>The security token included in the request is invalid.</Message>";
+        assert_eq!(xml_element(text, "Code"), Some("InvalidClientTokenId"));
+        assert_eq!(
+            xml_element(text, "Message"),
+            Some("The security token included in the request is invalid.")
+        );
+        assert_eq!(xml_element("<Code>x", "Code"), None);
     }
 
     #[test]
