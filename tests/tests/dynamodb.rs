@@ -147,4 +147,10 @@ fn dynamodb_needs_a_table_and_a_region() {
         format!("{error:#}").contains("the dynamodb protocol needs --region us-east-1"),
         "{error:#}"
     );
+    options.http.protocol = Some(ProtocolArg::Etcd);
+    let error = compose(&read(COUNTER), BackendKind::Http, &options).unwrap_err();
+    assert!(
+        format!("{error:#}").contains("--table is an option of the dynamodb protocol, not of etcd"),
+        "{error:#}"
+    );
 }

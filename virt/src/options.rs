@@ -319,6 +319,32 @@ impl HttpOptions {
                 "kv-http needs the service's URL: --endpoint http://HOST:PORT (or `endpoint` in the [http] table)"
             );
         };
+        let options_of = |protocols: &str, given: bool, option: &str| {
+            if given {
+                let name = format!("{protocol:?}").to_lowercase();
+                bail!("--{option} is an option of the {protocols} protocol, not of {name}");
+            }
+            Ok(())
+        };
+        if !matches!(protocol, ProtocolArg::Dynamodb) {
+            options_of("dynamodb", self.table.is_some() || file.table.is_some(), "table")?;
+            let consistent = self.consistent_reads.is_some() || file.consistent_reads.is_some();
+            options_of("dynamodb", consistent, "consistent-reads")?;
+        }
+        if !matches!(protocol, ProtocolArg::S3) {
+            options_of(
+                "s3",
+                self.s3_bucket.is_some() || file.s3_bucket.is_some(),
+                "s3-bucket",
+            )?;
+        }
+        if !matches!(protocol, ProtocolArg::Dynamodb | ProtocolArg::S3) {
+            options_of(
+                "dynamodb and s3",
+                self.region.is_some() || file.region.is_some(),
+                "region",
+            )?;
+        }
         let protocol = match protocol {
             ProtocolArg::Etcd => HttpProtocol::Etcd,
             ProtocolArg::Redis => HttpProtocol::Webdis,
