@@ -245,3 +245,6 @@ impl Drop for Webdis {
         self.stop();
     }
 }
+
+pub mod moto;
+pub use moto::Moto;

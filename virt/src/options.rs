@@ -14,13 +14,16 @@
 //! lock-lease-ms = 5000
 //!
 //! [http]
-//! protocol = "etcd"          # or "redis" (through webdis)
+//! protocol = "etcd"          # or "redis" (through webdis), "dynamodb", "s3"
 //! endpoint = "http://127.0.0.1:2379"
 //! key-prefix = "app/"        # before every bucket's prefix
 //! bucket-prefixes = { legacy = "old/" }
 //! timeout-ms = 10000         # per operation, retries included
 //! max-attempts = 4
 //! credentials = { username = "env:ETCD_USER", password = "env:ETCD_PASSWORD" }
+//! # dynamodb: table = "kv", region = "us-east-1", consistent-reads = true;
+//! # s3: s3-bucket = "kv", region = "us-east-1";
+//! # credentials access-key-id, secret-access-key (and session-token).
 //! ```
 
 use std::path::Path;
@@ -125,6 +128,22 @@ pub struct HttpOptions {
     /// (anyone with the component can read them).
     #[arg(long)]
     pub bake_secrets: bool,
+
+    /// dynamodb: the table (partition key `bucket` (S), sort key `key` (S)).
+    #[arg(long, value_name = "NAME")]
+    pub table: Option<String>,
+
+    /// s3: the S3 bucket holding every bucket's objects.
+    #[arg(long, value_name = "NAME")]
+    pub s3_bucket: Option<String>,
+
+    /// dynamodb, s3: the AWS region requests are signed for, e.g. us-east-1.
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// dynamodb: strongly consistent reads for get and list-keys [default: true].
+    #[arg(long, value_name = "BOOL")]
+    pub consistent_reads: Option<bool>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Deserialize)]
@@ -134,6 +153,10 @@ pub enum ProtocolArg {
     Etcd,
     /// Redis, through webdis.
     Redis,
+    /// Amazon DynamoDB (JSON API, SigV4): needs --table and --region.
+    Dynamodb,
+    /// Amazon S3 (REST, SigV4): needs --s3-bucket and --region.
+    S3,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Deserialize)]
@@ -167,6 +190,10 @@ struct HttpFile {
     #[serde(default)]
     credentials: std::collections::BTreeMap<String, String>,
     bake_secrets: Option<bool>,
+    table: Option<String>,
+    s3_bucket: Option<String>,
+    region: Option<String>,
+    consistent_reads: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -283,16 +310,63 @@ impl FsOptions {
 impl HttpOptions {
     fn resolve(&self, file: HttpFile) -> Result<HttpConfig> {
         let Some(protocol) = self.protocol.or(file.protocol) else {
-            bail!("kv-http needs a protocol: --protocol etcd|redis (or `protocol` in the [http] table)");
+            bail!(
+                "kv-http needs a protocol: --protocol etcd|redis|dynamodb|s3 (or `protocol` in the [http] table)"
+            );
         };
         let Some(endpoint) = self.endpoint.clone().or(file.endpoint) else {
             bail!(
                 "kv-http needs the service's URL: --endpoint http://HOST:PORT (or `endpoint` in the [http] table)"
             );
         };
+        let options_of = |protocols: &str, given: bool, option: &str| {
+            if given {
+                let name = format!("{protocol:?}").to_lowercase();
+                bail!("--{option} is an option of the {protocols} protocol, not of {name}");
+            }
+            Ok(())
+        };
+        if !matches!(protocol, ProtocolArg::Dynamodb) {
+            options_of("dynamodb", self.table.is_some() || file.table.is_some(), "table")?;
+            let consistent = self.consistent_reads.is_some() || file.consistent_reads.is_some();
+            options_of("dynamodb", consistent, "consistent-reads")?;
+        }
+        if !matches!(protocol, ProtocolArg::S3) {
+            options_of(
+                "s3",
+                self.s3_bucket.is_some() || file.s3_bucket.is_some(),
+                "s3-bucket",
+            )?;
+        }
+        if !matches!(protocol, ProtocolArg::Dynamodb | ProtocolArg::S3) {
+            options_of(
+                "dynamodb and s3",
+                self.region.is_some() || file.region.is_some(),
+                "region",
+            )?;
+        }
         let protocol = match protocol {
             ProtocolArg::Etcd => HttpProtocol::Etcd,
             ProtocolArg::Redis => HttpProtocol::Webdis,
+            ProtocolArg::Dynamodb => HttpProtocol::DynamoDb {
+                table: required("dynamodb", self.table.clone().or(file.table), "table", "NAME")?,
+                region: required(
+                    "dynamodb",
+                    self.region.clone().or(file.region.clone()),
+                    "region",
+                    "us-east-1",
+                )?,
+                consistent_reads: self.consistent_reads.or(file.consistent_reads).unwrap_or(true),
+            },
+            ProtocolArg::S3 => HttpProtocol::S3 {
+                bucket: required(
+                    "s3",
+                    self.s3_bucket.clone().or(file.s3_bucket),
+                    "s3-bucket",
+                    "NAME",
+                )?,
+                region: required("s3", self.region.clone().or(file.region), "region", "us-east-1")?,
+            },
         };
         let mut config = HttpConfig::new(protocol, endpoint);
         if let Some(prefix) = self.key_prefix.clone().or(file.key_prefix) {
@@ -340,6 +414,13 @@ impl HttpOptions {
         }
         Ok(config)
     }
+}
+
+/// A protocol option given as a flag or in the file, not empty.
+fn required(protocol: &str, value: Option<String>, option: &str, example: &str) -> Result<String> {
+    value.filter(|v| !v.is_empty()).with_context(|| {
+        format!("the {protocol} protocol needs --{option} {example} (or `{option}` in the [http] table)")
+    })
 }
 
 /// `NAME=VALUE` from a flag.

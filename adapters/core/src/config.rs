@@ -197,6 +197,22 @@ pub enum HttpProtocol {
     Etcd,
     /// Redis through webdis (`/COMMAND/arg/...`).
     Webdis,
+    /// Amazon DynamoDB (JSON 1.0 API, SigV4): one table whose partition
+    /// key `bucket` (S) is the bucket's prefix and sort key `key` (S) the key.
+    DynamoDb {
+        table: String,
+        /// The SigV4 signing region ("us-east-1").
+        region: String,
+        /// Strongly consistent reads (`ConsistentRead`) for get and list.
+        consistent_reads: bool,
+    },
+    /// Amazon S3 (REST, SigV4, path-style): a bucket is an object-key
+    /// prefix under one S3 bucket.
+    S3 {
+        bucket: String,
+        /// The SigV4 signing region ("us-east-1").
+        region: String,
+    },
 }
 
 impl HttpProtocol {
@@ -205,6 +221,8 @@ impl HttpProtocol {
         match self {
             HttpProtocol::Etcd => "etcd",
             HttpProtocol::Webdis => "redis",
+            HttpProtocol::DynamoDb { .. } => "dynamodb",
+            HttpProtocol::S3 { .. } => "s3",
         }
     }
 }

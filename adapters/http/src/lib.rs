@@ -2,10 +2,11 @@
 //! `wasi:http/outgoing-handler`.
 //!
 //! - [`client`]: the one request layer (deadline, retries, error messages);
-//! - one file per protocol ([`etcd`], [`webdis`]), each a [`Service`]
+//! - one file per protocol ([`etcd`], [`webdis`], [`dynamodb`], [`s3`]), each a [`Service`]
 //!   whose buckets implement [`kv_core::Bucket`];
 //! - [`buckets`]: how a bucket maps to a key prefix;
-//! - [`credentials`]: secrets read at run time from the environment.
+//! - [`credentials`]: secrets read at run time from the environment;
+//! - [`sigv4`]: AWS request signing.
 //!
 //! Every `wasi:keyvalue` rule (validation, limits, cursors, counters) is
 //! kv-core's; a protocol only stores.
@@ -19,7 +20,10 @@ extern crate alloc;
 pub mod buckets;
 pub mod client;
 pub mod credentials;
+pub mod dynamodb;
 pub mod etcd;
+pub mod s3;
+pub mod sigv4;
 pub mod webdis;
 
 use alloc::boxed::Box;
@@ -81,6 +85,18 @@ impl kv_glue::Adapter for HttpBackend {
         let service: Box<dyn Service> = match &http.protocol {
             HttpProtocol::Etcd => Box::new(etcd::Etcd::new(client, credentials)?),
             HttpProtocol::Webdis => Box::new(webdis::Webdis::new(client, credentials)?),
+            HttpProtocol::DynamoDb {
+                table,
+                region,
+                consistent_reads,
+            } => Box::new(dynamodb::DynamoDb::new(
+                client,
+                credentials,
+                table,
+                region,
+                *consistent_reads,
+            )),
+            HttpProtocol::S3 { bucket, region } => Box::new(s3::S3::new(client, credentials, bucket, region)),
         };
         Ok(HttpBackend {
             config: http.clone(),

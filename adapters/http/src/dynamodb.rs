@@ -1,0 +1,484 @@
+//! Amazon DynamoDB through its JSON 1.0 API (`POST /` with
+//! `X-Amz-Target: DynamoDB_20120810.<Action>`), signed with SigV4.
+//!
+//! - One configured table holds every bucket. Its partition key `bucket`
+//!   (S) is the bucket's prefix (see [`crate::buckets`]), its sort key `key`
+//!   (S) the key. Each item also has `value` (B: any bytes) and `version`
+//!   (N: a random 63-bit number, new at every write). `kv-virt http
+//!   create-table` or any tool can create the table with that key schema.
+//! - `get` reads with `ConsistentRead` unless configured off; counters are
+//!   stored as decimal text, so `get` reads them as such.
+//! - `list-keys` is a `Query` on the bucket's partition, keys only, in
+//!   sort-key order, continuing from `ExclusiveStartKey` = the last key
+//!   returned (the cursor): never a `Scan`.
+//! - compare-and-swap is a conditional `PutItem` on `version` (or on the
+//!   key being absent); increment is the shared compare-and-swap loop,
+//!   which goes round again on `ConditionalCheckFailedException`.
+//! - Batches are `BatchGetItem` (100 keys) and `BatchWriteItem` (25
+//!   writes), sending unprocessed items again with a backoff.
+//! - Credentials: `access-key-id`, `secret-access-key`, optional
+//!   `session-token`; the region is configured.
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::rc::Rc;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use kv_core::{Bucket, Error, KeyPage, Limits, ListRequest, Result, Version, Versioned};
+use serde_json::{Value, json};
+use wasip2::clocks::{monotonic_clock, wall_clock};
+use wasip2::http::types::Method;
+
+use crate::Service;
+use crate::client::{Client, Request, Response};
+use crate::credentials::Credentials;
+use crate::sigv4::{self, LazySigner};
+
+/// DynamoDB's item limit is 400 KiB, attribute names and values included;
+/// keys up to 1,024 bytes (the sort key limit), bucket prefixes up to
+/// [`MAX_PREFIX_BYTES`], names and version take under 4 KiB. DynamoDB
+/// counts a binary value's bytes, but emulators such as moto count its
+/// base64 text (4/3 as long): 296 KiB fits both ways.
+pub const LIMITS: Limits = Limits {
+    max_key_bytes: 1024,
+    max_value_bytes: 296 << 10,
+};
+
+/// The partition key limit is 2,048 bytes.
+const MAX_PREFIX_BYTES: usize = 2048;
+
+/// `BatchGetItem` takes at most 100 keys, `BatchWriteItem` 25 writes.
+const MAX_BATCH_GET: usize = 100;
+const MAX_BATCH_WRITE: usize = 25;
+
+/// Rounds of sending unprocessed batch items again before giving up.
+const MAX_BATCH_ROUNDS: u32 = 20;
+
+pub struct DynamoDb {
+    conn: Rc<Connection>,
+}
+
+impl DynamoDb {
+    pub fn new(
+        client: Rc<Client>,
+        credentials: Credentials,
+        table: &str,
+        region: &str,
+        consistent_reads: bool,
+    ) -> Self {
+        DynamoDb {
+            conn: Rc::new(Connection {
+                client,
+                table: table.into(),
+                consistent_reads,
+                signer: LazySigner::new(credentials, region, "dynamodb"),
+            }),
+        }
+    }
+}
+
+impl Service for DynamoDb {
+    fn limits(&self) -> Limits {
+        LIMITS
+    }
+
+    fn open(&self, prefix: String) -> Result<Box<dyn Bucket>> {
+        if prefix.is_empty() || prefix.len() > MAX_PREFIX_BYTES {
+            return Err(self.conn.client.error(format_args!(
+                "a bucket's prefix is its partition key, which must be 1 to {MAX_PREFIX_BYTES} bytes, \
+                 not {} (check the key prefix and bucket prefixes)",
+                prefix.len()
+            )));
+        }
+        Ok(Box::new(DynamoDbBucket {
+            conn: Rc::clone(&self.conn),
+            prefix,
+        }))
+    }
+}
+
+/// The client, table and signer, shared by every bucket of the instance.
+struct Connection {
+    client: Rc<Client>,
+    table: String,
+    consistent_reads: bool,
+    signer: LazySigner,
+}
+
+/// An error answer: DynamoDB's exception name (after the `#`) and the error.
+struct Rejection {
+    kind: String,
+    error: Error,
+}
+
+impl Connection {
+    /// One action; any error answer is an error.
+    fn call(&self, action: &str, body: &Value) -> Result<Value> {
+        self.attempt(action, body, false)?.map_err(|r| r.error)
+    }
+
+    /// One action that must not apply twice; `Ok(None)` when its condition failed.
+    fn call_conditional(&self, action: &str, body: &Value) -> Result<Option<Value>> {
+        match self.attempt(action, body, true)? {
+            Ok(answer) => Ok(Some(answer)),
+            Err(rejection) if rejection.kind == "ConditionalCheckFailedException" => Ok(None),
+            Err(rejection) => Err(rejection.error),
+        }
+    }
+
+    fn attempt(
+        &self,
+        action: &str,
+        body: &Value,
+        once: bool,
+    ) -> Result<core::result::Result<Value, Rejection>> {
+        let body = body.to_string().into_bytes();
+        let mut request = Request::new(Method::Post, "/")
+            .header("content-type", "application/x-amz-json-1.0")
+            .header("x-amz-target", format!("DynamoDB_20120810.{action}"));
+        if once {
+            request = request.once();
+        }
+        let payload_hash = sigv4::hex_sha256(&body);
+        let endpoint = self.client.endpoint();
+        self.signer.get()?.sign(
+            &mut request,
+            endpoint.authority(),
+            &endpoint.full_path("/"),
+            wall_clock::now().seconds,
+            &payload_hash,
+        );
+        let response = self.client.send(&request.body(body))?;
+        if !response.is_success() {
+            return Ok(Err(self.rejection(&response)));
+        }
+        serde_json::from_slice(&response.body)
+            .map(Ok)
+            .map_err(|e| self.client.malformed(format_args!("{e}"), &response))
+    }
+
+    /// DynamoDB answers errors as JSON (`__type`, `message`); a signature
+    /// or key refused may come as XML (`<Code>`, `<Message>`).
+    fn rejection(&self, response: &Response) -> Rejection {
+        let (kind, message) = match serde_json::from_slice::<Value>(&response.body) {
+            Ok(answer) => (
+                answer["__type"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .rsplit('#')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+                answer["message"]
+                    .as_str()
+                    .or(answer["Message"].as_str())
+                    .unwrap_or_default()
+                    .to_string(),
+            ),
+            Err(_) => {
+                let text = String::from_utf8_lossy(&response.body);
+                (
+                    sigv4::xml_element(&text, "Code").unwrap_or_default().into(),
+                    sigv4::xml_element(&text, "Message").unwrap_or_default().into(),
+                )
+            }
+        };
+        let message = match (kind.is_empty(), message.is_empty()) {
+            (true, true) => response.body_text(),
+            (true, false) => message,
+            (false, true) => kind.clone(),
+            (false, false) => format!("{kind}: {message}"),
+        };
+        Rejection {
+            error: self.client.status_error(response, &message),
+            kind,
+        }
+    }
+
+    fn malformed(&self, what: &str) -> Error {
+        self.client
+            .error(format_args!("unexpected answer from DynamoDB: {what}"))
+    }
+}
+
+pub struct DynamoDbBucket {
+    conn: Rc<Connection>,
+    prefix: String,
+}
+
+/// A fresh version: random, so that a compare-and-swap never mistakes a
+/// rewritten value for the one it read.
+fn new_version() -> String {
+    (wasip2::random::random::get_random_u64() >> 1).to_string()
+}
+
+/// Sleeps before sending unprocessed batch items again: 10 ms doubling to 1 s.
+fn batch_backoff(round: u32) {
+    let ms = (10u64 << round.min(7)).min(1000);
+    monotonic_clock::subscribe_duration(ms * 1_000_000).block();
+}
+
+/// The last occurrence of each key, in first-seen order: a batch must not
+/// name a key twice.
+fn last_per_key<T>(items: &[T], key: impl Fn(&T) -> &str) -> Vec<&T> {
+    let mut index: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut unique: Vec<&T> = Vec::new();
+    for item in items {
+        match index.get(key(item)) {
+            Some(&i) => unique[i] = item,
+            None => {
+                index.insert(key(item), unique.len());
+                unique.push(item);
+            }
+        }
+    }
+    unique
+}
+
+impl DynamoDbBucket {
+    /// The item's primary key.
+    fn item_key(&self, key: &str) -> Value {
+        json!({ "bucket": { "S": self.prefix }, "key": { "S": key } })
+    }
+
+    fn item(&self, key: &str, value: &[u8]) -> Value {
+        json!({
+            "bucket": { "S": self.prefix },
+            "key": { "S": key },
+            "value": { "B": BASE64.encode(value) },
+            "version": { "N": new_version() },
+        })
+    }
+
+    /// The value and version of an item as DynamoDB returns it.
+    fn parse_item(&self, item: &Value) -> Result<(Vec<u8>, String)> {
+        let value = match item["value"]["B"].as_str() {
+            Some(text) => BASE64
+                .decode(text)
+                .map_err(|_| self.conn.malformed("a value is not base64"))?,
+            None => return Err(self.conn.malformed("an item has no binary `value` attribute")),
+        };
+        let version = item["version"]["N"]
+            .as_str()
+            .ok_or_else(|| self.conn.malformed("an item has no number `version` attribute"))?;
+        Ok((value, version.into()))
+    }
+
+    fn get_item(&self, key: &str) -> Result<Option<(Vec<u8>, String)>> {
+        let answer = self.conn.call(
+            "GetItem",
+            &json!({
+                "TableName": self.conn.table,
+                "Key": self.item_key(key),
+                "ConsistentRead": self.conn.consistent_reads,
+            }),
+        )?;
+        match answer.get("Item") {
+            None => Ok(None),
+            Some(item) => self.parse_item(item).map(Some),
+        }
+    }
+
+    /// Sends `BatchWriteItem` requests (already at most 25), again and again
+    /// until nothing is left unprocessed.
+    fn batch_write(&self, requests: Vec<Value>) -> Result<()> {
+        let mut pending = requests;
+        for round in 0..MAX_BATCH_ROUNDS {
+            if round > 0 {
+                batch_backoff(round);
+            }
+            let answer = self.conn.call(
+                "BatchWriteItem",
+                &json!({ "RequestItems": { self.conn.table.as_str(): pending } }),
+            )?;
+            pending = match answer["UnprocessedItems"].get(self.conn.table.as_str()) {
+                Some(Value::Array(left)) if !left.is_empty() => left.clone(),
+                _ => return Ok(()),
+            };
+        }
+        Err(self.conn.client.error(format_args!(
+            "{} batch writes were still unprocessed after {MAX_BATCH_ROUNDS} rounds (throttled?)",
+            pending.len()
+        )))
+    }
+}
+
+impl Bucket for DynamoDbBucket {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.get_item(key)?.map(|(value, _)| value))
+    }
+
+    fn get_versioned(&self, key: &str) -> Result<Versioned> {
+        Ok(match self.get_item(key)? {
+            None => Versioned::default(),
+            Some((value, version)) => Versioned {
+                value: Some(value),
+                version: Some(Version(version.into_bytes())),
+            },
+        })
+    }
+
+    fn set(&self, key: &str, value: &[u8]) -> Result<()> {
+        self.conn
+            .call(
+                "PutItem",
+                &json!({ "TableName": self.conn.table, "Item": self.item(key, value) }),
+            )
+            .map(drop)
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        self.conn
+            .call(
+                "DeleteItem",
+                &json!({ "TableName": self.conn.table, "Key": self.item_key(key) }),
+            )
+            .map(drop)
+    }
+
+    fn exists(&self, key: &str) -> Result<bool> {
+        let answer = self.conn.call(
+            "GetItem",
+            &json!({
+                "TableName": self.conn.table,
+                "Key": self.item_key(key),
+                "ConsistentRead": self.conn.consistent_reads,
+                "ProjectionExpression": "#k",
+                "ExpressionAttributeNames": { "#k": "key" },
+            }),
+        )?;
+        Ok(answer.get("Item").is_some())
+    }
+
+    fn list_keys(&self, request: ListRequest<'_>) -> Result<KeyPage> {
+        let mut query = json!({
+            "TableName": self.conn.table,
+            "KeyConditionExpression": "#b = :b",
+            "ProjectionExpression": "#k",
+            "ExpressionAttributeNames": { "#b": "bucket", "#k": "key" },
+            "ExpressionAttributeValues": { ":b": { "S": self.prefix } },
+            "ConsistentRead": self.conn.consistent_reads,
+            "Limit": request.max_keys,
+        });
+        if let Some(after) = request.after {
+            query["ExclusiveStartKey"] = self.item_key(after);
+        }
+        let answer = self.conn.call("Query", &query)?;
+        let mut keys = Vec::new();
+        for item in answer["Items"].as_array().into_iter().flatten() {
+            let key = item["key"]["S"]
+                .as_str()
+                .ok_or_else(|| self.conn.malformed("a listed item has no string `key`"))?;
+            keys.push(key.to_string());
+        }
+        // DynamoDB may give a `LastEvaluatedKey` before an empty last page.
+        let next = match answer.get("LastEvaluatedKey") {
+            Some(_) => keys.last().cloned(),
+            None => None,
+        };
+        Ok(KeyPage { keys, next })
+    }
+
+    fn compare_and_swap(&self, key: &str, expected: Option<&Version>, value: &[u8]) -> Result<bool> {
+        let mut put = json!({ "TableName": self.conn.table, "Item": self.item(key, value) });
+        match expected {
+            None => {
+                put["ConditionExpression"] = json!("attribute_not_exists(#k)");
+                put["ExpressionAttributeNames"] = json!({ "#k": "key" });
+            }
+            Some(Version(bytes)) => {
+                let version = core::str::from_utf8(bytes)
+                    .ok()
+                    .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                    .ok_or_else(|| {
+                        Error::other("dynamodb: a compare-and-swap version is not a version number")
+                    })?;
+                put["ConditionExpression"] = json!("#v = :v");
+                put["ExpressionAttributeNames"] = json!({ "#v": "version" });
+                put["ExpressionAttributeValues"] = json!({ ":v": { "N": version } });
+            }
+        }
+        Ok(self.conn.call_conditional("PutItem", &put)?.is_some())
+    }
+
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        let unique = last_per_key(keys, String::as_str);
+        let mut found: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        for chunk in unique.chunks(MAX_BATCH_GET) {
+            let mut pending: Vec<Value> = chunk.iter().map(|k| self.item_key(k)).collect();
+            let mut round = 0;
+            while !pending.is_empty() {
+                if round == MAX_BATCH_ROUNDS {
+                    return Err(self.conn.client.error(format_args!(
+                        "{} batch reads were still unprocessed after {MAX_BATCH_ROUNDS} rounds (throttled?)",
+                        pending.len()
+                    )));
+                }
+                if round > 0 {
+                    batch_backoff(round);
+                }
+                round += 1;
+                let answer = self.conn.call(
+                    "BatchGetItem",
+                    &json!({ "RequestItems": { self.conn.table.as_str(): {
+                        "Keys": pending,
+                        "ConsistentRead": self.conn.consistent_reads,
+                    } } }),
+                )?;
+                let items = answer["Responses"][self.conn.table.as_str()].as_array();
+                for item in items.into_iter().flatten() {
+                    let key = item["key"]["S"]
+                        .as_str()
+                        .ok_or_else(|| self.conn.malformed("a batch item has no string `key`"))?;
+                    let (value, _) = self.parse_item(item)?;
+                    found.insert(key.into(), value);
+                }
+                pending = match answer["UnprocessedKeys"][self.conn.table.as_str()]["Keys"].as_array() {
+                    Some(left) => left.clone(),
+                    None => Vec::new(),
+                };
+            }
+        }
+        Ok(keys.iter().map(|k| found.get(k).cloned()).collect())
+    }
+
+    fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<()> {
+        let unique = last_per_key(entries, |(k, _)| k.as_str());
+        for chunk in unique.chunks(MAX_BATCH_WRITE) {
+            let requests = chunk
+                .iter()
+                .map(|(k, v)| json!({ "PutRequest": { "Item": self.item(k, v) } }))
+                .collect();
+            self.batch_write(requests)?;
+        }
+        Ok(())
+    }
+
+    fn delete_many(&self, keys: &[String]) -> Result<()> {
+        let unique = last_per_key(keys, String::as_str);
+        for chunk in unique.chunks(MAX_BATCH_WRITE) {
+            let requests = chunk
+                .iter()
+                .map(|k| json!({ "DeleteRequest": { "Key": self.item_key(k) } }))
+                .collect();
+            self.batch_write(requests)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_name_each_key_once_keeping_the_last() {
+        let entries = [("a", 1), ("b", 2), ("a", 3)];
+        let unique = last_per_key(&entries, |(k, _)| k);
+        assert_eq!(unique, [&("a", 3), &("b", 2)]);
+    }
+}

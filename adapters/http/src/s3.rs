@@ -1,0 +1,515 @@
+//! Amazon S3 (and compatible services) through its REST API, path-style
+//! (`/<s3-bucket>/<object key>`), signed with SigV4 and the payload's
+//! SHA-256 in `x-amz-content-sha256`.
+//!
+//! - One configured S3 bucket holds every bucket: a bucket is an object-key
+//!   prefix (see [`crate::buckets`]), a key is the rest of the object key,
+//!   with `%` and control characters written `%XX` (object keys with
+//!   control characters trouble S3 tools, and XML 1.0 cannot carry most).
+//! - A value's version is its `ETag`: compare-and-swap is a `PUT` with
+//!   `If-Match: <etag>` (or `If-None-Match: *` for a key that must be
+//!   absent); `412 Precondition Failed` (or `409` for a concurrent
+//!   conditional write) is a lost race. Increment is the shared
+//!   compare-and-swap loop. An ETag is a hash of the content, so a value
+//!   rewritten with the same bytes keeps its version.
+//! - `list-keys` is `ListObjectsV2` under the prefix with `encoding-type=url`;
+//!   the cursor is S3's continuation token.
+//! - `delete-many` is `DeleteObjects` (1,000 keys a request, `Content-MD5`).
+//! - Credentials: `access-key-id`, `secret-access-key`, optional
+//!   `session-token`; the region is configured.
+
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::rc::Rc;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use kv_core::{Bucket, Error, KeyPage, Limits, ListRequest, Result, Version, Versioned};
+use md5::{Digest, Md5};
+use wasip2::clocks::wall_clock;
+use wasip2::http::types::Method;
+
+use crate::Service;
+use crate::client::{Client, Request, Response};
+use crate::credentials::Credentials;
+use crate::sigv4::{self, LazySigner, uri_encode};
+
+/// Object keys are at most 1,024 bytes, the bucket's prefix included (a
+/// longer prefix is refused at open). Values up to 64 MiB: one `PUT` (S3
+/// takes 5 GiB) whose body the adapter holds in memory.
+pub const LIMITS: Limits = Limits {
+    max_key_bytes: 1024 - MAX_PREFIX_BYTES,
+    max_value_bytes: 64 << 20,
+};
+
+const MAX_PREFIX_BYTES: usize = 256;
+
+/// `DeleteObjects` takes at most 1,000 keys.
+const MAX_DELETE_KEYS: usize = 1000;
+
+pub struct S3 {
+    conn: Rc<Connection>,
+}
+
+impl S3 {
+    pub fn new(client: Rc<Client>, credentials: Credentials, bucket: &str, region: &str) -> Self {
+        S3 {
+            conn: Rc::new(Connection {
+                client,
+                bucket_path: format!("/{}", uri_encode(bucket.as_bytes(), false)),
+                signer: LazySigner::new(credentials, region, "s3"),
+            }),
+        }
+    }
+}
+
+impl Service for S3 {
+    fn limits(&self) -> Limits {
+        LIMITS
+    }
+
+    fn open(&self, prefix: String) -> Result<Box<dyn Bucket>> {
+        if prefix.len() > MAX_PREFIX_BYTES {
+            return Err(self.conn.client.error(format_args!(
+                "a bucket's prefix may be at most {MAX_PREFIX_BYTES} bytes of the 1,024 of an object key, \
+                 not {} (check the key prefix and bucket prefixes)",
+                prefix.len()
+            )));
+        }
+        Ok(Box::new(S3Bucket {
+            conn: Rc::clone(&self.conn),
+            prefix,
+        }))
+    }
+}
+
+struct Connection {
+    client: Rc<Client>,
+    /// `/<s3 bucket>`, encoded.
+    bucket_path: String,
+    signer: LazySigner,
+}
+
+impl Connection {
+    /// Signs and sends a request for `path` (under the S3 bucket, encoded,
+    /// query included).
+    fn send(&self, mut request: Request) -> Result<Response> {
+        let payload_hash = sigv4::hex_sha256(&request.body);
+        request
+            .headers
+            .push(("x-amz-content-sha256".into(), payload_hash.clone().into_bytes()));
+        let endpoint = self.client.endpoint();
+        let full_path = endpoint.full_path(&request.path);
+        self.signer.get()?.sign(
+            &mut request,
+            endpoint.authority(),
+            &full_path,
+            wall_clock::now().seconds,
+            &payload_hash,
+        );
+        self.client.send(&request)
+    }
+
+    /// S3's errors are XML: `<Code>`, `<Message>`.
+    fn service_error(&self, response: &Response) -> Error {
+        let text = String::from_utf8_lossy(&response.body);
+        let message = match (
+            sigv4::xml_element(&text, "Code"),
+            sigv4::xml_element(&text, "Message"),
+        ) {
+            (Some(code), Some(message)) => format!("{code}: {message}"),
+            (Some(code), None) => code.into(),
+            _ => String::new(),
+        };
+        self.client.status_error(response, &message)
+    }
+
+    fn malformed(&self, what: &str, response: &Response) -> Error {
+        self.client.malformed(what, response)
+    }
+}
+
+pub struct S3Bucket {
+    conn: Rc<Connection>,
+    prefix: String,
+}
+
+impl S3Bucket {
+    /// The object key of `key`, at most 1,024 bytes.
+    fn object_key(&self, key: &str) -> Result<String> {
+        let mut object = self.prefix.clone();
+        for c in key.chars() {
+            if c == '%' || c.is_ascii_control() {
+                object.push_str(&format!("%{:02X}", u32::from(c)));
+            } else {
+                object.push(c);
+            }
+        }
+        if object.len() > 1024 {
+            return Err(self.conn.client.error(format_args!(
+                "key {key:?} is {} bytes as an object key (with the bucket's prefix and `%XX` escapes), \
+                 over S3's 1,024",
+                object.len()
+            )));
+        }
+        Ok(object)
+    }
+
+    fn object_path(&self, key: &str) -> Result<String> {
+        Ok(format!(
+            "{}/{}",
+            self.conn.bucket_path,
+            uri_encode(self.object_key(key)?.as_bytes(), true)
+        ))
+    }
+
+    /// The value and ETag, or `None` if there is no such object.
+    fn get_object(&self, key: &str) -> Result<Option<(Vec<u8>, String)>> {
+        let response = self
+            .conn
+            .send(Request::new(Method::Get, self.object_path(key)?))?;
+        match response.status {
+            404 => Ok(None),
+            200 => {
+                let etag = response
+                    .header("etag")
+                    .ok_or_else(|| self.conn.malformed("no ETag", &response))?
+                    .to_string();
+                Ok(Some((response.body, etag)))
+            }
+            _ => Err(self.conn.service_error(&response)),
+        }
+    }
+
+    fn delete_one(&self, key: &str) -> Result<()> {
+        let response = self
+            .conn
+            .send(Request::new(Method::Delete, self.object_path(key)?))?;
+        match response.status {
+            200 | 204 | 404 => Ok(()),
+            _ => Err(self.conn.service_error(&response)),
+        }
+    }
+
+    /// One `DeleteObjects` request; any key it reports as failed is an error.
+    fn delete_objects(&self, keys: &[String]) -> Result<()> {
+        let mut body = String::from("<Delete><Quiet>true</Quiet>");
+        for key in keys {
+            body.push_str("<Object><Key>");
+            xml_escape(&self.object_key(key)?, &mut body);
+            body.push_str("</Key></Object>");
+        }
+        body.push_str("</Delete>");
+        let md5 = BASE64.encode(Md5::digest(body.as_bytes()));
+        let request = Request::new(Method::Post, format!("{}?delete=", self.conn.bucket_path))
+            .header("content-type", "application/xml")
+            .header("content-md5", md5)
+            .body(body);
+        let response = self.conn.send(request)?;
+        if !response.is_success() {
+            return Err(self.conn.service_error(&response));
+        }
+        let text =
+            core::str::from_utf8(&response.body).map_err(|_| self.conn.malformed("not UTF-8", &response))?;
+        if let Some(error) = sigv4::xml_element(text, "Error") {
+            let code = sigv4::xml_element(error, "Code").unwrap_or_default();
+            let message = sigv4::xml_element(error, "Message").unwrap_or_default();
+            return Err(self
+                .conn
+                .client
+                .error(format_args!("a batch delete failed: {code}: {message}")));
+        }
+        Ok(())
+    }
+}
+
+impl Bucket for S3Bucket {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.get_object(key)?.map(|(value, _)| value))
+    }
+
+    fn get_versioned(&self, key: &str) -> Result<Versioned> {
+        Ok(match self.get_object(key)? {
+            None => Versioned::default(),
+            Some((value, etag)) => Versioned {
+                value: Some(value),
+                version: Some(Version(etag.into_bytes())),
+            },
+        })
+    }
+
+    fn set(&self, key: &str, value: &[u8]) -> Result<()> {
+        let response = self
+            .conn
+            .send(Request::new(Method::Put, self.object_path(key)?).body(value))?;
+        if !response.is_success() {
+            return Err(self.conn.service_error(&response));
+        }
+        Ok(())
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        self.delete_one(key)
+    }
+
+    fn exists(&self, key: &str) -> Result<bool> {
+        let response = self
+            .conn
+            .send(Request::new(Method::Head, self.object_path(key)?))?;
+        match response.status {
+            200 => Ok(true),
+            404 => Ok(false),
+            _ => Err(self.conn.service_error(&response)),
+        }
+    }
+
+    fn list_keys(&self, request: ListRequest<'_>) -> Result<KeyPage> {
+        let mut path = format!(
+            "{}?list-type=2&encoding-type=url&max-keys={}&prefix={}",
+            self.conn.bucket_path,
+            request.max_keys.min(1000),
+            uri_encode(self.prefix.as_bytes(), false)
+        );
+        if let Some(token) = request.after {
+            path.push_str(&format!(
+                "&continuation-token={}",
+                uri_encode(token.as_bytes(), false)
+            ));
+        }
+        let response = self.conn.send(Request::new(Method::Get, path))?;
+        if !response.is_success() {
+            return Err(self.conn.service_error(&response));
+        }
+        let page = parse_list(&response.body)
+            .map_err(|what| self.conn.malformed(&format!("ListObjectsV2: {what}"), &response))?;
+        let mut keys = Vec::with_capacity(page.keys.len());
+        for key in page.keys {
+            let key = key
+                .strip_prefix(self.prefix.as_str())
+                .ok_or("a listed key is outside the bucket's prefix")
+                .and_then(|escaped| percent_decode(escaped, false))
+                .map_err(|what| self.conn.malformed(what, &response))?;
+            keys.push(key);
+        }
+        Ok(KeyPage {
+            keys,
+            next: page.next,
+        })
+    }
+
+    fn compare_and_swap(&self, key: &str, expected: Option<&Version>, value: &[u8]) -> Result<bool> {
+        let mut request = Request::new(Method::Put, self.object_path(key)?)
+            .body(value)
+            .once();
+        request = match expected {
+            None => request.header("if-none-match", "*"),
+            Some(Version(etag)) => request.header("if-match", etag.clone()),
+        };
+        let response = self.conn.send(request)?;
+        match response.status {
+            200..=299 => Ok(true),
+            // 409: a concurrent conditional write won.
+            412 | 409 => Ok(false),
+            _ => Err(self.conn.service_error(&response)),
+        }
+    }
+
+    fn delete_many(&self, keys: &[String]) -> Result<()> {
+        for chunk in keys.chunks(MAX_DELETE_KEYS) {
+            self.delete_objects(chunk)?;
+        }
+        Ok(())
+    }
+}
+
+/// Escapes text for an XML element; `\r` as a reference so that it survives
+/// line-end normalisation.
+fn xml_escape(text: &str, out: &mut String) {
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\r' => out.push_str("&#13;"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// What a `ListObjectsV2` page says: the object keys (decoded) and the
+/// continuation token when truncated.
+#[derive(Debug, PartialEq)]
+struct ListPage {
+    keys: Vec<String>,
+    next: Option<String>,
+}
+
+/// Reads the few elements of a `ListBucketResult` it needs: every `<Key>`
+/// (URL-encoded, as asked), `<IsTruncated>` and `<NextContinuationToken>`.
+/// Anything malformed is an error message, never a panic.
+fn parse_list(body: &[u8]) -> core::result::Result<ListPage, String> {
+    let text = core::str::from_utf8(body).map_err(|_| "not UTF-8".to_string())?;
+    if !text.contains("<ListBucketResult") || !text.trim_end().ends_with("</ListBucketResult>") {
+        return Err("not a complete ListBucketResult".into());
+    }
+    let mut keys = Vec::new();
+    for raw in elements(text, "Key")? {
+        // Decoded once for S3's encoding-type=url; the adapter's own
+        // `%XX` escapes are decoded by the caller.
+        let key = percent_decode(&xml_unescape(raw)?, true)?;
+        keys.push(key);
+    }
+    let truncated = match elements(text, "IsTruncated")?.first() {
+        Some(&"true") => true,
+        Some(&"false") | None => false,
+        Some(other) => return Err(format!("IsTruncated is {other:?}")),
+    };
+    let next = if truncated {
+        let token = elements(text, "NextContinuationToken")?
+            .first()
+            .copied()
+            .ok_or("truncated without a NextContinuationToken")?;
+        Some(xml_unescape(token)?)
+    } else {
+        None
+    };
+    Ok(ListPage { keys, next })
+}
+
+/// The text of every `<tag>…</tag>` (elements without children).
+fn elements<'a>(text: &'a str, tag: &str) -> core::result::Result<Vec<&'a str>, String> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(&open) {
+        rest = &rest[start + open.len()..];
+        let end = rest
+            .find(&close)
+            .ok_or_else(|| format!("<{tag}> is not closed"))?;
+        let inner = &rest[..end];
+        if inner.contains('<') {
+            return Err(format!("<{tag}> holds markup"));
+        }
+        found.push(inner);
+        rest = &rest[end + close.len()..];
+    }
+    Ok(found)
+}
+
+/// Replaces XML's predefined entities and character references.
+fn xml_unescape(text: &str) -> core::result::Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        let end = rest[amp..].find(';').ok_or("an unterminated XML entity")?;
+        let entity = &rest[amp + 1..amp + end];
+        let c = match entity {
+            "amp" => '&',
+            "lt" => '<',
+            "gt" => '>',
+            "quot" => '"',
+            "apos" => '\'',
+            _ => {
+                let code = if let Some(hex) = entity.strip_prefix("#x") {
+                    u32::from_str_radix(hex, 16).ok()
+                } else if let Some(dec) = entity.strip_prefix('#') {
+                    dec.parse().ok()
+                } else {
+                    None
+                };
+                code.and_then(char::from_u32)
+                    .ok_or_else(|| format!("an unknown XML entity &{entity};"))?
+            }
+        };
+        out.push(c);
+        rest = &rest[amp + end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Decodes `%XX`, and `+` as a space if `plus_is_space` (S3's URL
+/// encoding of listed keys writes spaces so).
+fn percent_decode(text: &str, plus_is_space: bool) -> core::result::Result<String, &'static str> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = text
+                    .get(i + 1..i + 3)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or("a bad %-escape in a key")?;
+                out.push(hex);
+                i += 3;
+            }
+            b'+' if plus_is_space => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|_| "a listed key is not UTF-8")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_pages_parse_keys_and_the_token() {
+        let body = br#"<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name>
+<Contents><Key>a/x%20y%2Bz+w</Key><ETag>&quot;e&quot;</ETag></Contents>
+<Contents><Key>a/%C3%BC&amp;</Key></Contents>
+<IsTruncated>true</IsTruncated><NextContinuationToken>t&amp;1</NextContinuationToken></ListBucketResult>"#;
+        assert_eq!(
+            parse_list(body).unwrap(),
+            ListPage {
+                keys: vec!["a/x y+z w".into(), "a/ü&".into()],
+                next: Some("t&1".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn malformed_lists_are_errors() {
+        for body in [
+            &b"hello"[..],
+            b"<ListBucketResult><Key>a",
+            b"<ListBucketResult><Key>a</Key></ListBucket",
+            b"<ListBucketResult><Key>%zz</Key></ListBucketResult>",
+            b"<ListBucketResult><Key>&bogus;</Key></ListBucketResult>",
+            b"<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>",
+            b"<ListBucketResult><Key><b>x</b></Key></ListBucketResult>",
+            b"<ListBucketResult>\xff</ListBucketResult>",
+        ] {
+            assert!(parse_list(body).is_err(), "{:?}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn delete_keys_are_escaped() {
+        let mut out = String::new();
+        xml_escape("a<&>\"'\r", &mut out);
+        assert_eq!(out, "a&lt;&amp;&gt;&quot;&apos;&#13;");
+    }
+
+    #[test]
+    fn adapter_escapes_decode_without_plus() {
+        assert_eq!(percent_decode("a+b%25%0A", false).unwrap(), "a+b%\n");
+        assert!(percent_decode("%4", false).is_err());
+        assert!(percent_decode("%FF", false).is_err());
+    }
+}

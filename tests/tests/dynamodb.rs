@@ -1,0 +1,156 @@
+//! kv-http's dynamodb protocol against moto on 127.0.0.1 with SigV4
+//! authentication enforced: conformance for both drafts (its list check
+//! pages through 2,500 keys), concurrent increments, and refused
+//! credentials as clear errors.
+
+use kv_runner::{Command, RunOptions};
+use kv_virt::adapters::BackendKind;
+use kv_virt::options::{AdapterOptions, HttpOptions, ProtocolArg};
+use kv_virt_tests::servers::{Moto, moto};
+use kv_virt_tests::*;
+
+const TABLE: &str = "kv";
+
+/// kv_http::dynamodb::LIMITS, for the conformance guest.
+const LIMITS: [&str; 4] = ["--max-key-bytes", "1024", "--max-value-bytes", "303104"];
+
+fn options(moto: &Moto, buckets: &[&str]) -> AdapterOptions {
+    AdapterOptions {
+        buckets: buckets.iter().map(|s| s.to_string()).collect(),
+        http: HttpOptions {
+            protocol: Some(ProtocolArg::Dynamodb),
+            endpoint: Some(moto.url()),
+            table: Some(TABLE.into()),
+            region: Some(moto::REGION.into()),
+            credentials: Moto::credential_flags(),
+            ..HttpOptions::default()
+        },
+        ..AdapterOptions::default()
+    }
+}
+
+fn run(moto: &Moto, args: &[&str]) -> RunOptions {
+    moto.run_options(args)
+}
+
+fn counter(moto: &Moto) -> Command {
+    composed_command(COUNTER, BackendKind::Http, &options(moto, &[])).unwrap()
+}
+
+#[test]
+fn dynamodb_conformance() {
+    let moto = Moto::with_dynamodb_table("dynamodb-conformance", TABLE).unwrap();
+    for guest in [CONFORMANCE_DRAFT, CONFORMANCE_DRAFT2] {
+        let command =
+            composed_command(guest, BackendKind::Http, &options(&moto, &CONFORMANCE_BUCKETS)).unwrap();
+        run_conformance(&command, &run(&moto, &LIMITS)).unwrap();
+    }
+}
+
+/// 8 instances × 100 increments of one key give exactly 800.
+#[test]
+fn dynamodb_concurrent_increments_are_exact() {
+    let moto = Moto::with_dynamodb_table("dynamodb-increments", TABLE).unwrap();
+    let command = counter(&moto);
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            let (command, moto) = (&command, &moto);
+            scope.spawn(move || {
+                let output = command.run(&run(moto, &["hits", "counter", "100"])).unwrap();
+                assert_eq!(output.exit_code, 0, "{}", output.stderr_text());
+                assert_eq!(output.stdout_text().lines().count(), 100);
+            });
+        }
+    });
+    let output = command.run(&run(&moto, &["hits", "counter", "1"])).unwrap();
+    assert_eq!(
+        output.stdout_text(),
+        "counter/hits = 801\n",
+        "{}",
+        output.stderr_text()
+    );
+}
+
+#[test]
+fn dynamodb_refused_credentials_are_clear_errors() {
+    let moto = Moto::with_dynamodb_table("dynamodb-credentials", TABLE).unwrap();
+    let command = counter(&moto);
+    let wrong_secret = format!("{}x", moto.secret_access_key);
+    let output = command
+        .run(&moto::run_options_as(&[], &moto.access_key_id, &wrong_secret))
+        .unwrap();
+    assert_eq!(output.exit_code, 1, "{}", output.stdout_text());
+    assert!(
+        output.stderr_text().starts_with(
+            "counter: dynamodb: 403 SignatureDoesNotMatch: The request signature we calculated does not match"
+        ),
+        "{}",
+        output.stderr_text()
+    );
+
+    let output = command
+        .run(&moto::run_options_as(
+            &[],
+            "AKIAUNKNOWNKEY000000",
+            &moto.secret_access_key,
+        ))
+        .unwrap();
+    assert_eq!(output.exit_code, 1, "{}", output.stdout_text());
+    assert_eq!(
+        output.stderr_text().trim(),
+        "counter: dynamodb: 403 InvalidClientTokenId: The security token included in the request is invalid."
+    );
+
+    let mut no_secret = run(&moto, &[]);
+    no_secret.env.retain(|(name, _)| name != "AWS_SECRET_ACCESS_KEY");
+    let output = command.run(&no_secret).unwrap();
+    assert_eq!(output.exit_code, 1, "{}", output.stdout_text());
+    assert!(
+        output.stderr_text().contains(
+            "dynamodb: the secret-access-key is read from the environment variable AWS_SECRET_ACCESS_KEY, which is not set"
+        ),
+        "{}",
+        output.stderr_text()
+    );
+
+    // The right key still works: the errors above were the key's.
+    let output = command.run(&run(&moto, &["hits", "counter", "1"])).unwrap();
+    assert_eq!(
+        output.stdout_text(),
+        "counter/hits = 1\n",
+        "{}",
+        output.stderr_text()
+    );
+}
+
+#[test]
+fn dynamodb_needs_a_table_and_a_region() {
+    let moto_url = "http://127.0.0.1:1";
+    let mut options = AdapterOptions {
+        http: HttpOptions {
+            protocol: Some(ProtocolArg::Dynamodb),
+            endpoint: Some(moto_url.into()),
+            region: Some("us-east-1".into()),
+            ..HttpOptions::default()
+        },
+        ..AdapterOptions::default()
+    };
+    let error = compose(&read(COUNTER), BackendKind::Http, &options).unwrap_err();
+    assert!(
+        format!("{error:#}").contains("the dynamodb protocol needs --table NAME"),
+        "{error:#}"
+    );
+    options.http.table = Some(TABLE.into());
+    options.http.region = None;
+    let error = compose(&read(COUNTER), BackendKind::Http, &options).unwrap_err();
+    assert!(
+        format!("{error:#}").contains("the dynamodb protocol needs --region us-east-1"),
+        "{error:#}"
+    );
+    options.http.protocol = Some(ProtocolArg::Etcd);
+    let error = compose(&read(COUNTER), BackendKind::Http, &options).unwrap_err();
+    assert!(
+        format!("{error:#}").contains("--table is an option of the dynamodb protocol, not of etcd"),
+        "{error:#}"
+    );
+}
