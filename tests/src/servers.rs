@@ -244,3 +244,5 @@ impl Drop for Webdis {
         self.stop();
     }
 }
+
+pub mod azurite;

@@ -21,6 +21,8 @@
 //! timeout-ms = 10000         # per operation, retries included
 //! max-attempts = 4
 //! credentials = { username = "env:ETCD_USER", password = "env:ETCD_PASSWORD" }
+//! azure-account = "myaccount" # protocol "azure-table": the storage account
+//! azure-table = "kvvirt"      # and its table (credential account-key)
 //! ```
 
 use std::path::Path;
@@ -125,6 +127,14 @@ pub struct HttpOptions {
     /// (anyone with the component can read them).
     #[arg(long)]
     pub bake_secrets: bool,
+
+    /// Azure Table: the storage account (its key is the account-key credential).
+    #[arg(long, value_name = "NAME")]
+    pub azure_account: Option<String>,
+
+    /// Azure Table: the table holding every bucket (created if absent).
+    #[arg(long, value_name = "NAME")]
+    pub azure_table: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Deserialize)]
@@ -134,6 +144,9 @@ pub enum ProtocolArg {
     Etcd,
     /// Redis, through webdis.
     Redis,
+    /// Azure Table storage (needs --azure-account, --azure-table and the
+    /// account-key credential).
+    AzureTable,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Deserialize)]
@@ -167,6 +180,8 @@ struct HttpFile {
     #[serde(default)]
     credentials: std::collections::BTreeMap<String, String>,
     bake_secrets: Option<bool>,
+    azure_account: Option<String>,
+    azure_table: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -283,7 +298,9 @@ impl FsOptions {
 impl HttpOptions {
     fn resolve(&self, file: HttpFile) -> Result<HttpConfig> {
         let Some(protocol) = self.protocol.or(file.protocol) else {
-            bail!("kv-http needs a protocol: --protocol etcd|redis (or `protocol` in the [http] table)");
+            bail!(
+                "kv-http needs a protocol: --protocol etcd|redis|azure-table (or `protocol` in the [http] table)"
+            );
         };
         let Some(endpoint) = self.endpoint.clone().or(file.endpoint) else {
             bail!(
@@ -293,6 +310,10 @@ impl HttpOptions {
         let protocol = match protocol {
             ProtocolArg::Etcd => HttpProtocol::Etcd,
             ProtocolArg::Redis => HttpProtocol::Webdis,
+            ProtocolArg::AzureTable => azure_table(
+                self.azure_account.clone().or(file.azure_account),
+                self.azure_table.clone().or(file.azure_table),
+            )?,
         };
         let mut config = HttpConfig::new(protocol, endpoint);
         if let Some(prefix) = self.key_prefix.clone().or(file.key_prefix) {
@@ -348,4 +369,28 @@ fn split_pair<'a>(entry: &'a str, flag: &str, shape: &str) -> Result<(&'a str, &
         Some((name, value)) if !name.is_empty() => Ok((name, value)),
         _ => bail!("{flag} takes {shape}, not {entry:?}"),
     }
+}
+
+/// The Azure Table protocol's options, checked against Azure's naming rules.
+fn azure_table(account: Option<String>, table: Option<String>) -> Result<HttpProtocol> {
+    let Some(account) = account else {
+        bail!("--protocol azure-table needs the storage account: --azure-account NAME (or `azure-account`)");
+    };
+    let Some(table) = table else {
+        bail!("--protocol azure-table needs a table: --azure-table NAME (or `azure-table`)");
+    };
+    if !(3..=24).contains(&account.len())
+        || !account
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    {
+        bail!("Azure storage account {account:?}: 3 to 24 lowercase letters and digits");
+    }
+    if !(3..=63).contains(&table.len())
+        || !table.starts_with(|c: char| c.is_ascii_alphabetic())
+        || !table.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        bail!("Azure table {table:?}: 3 to 63 letters and digits, starting with a letter");
+    }
+    Ok(HttpProtocol::AzureTable { account, table })
 }

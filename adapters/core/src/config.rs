@@ -197,6 +197,8 @@ pub enum HttpProtocol {
     Etcd,
     /// Redis through webdis (`/COMMAND/arg/...`).
     Webdis,
+    /// Azure Table storage: one table of the account, SharedKey auth.
+    AzureTable { account: String, table: String },
 }
 
 impl HttpProtocol {
@@ -205,6 +207,7 @@ impl HttpProtocol {
         match self {
             HttpProtocol::Etcd => "etcd",
             HttpProtocol::Webdis => "redis",
+            HttpProtocol::AzureTable { .. } => "azure-table",
         }
     }
 }

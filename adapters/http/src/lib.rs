@@ -2,7 +2,7 @@
 //! `wasi:http/outgoing-handler`.
 //!
 //! - [`client`]: the one request layer (deadline, retries, error messages);
-//! - one file per protocol ([`etcd`], [`webdis`]), each a [`Service`]
+//! - one file per protocol ([`etcd`], [`webdis`], [`azure`]), each a [`Service`]
 //!   whose buckets implement [`kv_core::Bucket`];
 //! - [`buckets`]: how a bucket maps to a key prefix;
 //! - [`credentials`]: secrets read at run time from the environment.
@@ -16,6 +16,7 @@
 
 extern crate alloc;
 
+pub mod azure;
 pub mod buckets;
 pub mod client;
 pub mod credentials;
@@ -81,6 +82,9 @@ impl kv_glue::Adapter for HttpBackend {
         let service: Box<dyn Service> = match &http.protocol {
             HttpProtocol::Etcd => Box::new(etcd::Etcd::new(client, credentials)?),
             HttpProtocol::Webdis => Box::new(webdis::Webdis::new(client, credentials)?),
+            HttpProtocol::AzureTable { account, table } => {
+                Box::new(azure::AzureTable::new(client, credentials, account, table)?)
+            }
         };
         Ok(HttpBackend {
             config: http.clone(),
