@@ -18,6 +18,7 @@ fn limits(protocol: ProtocolArg) -> [String; 4] {
     let (key, value) = match protocol {
         ProtocolArg::Etcd => (16 << 10, 1 << 20),
         ProtocolArg::Redis => (8 << 10, 64 << 20),
+        other => unreachable!("{other:?} is tested in its own file"),
     };
     [
         "--max-key-bytes".into(),
