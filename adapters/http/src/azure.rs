@@ -37,7 +37,7 @@ use alloc::format;
 use alloc::rc::Rc;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use core::cell::{OnceCell, RefCell};
+use core::cell::{Cell, OnceCell};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -91,7 +91,7 @@ impl AzureTable {
                 account: account.into(),
                 table: table.into(),
                 signer: OnceCell::new(),
-                table_ready: RefCell::new(false),
+                table_ready: Cell::new(false),
             }),
         })
     }
@@ -124,7 +124,7 @@ struct Connection {
     table: String,
     /// Made on the first request: the key is read from the environment then.
     signer: OnceCell<SharedKey>,
-    table_ready: RefCell<bool>,
+    table_ready: Cell<bool>,
 }
 
 impl Connection {
@@ -143,9 +143,9 @@ impl Connection {
     /// Signs and sends `request` (its path relative to the endpoint),
     /// creating the table first if this instance has not yet.
     fn send(&self, request: Request) -> Result<Response> {
-        if !*self.table_ready.borrow() {
+        if !self.table_ready.get() {
             self.create_table()?;
-            *self.table_ready.borrow_mut() = true;
+            self.table_ready.set(true);
         }
         self.send_signed(request)
     }
@@ -386,21 +386,25 @@ impl Bucket for AzureBucket {
     fn list_keys(&self, request: ListRequest<'_>) -> Result<KeyPage> {
         let filter = format!("PartitionKey eq '{}'", odata_quote(&self.partition));
         let top = request.max_keys.clamp(1, MAX_PAGE);
-        let mut continuation =
-            match request.after {
-                None => None,
-                Some(token) => Some(token.split_once('\n').ok_or_else(|| {
-                    Error::other("azure-table: a list-keys cursor this adapter did not issue")
-                })?),
-            };
-        let mut owned: (String, String);
+        // Azure's continuation: NextPartitionKey and NextRowKey.
+        let mut continuation: Option<(String, String)> = match request.after {
+            None => None,
+            Some(token) => {
+                let (partition, row) = token.split_once('\n').ok_or_else(|| {
+                    self.conn
+                        .client
+                        .error("a list-keys cursor this adapter did not issue")
+                })?;
+                Some((partition.into(), row.into()))
+            }
+        };
         loop {
             let mut path = format!(
                 "/{}()?$filter={}&$select=RowKey&$top={top}",
                 self.conn.table,
                 percent_encode(filter.as_bytes())
             );
-            if let Some((partition, row)) = continuation {
+            if let Some((partition, row)) = &continuation {
                 path.push_str(&format!(
                     "&NextPartitionKey={}&NextRowKey={}",
                     percent_encode(partition.as_bytes()),
@@ -431,10 +435,7 @@ impl Bucket for AzureBucket {
             // Azure may end a page early, even with no entity: go on until
             // there is a key or no continuation.
             match next {
-                Some(next) if keys.is_empty() => {
-                    owned = next;
-                    continuation = Some((owned.0.as_str(), owned.1.as_str()));
-                }
+                Some(next) if keys.is_empty() => continuation = Some(next),
                 next => {
                     return Ok(KeyPage {
                         keys,
