@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::http::HttpClient;
+use crate::http::{HttpClient, HttpResponse};
 
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
@@ -79,13 +79,9 @@ impl Drop for Process {
     }
 }
 
-/// One GET on loopback: the body of a 200 answer.
-fn http_get(port: u16, path: &str) -> Result<String> {
-    let response = HttpClient::connect(([127, 0, 0, 1], port).into())?.request("GET", path, b"")?;
-    if response.status != 200 {
-        bail!("{path}: status {}", response.status);
-    }
-    Ok(response.text())
+/// One GET on loopback: the answer, whatever its status.
+fn http_get(port: u16, path: &str) -> Result<HttpResponse> {
+    HttpClient::connect(([127, 0, 0, 1], port).into())?.request("GET", path, b"")
 }
 
 /// Waits until `ready` holds, checking the processes are still up.
@@ -151,7 +147,7 @@ impl Etcd {
         )?;
         let port = self.client_port;
         wait_until(&mut [&mut process], "etcd", || {
-            http_get(port, "/health").is_ok_and(|answer| answer.contains("\"health\":\"true\""))
+            http_get(port, "/health").is_ok_and(|answer| answer.text().contains("\"health\":\"true\""))
         })?;
         self.process = Some(process);
         Ok(())
@@ -233,7 +229,7 @@ impl Webdis {
         )?;
         let http_port = self.http_port;
         wait_until(&mut [&mut redis, &mut webdis], "webdis", || {
-            http_get(http_port, "/PING.raw").is_ok_and(|answer| answer.ends_with("+PONG\r\n"))
+            http_get(http_port, "/PING.raw").is_ok_and(|answer| answer.text().ends_with("+PONG\r\n"))
         })?;
         self.processes = vec![redis, webdis];
         Ok(())
@@ -248,3 +244,4 @@ impl Drop for Webdis {
 
 pub mod moto;
 pub use moto::Moto;
+pub mod azurite;

@@ -24,6 +24,8 @@
 //! # dynamodb: table = "kv", region = "us-east-1", consistent-reads = true;
 //! # s3: s3-bucket = "kv", region = "us-east-1";
 //! # credentials access-key-id, secret-access-key (and session-token).
+//! azure-account = "myaccount" # protocol "azure-table": the storage account
+//! azure-table = "kvvirt"      # and its table (credential account-key)
 //! ```
 
 use std::path::Path;
@@ -144,6 +146,13 @@ pub struct HttpOptions {
     /// dynamodb: strongly consistent reads for get and list-keys [default: true].
     #[arg(long, value_name = "BOOL")]
     pub consistent_reads: Option<bool>,
+    /// Azure Table: the storage account (its key is the account-key credential).
+    #[arg(long, value_name = "NAME")]
+    pub azure_account: Option<String>,
+
+    /// Azure Table: the table holding every bucket (created if absent).
+    #[arg(long, value_name = "NAME")]
+    pub azure_table: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Deserialize)]
@@ -157,6 +166,9 @@ pub enum ProtocolArg {
     Dynamodb,
     /// Amazon S3 (REST, SigV4): needs --s3-bucket and --region.
     S3,
+    /// Azure Table storage (needs --azure-account, --azure-table and the
+    /// account-key credential).
+    AzureTable,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Deserialize)]
@@ -194,6 +206,8 @@ struct HttpFile {
     s3_bucket: Option<String>,
     region: Option<String>,
     consistent_reads: Option<bool>,
+    azure_account: Option<String>,
+    azure_table: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -311,7 +325,7 @@ impl HttpOptions {
     fn resolve(&self, file: HttpFile) -> Result<HttpConfig> {
         let Some(protocol) = self.protocol.or(file.protocol) else {
             bail!(
-                "kv-http needs a protocol: --protocol etcd|redis|dynamodb|s3 (or `protocol` in the [http] table)"
+                "kv-http needs a protocol: --protocol etcd|redis|dynamodb|s3|azure-table (or `protocol` in the [http] table)"
             );
         };
         let Some(endpoint) = self.endpoint.clone().or(file.endpoint) else {
@@ -345,6 +359,12 @@ impl HttpOptions {
                 "region",
             )?;
         }
+        if !matches!(protocol, ProtocolArg::AzureTable) {
+            let account = self.azure_account.is_some() || file.azure_account.is_some();
+            options_of("azure-table", account, "azure-account")?;
+            let table = self.azure_table.is_some() || file.azure_table.is_some();
+            options_of("azure-table", table, "azure-table")?;
+        }
         let protocol = match protocol {
             ProtocolArg::Etcd => HttpProtocol::Etcd,
             ProtocolArg::Redis => HttpProtocol::Webdis,
@@ -367,6 +387,10 @@ impl HttpOptions {
                 )?,
                 region: required("s3", self.region.clone().or(file.region), "region", "us-east-1")?,
             },
+            ProtocolArg::AzureTable => azure_table(
+                self.azure_account.clone().or(file.azure_account),
+                self.azure_table.clone().or(file.azure_table),
+            )?,
         };
         let mut config = HttpConfig::new(protocol, endpoint);
         if let Some(prefix) = self.key_prefix.clone().or(file.key_prefix) {
@@ -429,4 +453,28 @@ fn split_pair<'a>(entry: &'a str, flag: &str, shape: &str) -> Result<(&'a str, &
         Some((name, value)) if !name.is_empty() => Ok((name, value)),
         _ => bail!("{flag} takes {shape}, not {entry:?}"),
     }
+}
+
+/// The Azure Table protocol's options, checked against Azure's naming rules.
+fn azure_table(account: Option<String>, table: Option<String>) -> Result<HttpProtocol> {
+    let Some(account) = account else {
+        bail!("--protocol azure-table needs the storage account: --azure-account NAME (or `azure-account`)");
+    };
+    let Some(table) = table else {
+        bail!("--protocol azure-table needs a table: --azure-table NAME (or `azure-table`)");
+    };
+    if !(3..=24).contains(&account.len())
+        || !account
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    {
+        bail!("Azure storage account {account:?}: 3 to 24 lowercase letters and digits");
+    }
+    if !(3..=63).contains(&table.len())
+        || !table.starts_with(|c: char| c.is_ascii_alphabetic())
+        || !table.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        bail!("Azure table {table:?}: 3 to 63 letters and digits, starting with a letter");
+    }
+    Ok(HttpProtocol::AzureTable { account, table })
 }

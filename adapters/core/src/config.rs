@@ -213,6 +213,8 @@ pub enum HttpProtocol {
         /// The SigV4 signing region ("us-east-1").
         region: String,
     },
+    /// Azure Table storage: one table of the account, SharedKey auth.
+    AzureTable { account: String, table: String },
 }
 
 impl HttpProtocol {
@@ -223,6 +225,7 @@ impl HttpProtocol {
             HttpProtocol::Webdis => "redis",
             HttpProtocol::DynamoDb { .. } => "dynamodb",
             HttpProtocol::S3 { .. } => "s3",
+            HttpProtocol::AzureTable { .. } => "azure-table",
         }
     }
 }

@@ -2,7 +2,7 @@
 //! `wasi:http/outgoing-handler`.
 //!
 //! - [`client`]: the one request layer (deadline, retries, error messages);
-//! - one file per protocol ([`etcd`], [`webdis`], [`dynamodb`], [`s3`]), each a [`Service`]
+//! - one file per protocol ([`etcd`], [`webdis`], [`dynamodb`], [`s3`], [`azure`]), each a [`Service`]
 //!   whose buckets implement [`kv_core::Bucket`];
 //! - [`buckets`]: how a bucket maps to a key prefix;
 //! - [`credentials`]: secrets read at run time from the environment;
@@ -17,6 +17,7 @@
 
 extern crate alloc;
 
+pub mod azure;
 pub mod buckets;
 pub mod client;
 pub mod credentials;
@@ -97,6 +98,9 @@ impl kv_glue::Adapter for HttpBackend {
                 *consistent_reads,
             )),
             HttpProtocol::S3 { bucket, region } => Box::new(s3::S3::new(client, credentials, bucket, region)),
+            HttpProtocol::AzureTable { account, table } => {
+                Box::new(azure::AzureTable::new(client, credentials, account, table)?)
+            }
         };
         Ok(HttpBackend {
             config: http.clone(),

@@ -1,0 +1,826 @@
+//! Azure Table storage (REST, JSON `odata=nometadata`, `x-ms-version`
+//! 2019-02-02), on one configured table of one storage account.
+//!
+//! - A bucket is a partition: its key prefix (see [`crate::buckets`]) is the
+//!   `PartitionKey`, the key is the `RowKey`. Both are escaped: the
+//!   characters a key may not hold (`/ \ # ?`, U+0000–U+001F, U+007F–U+009F)
+//!   and the escape character `%` itself become `%XX` for each UTF-8 byte
+//!   (`a/b%` is stored as `a%2Fb%25`); every other character is kept.
+//!   Listing decodes them back.
+//! - A value is split into binary properties `v0`, `v1`, … of at most
+//!   64 KiB each (Azure's limit per property); an empty value is an entity
+//!   without them. Writes replace the whole entity, so a shorter value
+//!   leaves no stale chunk behind.
+//! - Limits: Azure allows 1 KiB (UTF-16 units) per key and escaping can
+//!   triple a key, so keys are limited to 341 bytes. A value must fit one
+//!   entity; Azure counts an entity's binary size (at most 1 MiB), but
+//!   Azurite refuses an update whose JSON body (base64) is over 1 MiB, so
+//!   values are limited to 760 KiB, which fits both. Every entity body is
+//!   measured before it is sent.
+//! - A key's version is its `ETag`. Compare-and-swap of an absent key is an
+//!   insert (`POST`, 409 if it exists meanwhile); otherwise a replace with
+//!   `If-Match: <etag>` (412, or 404 if deleted meanwhile). Increment is
+//!   kv-core's compare-and-swap loop.
+//! - `list-keys` is a query on the partition (`$filter=PartitionKey eq '…'`,
+//!   `$select=RowKey`, `$top`); the cursor is Azure's continuation
+//!   (`x-ms-continuation-NextPartitionKey` and `-NextRowKey`).
+//! - Batch writes are entity-group transactions (`$batch`, one partition,
+//!   at most 100 operations and 4 MiB each). A batch delete fails whole if
+//!   one key is absent; that batch is then deleted key by key.
+//! - Requests are signed with the account key (credential `account-key`,
+//!   base64 as Azure shows it) by the `SharedKey` scheme: see [`SharedKey`].
+//! - The table is created on an instance's first request if it does not
+//!   exist (a `TableAlreadyExists` answer is fine).
+
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::rc::Rc;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::cell::{Cell, OnceCell};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hmac::{Hmac, Mac};
+use kv_core::{Bucket, Error, KeyPage, Limits, ListRequest, Result, Version, Versioned};
+use serde_json::{Map, Value, json};
+use sha2::Sha256;
+use wasip2::http::types::Method;
+
+use crate::Service;
+use crate::client::{Client, Request, Response, percent_encode};
+use crate::credentials::Credentials;
+
+/// Azure's largest key (1 KiB) over the worst growth of escaping (3×).
+const MAX_KEY_BYTES: usize = 1024 / 3;
+
+pub const LIMITS: Limits = Limits {
+    max_key_bytes: MAX_KEY_BYTES,
+    max_value_bytes: 760 << 10,
+};
+
+/// The largest binary property.
+const CHUNK_BYTES: usize = 64 << 10;
+
+/// The largest entity body Azurite accepts in an update (Azure's entity
+/// limit, applied to the JSON text).
+const MAX_ENTITY_BODY: usize = 1 << 20;
+
+/// An entity-group transaction: at most 100 operations and 4 MiB of body
+/// (this leaves room for the multipart envelope).
+const MAX_BATCH_OPS: usize = 100;
+const MAX_BATCH_BODY: usize = (4 << 20) - (64 << 10);
+
+/// Azure's most entities per query page.
+const MAX_PAGE: usize = 1000;
+
+const API_VERSION: &str = "2019-02-02";
+const JSON: &str = "application/json";
+const NO_METADATA: &str = "application/json;odata=nometadata";
+
+pub struct AzureTable {
+    conn: Rc<Connection>,
+}
+
+impl AzureTable {
+    pub fn new(client: Rc<Client>, credentials: Credentials, account: &str, table: &str) -> Result<Self> {
+        Ok(AzureTable {
+            conn: Rc::new(Connection {
+                client,
+                credentials,
+                account: account.into(),
+                table: table.into(),
+                signer: OnceCell::new(),
+                table_ready: Cell::new(false),
+            }),
+        })
+    }
+}
+
+impl Service for AzureTable {
+    fn limits(&self) -> Limits {
+        LIMITS
+    }
+
+    fn open(&self, prefix: String) -> Result<Box<dyn Bucket>> {
+        let partition = escape_key(&prefix);
+        if utf16_len(&partition) > 1024 {
+            return Err(self.conn.client.error(format_args!(
+                "the bucket's key prefix {prefix:?} is over Azure's 1 KiB PartitionKey limit once escaped"
+            )));
+        }
+        Ok(Box::new(AzureBucket {
+            conn: Rc::clone(&self.conn),
+            partition,
+        }))
+    }
+}
+
+/// The client, the signer and the table, shared by every bucket of the instance.
+struct Connection {
+    client: Rc<Client>,
+    credentials: Credentials,
+    account: String,
+    table: String,
+    /// Made on the first request: the key is read from the environment then.
+    signer: OnceCell<SharedKey>,
+    table_ready: Cell<bool>,
+}
+
+impl Connection {
+    fn signer(&self) -> Result<&SharedKey> {
+        if let Some(signer) = self.signer.get() {
+            return Ok(signer);
+        }
+        let key = self.credentials.require("account-key")?;
+        let signer = SharedKey::new(&self.account, &key).map_err(|why| {
+            self.client
+                .error(format_args!("the account-key credential {why}"))
+        })?;
+        Ok(self.signer.get_or_init(|| signer))
+    }
+
+    /// Signs and sends `request` (its path relative to the endpoint),
+    /// creating the table first if this instance has not yet.
+    fn send(&self, request: Request) -> Result<Response> {
+        if !self.table_ready.get() {
+            self.create_table()?;
+            self.table_ready.set(true);
+        }
+        self.send_signed(request)
+    }
+
+    fn send_signed(&self, mut request: Request) -> Result<Response> {
+        let date = http_date(wasip2::clocks::wall_clock::now().seconds);
+        let content_type = request
+            .headers
+            .iter()
+            .find(|(name, _)| name == "content-type")
+            .map(|(_, value)| String::from_utf8_lossy(value).into_owned())
+            .unwrap_or_default();
+        let path = self.client.endpoint().full_path(&request.path);
+        let authorization =
+            self.signer()?
+                .authorization(method_name(&request.method), &content_type, &date, &path);
+        request = request
+            .header("x-ms-date", date)
+            .header("x-ms-version", API_VERSION)
+            .header("accept", NO_METADATA)
+            .header("dataserviceversion", "3.0;NetFx")
+            .header("maxdataserviceversion", "3.0;NetFx")
+            .header("authorization", authorization);
+        self.client.send(&request)
+    }
+
+    fn create_table(&self) -> Result<()> {
+        let request = Request::new(Method::Post, "/Tables")
+            .header("content-type", JSON)
+            .header("prefer", "return-no-content")
+            .body(json!({ "TableName": self.table }).to_string());
+        let response = self.send_signed(request)?;
+        if response.is_success() || response.status == 409 {
+            return Ok(());
+        }
+        Err(self.service_error(&response))
+    }
+
+    /// The path of one entity of the table.
+    fn entity_path(&self, partition: &str, row: &str) -> String {
+        format!(
+            "/{}(PartitionKey='{}',RowKey='{}')",
+            self.table,
+            percent_encode(odata_quote(partition).as_bytes()),
+            percent_encode(odata_quote(row).as_bytes())
+        )
+    }
+
+    /// `other("azure-table: <status> <code>: <message>")` from Azure's
+    /// error answer (JSON for the table API, XML for auth failures).
+    fn service_error(&self, response: &Response) -> Error {
+        self.client.status_error(response, &error_message(response))
+    }
+
+    fn malformed(&self, what: &str, response: &Response) -> Error {
+        self.client.malformed(what, response)
+    }
+}
+
+pub struct AzureBucket {
+    conn: Rc<Connection>,
+    /// The escaped PartitionKey.
+    partition: String,
+}
+
+/// One entity read back: its value and ETag.
+struct Entity {
+    value: Vec<u8>,
+    etag: String,
+}
+
+impl AzureBucket {
+    fn path(&self, key: &str) -> String {
+        self.conn.entity_path(&self.partition, &escape_key(key))
+    }
+
+    /// The JSON body of the entity holding `value` under `key`, checked
+    /// against the entity limit before anything is sent.
+    fn body(&self, key: &str, value: &[u8]) -> Result<String> {
+        let body = entity_body(&self.partition, &escape_key(key), value).to_string();
+        if body.len() > MAX_ENTITY_BODY {
+            return Err(self.conn.client.error(format_args!(
+                "key {key:?} with a value of {} bytes is over Azure's 1 MiB entity limit",
+                value.len()
+            )));
+        }
+        Ok(body)
+    }
+
+    fn read(&self, key: &str) -> Result<Option<Entity>> {
+        let response = self.conn.send(Request::new(Method::Get, self.path(key)))?;
+        if response.status == 404 {
+            return Ok(None);
+        }
+        if !response.is_success() {
+            return Err(self.conn.service_error(&response));
+        }
+        let etag = response
+            .header("etag")
+            .ok_or_else(|| self.conn.malformed("no ETag", &response))?
+            .to_string();
+        let entity: Value = serde_json::from_slice(&response.body)
+            .map_err(|e| self.conn.malformed(&format!("{e}"), &response))?;
+        let value = entity_value(&entity).ok_or_else(|| {
+            self.conn
+                .malformed("the value chunks are missing or not base64", &response)
+        })?;
+        Ok(Some(Entity { value, etag }))
+    }
+
+    /// Runs `operations` (method, key, body) as entity-group transactions
+    /// that each stay within Azure's limits. Returns the first failure's
+    /// status and message, if any.
+    fn batches(&self, operations: &[(Method, String, Option<String>)]) -> Result<Vec<BatchFailure>> {
+        let mut failures = Vec::new();
+        let mut start = 0;
+        while start < operations.len() {
+            let mut end = start;
+            let mut bytes = 0;
+            while end < operations.len() && end - start < MAX_BATCH_OPS {
+                let size = operations[end].2.as_ref().map_or(0, String::len) + 1024;
+                if end > start && bytes + size > MAX_BATCH_BODY {
+                    break;
+                }
+                bytes += size;
+                end += 1;
+            }
+            if let Some(failure) = self.batch(&operations[start..end])? {
+                failures.push(BatchFailure {
+                    range: start..end,
+                    ..failure
+                });
+            }
+            start = end;
+        }
+        Ok(failures)
+    }
+
+    /// One `$batch` with one changeset.
+    fn batch(&self, operations: &[(Method, String, Option<String>)]) -> Result<Option<BatchFailure>> {
+        let id = wasip2::random::random::get_random_u64();
+        let batch = format!("batch_{id:016x}");
+        let changeset = format!("changeset_{id:016x}");
+        let base = self.conn.client.endpoint().to_string();
+        let mut body = format!("--{batch}\r\nContent-Type: multipart/mixed; boundary={changeset}\r\n\r\n");
+        for (method, key, entity) in operations {
+            body.push_str(&format!(
+                "--{changeset}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n\
+                 {} {base}{} HTTP/1.1\r\nAccept: {NO_METADATA}\r\nDataServiceVersion: 3.0;\r\n",
+                method_name(method),
+                self.path(key)
+            ));
+            match entity {
+                Some(entity) => body.push_str(&format!(
+                    "Content-Type: {JSON}\r\nPrefer: return-no-content\r\n\r\n{entity}\r\n"
+                )),
+                None => body.push_str("If-Match: *\r\n\r\n"),
+            }
+        }
+        body.push_str(&format!("--{changeset}--\r\n--{batch}--\r\n"));
+        let request = Request::new(Method::Post, "/$batch")
+            .header("content-type", format!("multipart/mixed; boundary={batch}"))
+            .body(body);
+        let response = self.conn.send(request)?;
+        if !response.is_success() {
+            return Err(self.conn.service_error(&response));
+        }
+        let text = String::from_utf8_lossy(&response.body);
+        let statuses = batch_statuses(&text);
+        if statuses.is_empty() {
+            return Err(self.conn.malformed("a batch answer without statuses", &response));
+        }
+        Ok(statuses
+            .into_iter()
+            .find(|(status, _)| !(200..300).contains(status))
+            .map(|(status, message)| BatchFailure {
+                status,
+                message,
+                range: 0..0,
+            }))
+    }
+}
+
+/// A failed entity-group transaction: nothing of it was applied.
+struct BatchFailure {
+    status: u16,
+    message: String,
+    /// Which operations it held.
+    range: core::ops::Range<usize>,
+}
+
+impl Bucket for AzureBucket {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.read(key)?.map(|entity| entity.value))
+    }
+
+    fn get_versioned(&self, key: &str) -> Result<Versioned> {
+        Ok(match self.read(key)? {
+            None => Versioned::default(),
+            Some(entity) => Versioned {
+                value: Some(entity.value),
+                version: Some(Version(entity.etag.into_bytes())),
+            },
+        })
+    }
+
+    fn set(&self, key: &str, value: &[u8]) -> Result<()> {
+        // Insert or replace: a PUT without If-Match.
+        let request = Request::new(Method::Put, self.path(key))
+            .header("content-type", JSON)
+            .body(self.body(key, value)?);
+        let response = self.conn.send(request)?;
+        if !response.is_success() {
+            return Err(self.conn.service_error(&response));
+        }
+        Ok(())
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        let request = Request::new(Method::Delete, self.path(key)).header("if-match", "*");
+        let response = self.conn.send(request)?;
+        if !response.is_success() && response.status != 404 {
+            return Err(self.conn.service_error(&response));
+        }
+        Ok(())
+    }
+
+    fn exists(&self, key: &str) -> Result<bool> {
+        let path = format!("{}?$select=RowKey", self.path(key));
+        let response = self.conn.send(Request::new(Method::Get, path))?;
+        match response.status {
+            404 => Ok(false),
+            _ if response.is_success() => Ok(true),
+            _ => Err(self.conn.service_error(&response)),
+        }
+    }
+
+    fn list_keys(&self, request: ListRequest<'_>) -> Result<KeyPage> {
+        let filter = format!("PartitionKey eq '{}'", odata_quote(&self.partition));
+        let top = request.max_keys.clamp(1, MAX_PAGE);
+        // Azure's continuation: NextPartitionKey and NextRowKey.
+        let mut continuation: Option<(String, String)> = match request.after {
+            None => None,
+            Some(token) => {
+                let (partition, row) = token.split_once('\n').ok_or_else(|| {
+                    self.conn
+                        .client
+                        .error("a list-keys cursor this adapter did not issue")
+                })?;
+                Some((partition.into(), row.into()))
+            }
+        };
+        loop {
+            let mut path = format!(
+                "/{}()?$filter={}&$select=RowKey&$top={top}",
+                self.conn.table,
+                percent_encode(filter.as_bytes())
+            );
+            if let Some((partition, row)) = &continuation {
+                path.push_str(&format!(
+                    "&NextPartitionKey={}&NextRowKey={}",
+                    percent_encode(partition.as_bytes()),
+                    percent_encode(row.as_bytes())
+                ));
+            }
+            let response = self.conn.send(Request::new(Method::Get, path))?;
+            if !response.is_success() {
+                return Err(self.conn.service_error(&response));
+            }
+            let answer: Value = serde_json::from_slice(&response.body)
+                .map_err(|e| self.conn.malformed(&format!("{e}"), &response))?;
+            let mut keys = Vec::new();
+            for entity in answer["value"].as_array().into_iter().flatten() {
+                let key = entity["RowKey"].as_str().and_then(unescape_key).ok_or_else(|| {
+                    self.conn
+                        .malformed("a RowKey this adapter did not write", &response)
+                })?;
+                keys.push(key);
+            }
+            let next = match (
+                response.header("x-ms-continuation-NextPartitionKey"),
+                response.header("x-ms-continuation-NextRowKey"),
+            ) {
+                (Some(partition), Some(row)) => Some((partition.to_string(), row.to_string())),
+                _ => None,
+            };
+            // Azure may end a page early, even with no entity: go on until
+            // there is a key or no continuation.
+            match next {
+                Some(next) if keys.is_empty() => continuation = Some(next),
+                next => {
+                    return Ok(KeyPage {
+                        keys,
+                        next: next.map(|(partition, row)| format!("{partition}\n{row}")),
+                    });
+                }
+            }
+        }
+    }
+
+    fn compare_and_swap(&self, key: &str, expected: Option<&Version>, value: &[u8]) -> Result<bool> {
+        let body = self.body(key, value)?;
+        let request = match expected {
+            // Insert: fails with 409 if the key exists meanwhile.
+            None => Request::new(Method::Post, format!("/{}", self.conn.table))
+                .header("prefer", "return-no-content"),
+            Some(Version(etag)) => Request::new(Method::Put, self.path(key)).header("if-match", etag.clone()),
+        };
+        let request = request.header("content-type", JSON).body(body).once();
+        let response = self.conn.send(request)?;
+        match response.status {
+            _ if response.is_success() => Ok(true),
+            // Written (409, 412) or deleted (404) meanwhile.
+            404 | 409 | 412 => Ok(false),
+            _ => Err(self.conn.service_error(&response)),
+        }
+    }
+
+    fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<()> {
+        let mut operations = Vec::with_capacity(entries.len());
+        for (key, value) in last_of_each(entries, |(key, _)| key) {
+            operations.push((Method::Put, key.clone(), Some(self.body(key, value)?)));
+        }
+        match self.batches(&operations)?.into_iter().next() {
+            None => Ok(()),
+            Some(failure) => Err(self
+                .conn
+                .client
+                .error(format_args!("{} {}", failure.status, failure.message))),
+        }
+    }
+
+    fn delete_many(&self, keys: &[String]) -> Result<()> {
+        let operations: Vec<_> = last_of_each(keys, |key| key)
+            .into_iter()
+            .map(|key| (Method::Delete, key.clone(), None))
+            .collect();
+        for failure in self.batches(&operations)? {
+            if failure.status != 404 {
+                return Err(self
+                    .conn
+                    .client
+                    .error(format_args!("{} {}", failure.status, failure.message)));
+            }
+            // A key of that batch was absent: delete them one by one.
+            for (_, key, _) in &operations[failure.range] {
+                self.delete(key)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Each key once, the last entry for it winning (a transaction may not
+/// touch one entity twice), in their original order otherwise.
+fn last_of_each<T>(items: &[T], key: impl Fn(&T) -> &String) -> Vec<&T> {
+    let mut seen = alloc::collections::BTreeSet::new();
+    let mut kept: Vec<&T> = items.iter().rev().filter(|item| seen.insert(key(item))).collect();
+    kept.reverse();
+    kept
+}
+
+fn method_name(method: &Method) -> &'static str {
+    match method {
+        Method::Get => "GET",
+        Method::Put => "PUT",
+        Method::Post => "POST",
+        Method::Delete => "DELETE",
+        Method::Head => "HEAD",
+        Method::Patch => "PATCH",
+        _ => "OTHER",
+    }
+}
+
+/// Escapes what a PartitionKey or RowKey may not hold, and `%`.
+pub fn escape_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for c in key.chars() {
+        if matches!(c, '/' | '\\' | '#' | '?' | '%' | '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}') {
+            let mut utf8 = [0; 4];
+            for byte in c.encode_utf8(&mut utf8).bytes() {
+                out.push_str(&format!("%{byte:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The key [`escape_key`] made `escaped` from; `None` if it is not one.
+pub fn unescape_key(escaped: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(escaped.len());
+    let mut rest = escaped.as_bytes();
+    while let Some((&byte, after)) = rest.split_first() {
+        if byte == b'%' {
+            let hex = core::str::from_utf8(after.get(..2)?).ok()?;
+            bytes.push(u8::from_str_radix(hex, 16).ok()?);
+            rest = &after[2..];
+        } else {
+            bytes.push(byte);
+            rest = after;
+        }
+    }
+    String::from_utf8(bytes).ok()
+}
+
+/// A string inside an OData literal: `'` doubled.
+fn odata_quote(text: &str) -> String {
+    text.replace('\'', "''")
+}
+
+fn utf16_len(text: &str) -> usize {
+    text.encode_utf16().count()
+}
+
+/// The entity for `value`: binary properties `v0`, `v1`, … of 64 KiB.
+fn entity_body(partition: &str, row: &str, value: &[u8]) -> Value {
+    let mut entity = Map::new();
+    entity.insert("PartitionKey".into(), partition.into());
+    entity.insert("RowKey".into(), row.into());
+    for (i, chunk) in value.chunks(CHUNK_BYTES).enumerate() {
+        entity.insert(format!("v{i}"), BASE64.encode(chunk).into());
+        entity.insert(format!("v{i}@odata.type"), "Edm.Binary".into());
+    }
+    Value::Object(entity)
+}
+
+/// The value of an entity read back: its `v0`, `v1`, … in order.
+fn entity_value(entity: &Value) -> Option<Vec<u8>> {
+    let mut value = Vec::new();
+    for i in 0.. {
+        match &entity[format!("v{i}").as_str()] {
+            Value::Null => break,
+            Value::String(chunk) => value.extend(BASE64.decode(chunk).ok()?),
+            _ => return None,
+        }
+    }
+    Some(value)
+}
+
+/// The status and message of each operation of a `$batch` answer.
+fn batch_statuses(answer: &str) -> Vec<(u16, String)> {
+    let mut statuses = Vec::new();
+    let mut rest = answer;
+    while let Some(at) = rest.find("HTTP/1.1 ") {
+        rest = &rest[at + 9..];
+        let Some(status) = rest.get(..3).and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        // The operation's part ends at the next boundary line.
+        let part = &rest[..rest.find("\r\n--").unwrap_or(rest.len())];
+        let body = part.split_once("\r\n\r\n").map_or("", |(_, body)| body.trim());
+        let message = odata_error(body).unwrap_or_else(|| part.lines().next().unwrap_or("").trim().into());
+        statuses.push((status, message));
+    }
+    statuses
+}
+
+/// `<code>: <message's first line>` from a JSON `odata.error`.
+fn odata_error(body: &str) -> Option<String> {
+    let error: Value = serde_json::from_str(body).ok()?;
+    let error = &error["odata.error"];
+    let code = error["code"].as_str()?;
+    let message = error["message"]["value"].as_str().unwrap_or("");
+    Some(join_code(code, message))
+}
+
+/// `<Code>: <Message's first line>` from an XML `<Error>`.
+fn xml_error(body: &str) -> Option<String> {
+    let element = |name: &str| {
+        let start = body.find(&format!("<{name}>"))? + name.len() + 2;
+        let end = start + body[start..].find(&format!("</{name}>"))?;
+        Some(&body[start..end])
+    };
+    Some(join_code(element("Code")?, element("Message").unwrap_or("")))
+}
+
+/// Azure appends `RequestId:…` and `Time:…` lines to messages: drop them.
+fn join_code(code: &str, message: &str) -> String {
+    let message = message
+        .split_once(':')
+        .filter(|(index, _)| index.chars().all(|c| c.is_ascii_digit()) && !index.is_empty())
+        .map_or(message, |(_, rest)| rest);
+    match message.lines().next().map(str::trim) {
+        Some(first) if !first.is_empty() => format!("{code}: {first}"),
+        _ => code.into(),
+    }
+}
+
+fn error_message(response: &Response) -> String {
+    let body = String::from_utf8_lossy(&response.body);
+    odata_error(&body)
+        .or_else(|| xml_error(&body))
+        .or_else(|| response.header("x-ms-error-code").map(String::from))
+        .unwrap_or_else(|| response.body_text())
+}
+
+/// `Sun, 06 Nov 1994 08:49:37 GMT` for seconds since the Unix epoch.
+pub fn http_date(seconds: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = seconds / 86_400;
+    let time = seconds % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
+        DAYS[(days % 7) as usize],
+        MONTHS[(month - 1) as usize],
+        time / 3600,
+        time / 60 % 60,
+        time % 60
+    )
+}
+
+/// Azure Storage's `SharedKey` scheme for the Table service:
+///
+/// ```text
+/// StringToSign = VERB + "\n" + Content-MD5 + "\n" + Content-Type + "\n"
+///              + Date + "\n" + CanonicalizedResource
+/// CanonicalizedResource = "/" + account + <the request's encoded path>
+/// Authorization: SharedKey <account>:base64(HMAC-SHA256(key, StringToSign))
+/// ```
+///
+/// Date is the `x-ms-date` sent; no Content-MD5 is sent. The resource
+/// would add `?comp=…` for a `comp` query parameter, which no request here
+/// has; other query parameters are not signed.
+pub struct SharedKey {
+    account: String,
+    key: Vec<u8>,
+}
+
+impl SharedKey {
+    /// `key` is the account key in base64, as Azure shows it.
+    pub fn new(account: &str, key: &str) -> core::result::Result<Self, &'static str> {
+        let key = BASE64.decode(key.trim()).map_err(|_| "is not base64")?;
+        Ok(SharedKey {
+            account: account.into(),
+            key,
+        })
+    }
+
+    pub fn string_to_sign(&self, method: &str, content_type: &str, date: &str, path: &str) -> String {
+        let path = path.split_once('?').map_or(path, |(path, _)| path);
+        format!("{method}\n\n{content_type}\n{date}\n/{}{path}", self.account)
+    }
+
+    /// The `Authorization` header for a request to `path` (path and query,
+    /// encoded as sent).
+    pub fn authorization(&self, method: &str, content_type: &str, date: &str, path: &str) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes keys of any length");
+        mac.update(self.string_to_sign(method, content_type, date, path).as_bytes());
+        let signature = BASE64.encode(mac.finalize().into_bytes());
+        format!("SharedKey {}:{signature}", self.account)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Azurite's well-known development account (public, in Microsoft's docs).
+    const DEV_ACCOUNT: &str = "devstoreaccount1";
+    const DEV_KEY: &str =
+        "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+    #[test]
+    fn shared_key_follows_the_documented_string_to_sign() {
+        let signer = SharedKey::new(DEV_ACCOUNT, DEV_KEY).unwrap();
+        let path = "/devstoreaccount1/kvvirt(PartitionKey='a',RowKey='b')";
+        assert_eq!(
+            signer.string_to_sign("PUT", "application/json", "Sat, 21 Nov 2026 16:43:06 GMT", path),
+            "PUT\n\napplication/json\nSat, 21 Nov 2026 16:43:06 GMT\n\
+             /devstoreaccount1/devstoreaccount1/kvvirt(PartitionKey='a',RowKey='b')"
+        );
+        // The query is not signed.
+        assert_eq!(
+            signer.string_to_sign("GET", "", "Sat, 21 Nov 2026 16:43:06 GMT", "/t()?$top=5"),
+            "GET\n\n\nSat, 21 Nov 2026 16:43:06 GMT\n/devstoreaccount1/t()"
+        );
+        // The signature, computed independently (HMAC-SHA256 by Node's
+        // crypto, as Azurite does) for the string above.
+        assert_eq!(
+            signer.authorization("PUT", "application/json", "Sat, 21 Nov 2026 16:43:06 GMT", path),
+            "SharedKey devstoreaccount1:6BrmYyc7lWSHtodVvTmr1DYWvmrva2uq1CGi334YxOQ="
+        );
+        assert!(SharedKey::new(DEV_ACCOUNT, "not base64!").is_err());
+    }
+
+    #[test]
+    fn http_dates() {
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+        assert_eq!(http_date(1_795_279_386), "Sat, 21 Nov 2026 16:43:06 GMT");
+    }
+
+    #[test]
+    fn keys_escape_reversibly() {
+        for key in [
+            "plain",
+            "a/b\\c#d?e%f",
+            "100%",
+            "%2F",
+            "ü %*",
+            "\u{0}\u{1f}\u{7f}\u{80}\u{9f}\u{a0}",
+            "'quote'",
+            "",
+        ] {
+            let escaped = escape_key(key);
+            assert!(
+                !escaped.contains(['/', '\\', '#', '?']) && !escaped.chars().any(|c| c.is_control()),
+                "{escaped:?}"
+            );
+            assert_eq!(unescape_key(&escaped).as_deref(), Some(key));
+        }
+        assert_eq!(escape_key("a/b%"), "a%2Fb%25");
+        assert_eq!(unescape_key("%zz"), None);
+        assert_eq!(unescape_key("%2"), None);
+        // The longest key, all escaped, still fits Azure's 1 KiB RowKey.
+        assert!(utf16_len(&escape_key(&"\u{80}".repeat(MAX_KEY_BYTES / 2))) <= 1024);
+        assert!(utf16_len(&escape_key(&"/".repeat(MAX_KEY_BYTES))) <= 1024);
+    }
+
+    #[test]
+    fn the_largest_value_fits_one_entity() {
+        let partition = escape_key(&"p".repeat(kv_core::MAX_BUCKET_NAME_BYTES + 1));
+        let row = escape_key(&"\"".repeat(MAX_KEY_BYTES));
+        let value = alloc::vec![0xff; LIMITS.max_value_bytes];
+        let body = entity_body(&partition, &row, &value);
+        assert!(body.to_string().len() <= MAX_ENTITY_BODY);
+        assert_eq!(entity_value(&body).unwrap(), value);
+        assert_eq!(entity_value(&entity_body("p", "r", b"")).unwrap(), b"");
+    }
+
+    #[test]
+    fn batch_answers_and_errors() {
+        let ok = "--batchresponse_1\r\nContent-Type: multipart/mixed; boundary=changesetresponse_2\r\n\r\n\
+                  --changesetresponse_2\r\nContent-Type: application/http\r\n\r\nHTTP/1.1 204 No Content\r\n\
+                  ETag: W/\"x\"\r\n\r\n\r\n--changesetresponse_2\r\nContent-Type: application/http\r\n\r\n\
+                  HTTP/1.1 204 No Content\r\n\r\n\r\n--changesetresponse_2--\r\n--batchresponse_1--\r\n";
+        assert_eq!(
+            batch_statuses(ok).iter().map(|s| s.0).collect::<Vec<_>>(),
+            [204, 204]
+        );
+        let failed = "--changesetresponse_2\r\nContent-Type: application/http\r\n\r\nHTTP/1.1 404 Not Found\r\n\
+                      Content-Type: application/json\r\n\r\n{\"odata.error\":{\"code\":\"ResourceNotFound\",\
+                      \"message\":{\"lang\":\"en-US\",\"value\":\"1:The specified resource does not exist.\\nRequestId:x\"}}}\r\n\
+                      --changesetresponse_2--\r\n";
+        assert_eq!(
+            batch_statuses(failed),
+            [(
+                404,
+                "ResourceNotFound: The specified resource does not exist.".into()
+            )]
+        );
+        let xml = "<?xml version=\"1.0\"?><Error><Code>AuthorizationFailure</Code><Message>Server failed.\nRequestId:1</Message></Error>";
+        assert_eq!(xml_error(xml).unwrap(), "AuthorizationFailure: Server failed.");
+    }
+
+    #[test]
+    fn each_key_once_last_wins() {
+        let entries = [("a".to_string(), 1), ("b".to_string(), 2), ("a".to_string(), 3)];
+        let kept: Vec<_> = last_of_each(&entries, |(k, _)| k).into_iter().cloned().collect();
+        assert_eq!(kept, [("b".to_string(), 2), ("a".to_string(), 3)]);
+    }
+}

@@ -1,0 +1,125 @@
+//! kv-http's Azure Table protocol against Azurite on 127.0.0.1, composed and
+//! run on the embedded wasmtime with wasi:http: conformance for both drafts
+//! (its 2,500-key list included), concurrent increments, and a wrong key.
+
+use kv_runner::{Command, RunOptions};
+use kv_virt::adapters::BackendKind;
+use kv_virt::options::{AdapterOptions, HttpOptions, ProtocolArg};
+use kv_virt_tests::servers::azurite::{Azurite, DEV_ACCOUNT, DEV_KEY};
+use kv_virt_tests::*;
+
+/// The variable the adapter reads the account key from.
+const KEY_VARIABLE: &str = "AZURE_STORAGE_KEY";
+
+fn options(url: &str, buckets: &[&str]) -> AdapterOptions {
+    AdapterOptions {
+        buckets: buckets.iter().map(|s| s.to_string()).collect(),
+        http: HttpOptions {
+            protocol: Some(ProtocolArg::AzureTable),
+            endpoint: Some(url.into()),
+            azure_account: Some(DEV_ACCOUNT.into()),
+            azure_table: Some("kvvirt".into()),
+            credentials: vec![format!("account-key=env:{KEY_VARIABLE}")],
+            ..HttpOptions::default()
+        },
+        ..AdapterOptions::default()
+    }
+}
+
+fn run_args(args: &[&str], key: &str) -> RunOptions {
+    RunOptions {
+        args: args.iter().map(|s| s.to_string()).collect(),
+        env: vec![(KEY_VARIABLE.into(), key.into())],
+        capture_output: true,
+        ..RunOptions::default()
+    }
+}
+
+fn counter(url: &str) -> Command {
+    composed_command(COUNTER, BackendKind::Http, &options(url, &[])).unwrap()
+}
+
+#[test]
+fn azure_table_conformance() {
+    let azurite = Azurite::start("conformance").unwrap();
+    // kv_http::azure::LIMITS.
+    let limits = [
+        "--max-key-bytes",
+        "341",
+        "--max-value-bytes",
+        &(760 << 10).to_string(),
+    ];
+    for guest in [CONFORMANCE_DRAFT, CONFORMANCE_DRAFT2] {
+        let command = composed_command(
+            guest,
+            BackendKind::Http,
+            &options(&azurite.url(), &CONFORMANCE_BUCKETS),
+        )
+        .unwrap();
+        run_conformance(&command, &run_args(&limits, DEV_KEY)).unwrap();
+    }
+}
+
+/// 8 instances × 100 increments of one key give exactly 800.
+#[test]
+fn azure_table_concurrent_increments_are_exact() {
+    let azurite = Azurite::start("increments").unwrap();
+    let command = counter(&azurite.url());
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            let command = &command;
+            scope.spawn(move || {
+                let output = command
+                    .run(&run_args(&["hits", "counter", "100"], DEV_KEY))
+                    .unwrap();
+                assert_eq!(output.exit_code, 0, "{}", output.stderr_text());
+                assert_eq!(output.stdout_text().lines().count(), 100);
+            });
+        }
+    });
+    let output = command
+        .run(&run_args(&["hits", "counter", "1"], DEV_KEY))
+        .unwrap();
+    assert_eq!(
+        output.stdout_text(),
+        "counter/hits = 801\n",
+        "{}",
+        output.stderr_text()
+    );
+}
+
+/// The counter's one-line error.
+fn counter_error(command: &Command, options: &RunOptions) -> String {
+    let output = command.run(options).unwrap();
+    assert_eq!(output.exit_code, 1, "{}", output.stdout_text());
+    output.stderr_text().trim().to_string()
+}
+
+#[test]
+fn a_wrong_account_key_is_a_clear_error() {
+    let azurite = Azurite::start("wrong-key").unwrap();
+    let command = counter(&azurite.url());
+    // A well-formed key that is not the account's.
+    let wrong = DEV_KEY.replace("Eby8", "AAAA");
+    assert_eq!(
+        counter_error(&command, &run_args(&[], &wrong)),
+        "counter: azure-table: 403 AuthorizationFailure: Server failed to authenticate the request. \
+         Make sure the value of the Authorization header is formed correctly including the signature."
+    );
+    assert_eq!(
+        counter_error(&command, &run_args(&[], "not base64!")),
+        "counter: azure-table: the account-key credential is not base64"
+    );
+    let unset = RunOptions {
+        env: Vec::new(),
+        ..run_args(&[], DEV_KEY)
+    };
+    assert!(
+        counter_error(&command, &unset).starts_with(&format!(
+            "counter: azure-table: the account-key is read from the environment variable {KEY_VARIABLE}, which is not set"
+        ))
+    );
+    // The right key works on the same server.
+    let output = command.run(&run_args(&[], DEV_KEY)).unwrap();
+    assert_eq!(output.exit_code, 0, "{}", output.stderr_text());
+}
