@@ -14,6 +14,8 @@ use kv_runner::{Command, RunOptions, RunOutput, Runtime};
 use kv_virt::adapters::BackendKind;
 use kv_virt::options::AdapterOptions;
 
+pub mod node;
+
 pub const CONFORMANCE_DRAFT: &str = env!("CONFORMANCE_DRAFT_WASM");
 pub const CONFORMANCE_DRAFT2: &str = env!("CONFORMANCE_DRAFT2_WASM");
 pub const COUNTER: &str = env!("COUNTER_WASM");
@@ -21,6 +23,11 @@ pub const NOTES: &str = env!("NOTES_WASM");
 
 /// The conformance guest's buckets (see `tests/guest/src/lib.rs`).
 pub const CONFORMANCE_BUCKETS: [&str; 2] = ["conformance", "conformance-list"];
+
+/// The checks each draft's conformance guest runs (draft2 adds the three
+/// CAS checks).
+pub const DRAFT_CHECKS: usize = 18;
+pub const DRAFT2_CHECKS: usize = 21;
 
 pub fn read(path: impl AsRef<Path>) -> Vec<u8> {
     let path = path.as_ref();

@@ -5,10 +5,6 @@ use kv_runner::RunOptions;
 use kv_virt::adapters::BackendKind;
 use kv_virt_tests::*;
 
-/// The checks each draft's guest runs (draft2 adds the three CAS checks).
-const DRAFT_CHECKS: usize = 18;
-const DRAFT2_CHECKS: usize = 21;
-
 fn conformance(guest: &str, backend: BackendKind, expected_checks: usize) {
     let command = composed_command(guest, backend, &conformance_options()).unwrap();
     let passed = run_conformance(&command, &RunOptions::default()).unwrap();

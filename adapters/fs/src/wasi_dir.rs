@@ -1,7 +1,8 @@
 //! The engine's storage traits on `wasi:filesystem` 0.2, through the
 //! `wasip2` bindings directly (not `std::fs`, which opens files with the
 //! `mutate-directory` flag that jco's preview2-shim refuses, and would pull
-//! in the C library's imports).
+//! in the C library's imports): only a directory below a preopen is opened
+//! with that flag, and without it where the runtime refuses it.
 
 use alloc::format;
 use alloc::rc::Rc;
@@ -74,10 +75,15 @@ impl WasiDir {
                 dir: Rc::new(preopen),
             });
         }
-        let flags = DescriptorFlags::READ | DescriptorFlags::MUTATE_DIRECTORY;
-        let dir = preopen
-            .open_at(PathFlags::empty(), &rest, OpenFlags::DIRECTORY, flags)
-            .map_err(|code| Error::other(format!("kv-fs: opening directory {path:?}: {}", code.message())))?;
+        let open = |flags| preopen.open_at(PathFlags::empty(), &rest, OpenFlags::DIRECTORY, flags);
+        // wasmtime lets a directory's descriptor create and remove files only
+        // if it was opened with `mutate-directory`; jco's preview2-shim
+        // refuses that flag as unsupported (and checks no permissions).
+        let dir = match open(DescriptorFlags::READ | DescriptorFlags::MUTATE_DIRECTORY) {
+            Err(ErrorCode::Unsupported) => open(DescriptorFlags::READ),
+            result => result,
+        }
+        .map_err(|code| Error::other(format!("kv-fs: opening directory {path:?}: {}", code.message())))?;
         Ok(WasiDir { dir: Rc::new(dir) })
     }
 

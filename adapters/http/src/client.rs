@@ -235,8 +235,16 @@ impl Client {
             .map_err(|()| Failure::NotSent("request body taken twice".into()))?;
         let future = outgoing_handler::handle(outgoing, Some(self.options(deadline)))
             .map_err(|code| classify(&code))?;
-        write_body(&body, &request.body, deadline)?;
-        OutgoingBody::finish(body, None).map_err(|code| classify(&code))?;
+        let sent = write_body(&body, &request.body, deadline)
+            .and_then(|()| OutgoingBody::finish(body, None).map_err(|code| classify(&code)));
+        if let Err(failure) = sent {
+            // The body stream only says "closed"; the response says why
+            // (a refused connection is not an ambiguous failure).
+            return Err(match wait_response(&future, deadline) {
+                Err(cause @ (Failure::NotSent(_) | Failure::Unknown(_))) => cause,
+                _ => failure,
+            });
+        }
         let response = wait_response(&future, deadline)?;
         read_response(response, deadline)
     }
