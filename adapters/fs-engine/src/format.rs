@@ -638,6 +638,20 @@ impl<'a> NodeView<'a> {
         Ok(LeafRef { version, key, val })
     }
 
+    /// Key `i` of a leaf or a branch, without decoding the rest of the
+    /// entry (the binary search of a lookup reads only keys).
+    pub fn key(&self, i: usize) -> Result<KeyRef<'a>, Bad> {
+        if !self.is_leaf() {
+            return self.branch_key(i);
+        }
+        let o = self.entry_off(i)?;
+        let flags = *self.b.get(o).ok_or("entry truncated")?;
+        if flags & !(F_KEY_OUT | F_VAL_OUT) != 0 {
+            return Err(format!("entry {i} has unknown flags {flags:#x}"));
+        }
+        Ok(self.key_at(o + 9, flags)?.0)
+    }
+
     pub fn branch_key(&self, i: usize) -> Result<KeyRef<'a>, Bad> {
         let o = self.entry_off(i)?;
         let flags = *self.b.get(o).ok_or("entry truncated")?;

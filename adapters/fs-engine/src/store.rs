@@ -834,9 +834,9 @@ impl<'s, D: Dir> WriteTxn<'s, D> {
         }
     }
 
-    fn keep_alive(&mut self, verify: bool) -> Result<(), Error> {
+    fn keep_alive(&mut self) -> Result<(), Error> {
         match self.lock.as_mut() {
-            Some(l) => l.ensure(&self.store.dir, &self.store.name, verify),
+            Some(l) => l.ensure(&self.store.dir, &self.store.name),
             None => Err(Error::LockLost {
                 file: self.store.name.clone(),
                 detail: "transaction already finished".into(),
@@ -855,7 +855,7 @@ impl<'s, D: Dir> WriteTxn<'s, D> {
         if key.len() > MAX_KEY_LEN {
             return Ok(None);
         }
-        self.keep_alive(false)?;
+        self.keep_alive()?;
         let r = (|| {
             let mut env = env!(self);
             match self.main.get(&mut env, key)? {
@@ -871,7 +871,7 @@ impl<'s, D: Dir> WriteTxn<'s, D> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        self.keep_alive(false)?;
+        self.keep_alive()?;
         let r = (|| {
             let mut env = env!(self);
             let mut out = Vec::new();
@@ -897,7 +897,7 @@ impl<'s, D: Dir> WriteTxn<'s, D> {
         if value.len() > MAX_VALUE_LEN {
             return Err(Error::ValueTooLarge { len: value.len() });
         }
-        self.keep_alive(false)?;
+        self.keep_alive()?;
         let r = self.put_inner(key, value);
         r.map_err(|e| self.fail(e))
     }
@@ -941,7 +941,7 @@ impl<'s, D: Dir> WriteTxn<'s, D> {
         if key.len() > MAX_KEY_LEN {
             return Ok(false);
         }
-        self.keep_alive(false)?;
+        self.keep_alive()?;
         let r = (|| {
             let mut env = env!(self);
             let Some(o) = self.main.delete(&mut env, &mut self.freed, key)? else {
@@ -993,7 +993,7 @@ impl<'s, D: Dir> WriteTxn<'s, D> {
         self.freed.txn_allocs.insert(start, pages);
         let seq = self.base.seq + 1;
         let (hdr, crc) = encode_ext_hdr(start, kind, seq, data.len() as u32, pages, data);
-        self.keep_alive(false)?;
+        self.keep_alive()?;
         let off = self.store.pager.page_off(start);
         let total = pages as usize * geo.page;
         let pad = total - EXT_HDR - data.len();
@@ -1125,7 +1125,7 @@ impl<'s, D: Dir> WriteTxn<'s, D> {
             while j < out.len() && out[j].0 == out[j - 1].0 + 1 && (j - i) * p < (4 << 20) {
                 j += 1;
             }
-            self.keep_alive(false)?;
+            self.keep_alive()?;
             let off = self.store.pager.page_off(out[i].0);
             let r = if j - i == 1 {
                 self.store.pager.file.write_at(&out[i].1, off)
@@ -1167,21 +1167,24 @@ impl<'s, D: Dir> WriteTxn<'s, D> {
                 .sync()
                 .map_err(|e| Error::io(&name, "sync", e))?;
         }
-        // 3. Fence: we must still hold the lock, and nobody may have
-        //    committed since our base.
-        self.keep_alive(true)?;
-        let newest = newest_meta(&self.store.pager, &self.store.header)?;
-        if newest.seq != self.base.seq {
+        // 3. Fence: we must still hold the lock (verified if a quarter
+        //    lease has passed since it was), and nobody may have committed
+        //    since our base: commit `seq` would be in the very slot we are
+        //    about to overwrite.
+        self.keep_alive()?;
+        let slot = META_PAGES[(seq % 2) as usize];
+        if let Ok(other) = read_meta_slot(&self.store.pager, &self.store.header, slot)?
+            && other.seq > self.base.seq
+        {
             return Err(E::Fatal(Error::LockLost {
                 file: name,
                 detail: format!(
                     "commit {} appeared after this transaction started from {}",
-                    newest.seq, self.base.seq
+                    other.seq, self.base.seq
                 ),
             }));
         }
         // 4. The commit record, into the slot of the older commit.
-        let slot = META_PAGES[(seq % 2) as usize];
         let rec = meta.encode(slot);
         self.store
             .pager
