@@ -48,7 +48,8 @@ pub struct Options {
     /// Should exceed the lease, so that a dead writer's lock is always
     /// recovered within one wait.
     pub lock_wait_millis: u64,
-    /// Per-instance page cache capacity, in pages.
+    /// Per-instance page cache capacity, in pages (filled only as pages are
+    /// read). See [`Options::cache_pages_for`].
     pub cache_pages: usize,
     /// How many times a reader restarts from the newest commit when writers
     /// recycle the pages it is reading, before `Error::Busy`.
@@ -63,13 +64,25 @@ impl Default for Options {
             create_if_missing: true,
             lock_lease_millis: 5_000,
             lock_wait_millis: 15_000,
-            cache_pages: 256,
+            cache_pages: Options::cache_pages_for(4096),
             max_read_retries: 200,
         }
     }
 }
 
 impl Options {
+    /// The default page-cache budget of one open store: 32 MiB. A warm
+    /// lookup then reads no page at all in a bucket of ~100,000 small keys
+    /// (~5,000 leaves of 4 KiB), and only the leaf in one of millions (the
+    /// branch pages stay cached); a miss costs a read and a checksum of the
+    /// page, several times the cost of the whole lookup.
+    pub const DEFAULT_CACHE_BYTES: usize = 32 << 20;
+
+    /// The default cache capacity in pages of `page_size` bytes.
+    pub fn cache_pages_for(page_size: u32) -> usize {
+        Self::DEFAULT_CACHE_BYTES / page_size.max(1) as usize
+    }
+
     fn validate(&self) -> Result<(), Error> {
         if !valid_page_size(self.page_size) {
             return Err(Error::InvalidOptions(format!(

@@ -115,9 +115,6 @@ impl kv_glue::Adapter for FsBackend {
     }
 }
 
-/// Page-cache budget of one open bucket.
-const CACHE_BYTES: u32 = 32 << 20;
-
 fn options(config: &FsConfig) -> Options {
     Options {
         page_size: config.page_size,
@@ -129,12 +126,7 @@ fn options(config: &FsConfig) -> Options {
         lock_lease_millis: u64::from(config.lock_lease_ms),
         // Waiting longer than a lease always outlives a dead writer's lock.
         lock_wait_millis: 3 * u64::from(config.lock_lease_ms),
-        // Up to 32 MiB of pages per open bucket, filled only as pages are
-        // read: every page of a 100,000-key bucket (~5,000 leaves of 4 KiB)
-        // and the branch pages of a multi-million-key tree stay cached, so a
-        // warm get reads no page at all (a miss costs a read and a checksum
-        // of the page, several times the cost of the whole lookup).
-        cache_pages: (CACHE_BYTES / config.page_size.max(1)) as usize,
+        cache_pages: Options::cache_pages_for(config.page_size),
         ..Options::default()
     }
 }
