@@ -364,6 +364,12 @@ fn cut_during_last_commit(lose_pages: bool) -> MemDir {
     img
 }
 
+fn open(img: &MemDir) -> Store<MemDir> {
+    Store::open(img.clone(), NAME, opts(Durability::Sync))
+        .unwrap()
+        .unwrap()
+}
+
 fn read_k7_and_added(s: &mut Store<MemDir>) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
     (s.get(b"k7").unwrap(), s.get(b"added").unwrap())
 }
@@ -375,17 +381,13 @@ fn read_k7_and_added(s: &mut Store<MemDir>) -> (Option<Vec<u8>>, Option<Vec<u8>>
 #[test]
 fn record_without_its_pages_falls_back_to_the_previous_commit() {
     let img = cut_during_last_commit(true);
-    let mut s = Store::open(img.clone(), NAME, opts(Durability::Sync))
-        .unwrap()
-        .unwrap();
+    let mut s = open(&img);
     assert_eq!(read_k7_and_added(&mut s), (Some(b"old".to_vec()), None));
     assert_eq!(s.check().unwrap(), vec![]);
     s.put(b"after", b"cut").unwrap();
     assert_eq!(s.check().unwrap(), vec![]);
     // Another instance (and a reopen) agree, with no rejection left.
-    let mut t = Store::open(img.clone(), NAME, opts(Durability::Sync))
-        .unwrap()
-        .unwrap();
+    let mut t = open(&img);
     assert_eq!(read_k7_and_added(&mut t), (Some(b"old".to_vec()), None));
     assert_eq!(t.get(b"after").unwrap(), Some(b"cut".to_vec()));
     assert_eq!(t.check().unwrap(), vec![]);
@@ -398,9 +400,7 @@ fn record_without_its_pages_falls_back_to_the_previous_commit() {
 #[test]
 fn complete_commit_without_its_stamp_is_kept_and_synced_by_the_next_writer() {
     let img = cut_during_last_commit(false);
-    let mut s = Store::open(img.clone(), NAME, opts(Durability::Sync))
-        .unwrap()
-        .unwrap();
+    let mut s = open(&img);
     assert_eq!(
         read_k7_and_added(&mut s),
         (Some(b"new".to_vec()), Some(b"new".to_vec()))
