@@ -15,6 +15,8 @@ pub(crate) const KNOWN_RO_COMPAT: u64 = 0;
 pub(crate) const HEADER_LEN: usize = 64;
 pub(crate) const PAGE_HDR: usize = 24;
 pub(crate) const META_LEN: usize = 160;
+/// The completion stamp follows the commit record in its slot page (§4).
+pub(crate) const STAMP_LEN: usize = 16;
 pub(crate) const PTR_LEN: usize = 16;
 pub(crate) const EXT_PTR_LEN: usize = 20;
 pub(crate) const EXT_HDR: usize = 24;
@@ -424,6 +426,22 @@ impl Meta {
     }
 }
 
+/// The completion stamp of the record with checksum `record_crc` and
+/// sequence `seq` in `slot_page`: written after the commit's sync returned.
+pub(crate) fn encode_stamp(slot_page: u32, seq: u64, record_crc: u32) -> [u8; STAMP_LEN] {
+    let mut b = [0u8; STAMP_LEN];
+    wr_u64(&mut b, 0, seq);
+    wr_u32(&mut b, 8, record_crc);
+    let crc = crc_with_page(slot_page, &b[..12]);
+    wr_u32(&mut b, 12, crc);
+    b
+}
+
+/// Whether `b` is the completion stamp of that record.
+pub(crate) fn is_stamp_of(b: &[u8], slot_page: u32, seq: u64, record_crc: u32) -> bool {
+    b.get(..STAMP_LEN) == Some(&encode_stamp(slot_page, seq, record_crc)[..])
+}
+
 // ---------------------------------------------------------------- lock record
 
 /// Contents of a lock file (and of a stale-lock break marker).
@@ -636,6 +654,20 @@ impl<'a> NodeView<'a> {
             ValRef::Inline(v)
         };
         Ok(LeafRef { version, key, val })
+    }
+
+    /// Key `i` of a leaf or a branch, without decoding the rest of the
+    /// entry (the binary search of a lookup reads only keys).
+    pub fn key(&self, i: usize) -> Result<KeyRef<'a>, Bad> {
+        if !self.is_leaf() {
+            return self.branch_key(i);
+        }
+        let o = self.entry_off(i)?;
+        let flags = *self.b.get(o).ok_or("entry truncated")?;
+        if flags & !(F_KEY_OUT | F_VAL_OUT) != 0 {
+            return Err(format!("entry {i} has unknown flags {flags:#x}"));
+        }
+        Ok(self.key_at(o + 9, flags)?.0)
     }
 
     pub fn branch_key(&self, i: usize) -> Result<KeyRef<'a>, Bad> {

@@ -5,9 +5,11 @@
 //! large values (and very long keys) in extents of contiguous pages, and a
 //! copy-on-write free-space tree. Every page and record carries a crc32c.
 //!
-//! * **Atomic, durable commits**: pages are written to free space, synced,
-//!   then the commit record goes into the slot of the older commit and is
-//!   synced. A torn or missing newest record falls back to the previous one.
+//! * **Atomic, durable commits, one sync each**: pages are written to free
+//!   space, the commit record into the slot of the older commit, then one
+//!   sync, then an unsynced completion stamp. A torn or missing newest
+//!   record, or an unstamped one whose own pages did not all reach the disk
+//!   (checked at open), falls back to the previous commit.
 //! * **Many instances, no file locks**: writers exclude each other with an
 //!   exclusively created lock file carrying an owner token and a lease
 //!   (stale locks are broken safely); readers take no lock at all and

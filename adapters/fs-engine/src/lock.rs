@@ -214,12 +214,14 @@ fn break_stale<D: Dir>(
 }
 
 impl LockGuard {
-    /// Verifies (by name) that the lock file still carries our token, and
-    /// refreshes the lease when a quarter of it has elapsed (or `force`).
-    pub fn ensure<D: Dir>(&mut self, dir: &D, file: &str, verify: bool) -> Result<(), Error> {
+    /// Once a quarter of the lease has elapsed since the last refresh,
+    /// verifies (by name) that the lock file still carries our token and
+    /// refreshes the lease. Sooner than that nobody can have broken the lock
+    /// (it is stale only a whole lease after the refresh), so there is
+    /// nothing to verify and no file call is made.
+    pub fn ensure<D: Dir>(&mut self, dir: &D, file: &str) -> Result<(), Error> {
         let mono = dir.monotonic_millis();
-        let due = mono.saturating_sub(self.last_refresh_mono) >= self.lease / 4;
-        if !due && !verify {
+        if mono.saturating_sub(self.last_refresh_mono) < self.lease / 4 {
             return Ok(());
         }
         let lost = |detail: String| Error::LockLost {
@@ -248,21 +250,19 @@ impl LockGuard {
             Some(r) if r.token == self.token => {}
             _ => return Err(lost("the lock file now belongs to another writer".into())),
         }
-        if due {
-            self.heartbeat += 1;
-            let now = dir.now_millis();
-            let rec = LockRecord {
-                token: self.token,
-                heartbeat: self.heartbeat,
-                acquired_millis: self.acquired_millis,
-                expires_millis: now.saturating_add(self.lease),
-                lease_millis: self.lease,
-                kind: KIND_LOCK,
-            };
-            f.write_at(&rec.encode(), 0)
-                .map_err(|e| Error::io(&self.lock_name, "refresh lock file", e))?;
-            self.last_refresh_mono = mono;
-        }
+        self.heartbeat += 1;
+        let now = dir.now_millis();
+        let rec = LockRecord {
+            token: self.token,
+            heartbeat: self.heartbeat,
+            acquired_millis: self.acquired_millis,
+            expires_millis: now.saturating_add(self.lease),
+            lease_millis: self.lease,
+            kind: KIND_LOCK,
+        };
+        f.write_at(&rec.encode(), 0)
+            .map_err(|e| Error::io(&self.lock_name, "refresh lock file", e))?;
+        self.last_refresh_mono = mono;
         Ok(())
     }
 

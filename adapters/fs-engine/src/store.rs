@@ -17,9 +17,10 @@ use crate::{MAX_KEY_LEN, MAX_VALUE_LEN};
 /// When a write is acknowledged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Durability {
-    /// `write` returns `Ok` only once the commit is durable: data pages are
-    /// synced before the commit record is written, and the commit record is
-    /// synced before returning. Survives power loss.
+    /// `write` returns `Ok` only once the commit is durable: the new pages
+    /// and the commit record are written, then synced once. Survives power
+    /// loss (a commit cut short is detected at open and falls back to the
+    /// previous one, FORMAT.md §12).
     #[default]
     Sync,
     /// No fsync at all. Survives process crashes (the OS page cache is
@@ -47,7 +48,8 @@ pub struct Options {
     /// Should exceed the lease, so that a dead writer's lock is always
     /// recovered within one wait.
     pub lock_wait_millis: u64,
-    /// Per-instance page cache capacity, in pages.
+    /// Per-instance page cache capacity, in pages (filled only as pages are
+    /// read). See [`Options::cache_pages_for`].
     pub cache_pages: usize,
     /// How many times a reader restarts from the newest commit when writers
     /// recycle the pages it is reading, before `Error::Busy`.
@@ -62,13 +64,25 @@ impl Default for Options {
             create_if_missing: true,
             lock_lease_millis: 5_000,
             lock_wait_millis: 15_000,
-            cache_pages: 256,
+            cache_pages: Options::cache_pages_for(4096),
             max_read_retries: 200,
         }
     }
 }
 
 impl Options {
+    /// The default page-cache budget of one open store: 32 MiB. A warm
+    /// lookup then reads no page at all in a bucket of ~100,000 small keys
+    /// (~5,000 leaves of 4 KiB), and only the leaf in one of millions (the
+    /// branch pages stay cached); a miss costs a read and a checksum of the
+    /// page, several times the cost of the whole lookup.
+    pub const DEFAULT_CACHE_BYTES: usize = 32 << 20;
+
+    /// The default cache capacity in pages of `page_size` bytes.
+    pub fn cache_pages_for(page_size: u32) -> usize {
+        Self::DEFAULT_CACHE_BYTES / page_size.max(1) as usize
+    }
+
     fn validate(&self) -> Result<(), Error> {
         if !valid_page_size(self.page_size) {
             return Err(Error::InvalidOptions(format!(
@@ -135,7 +149,8 @@ pub struct Store<D: Dir> {
     opts: Options,
     pub(crate) header: Header,
     pub(crate) pager: Pager<D::File>,
-    last: Meta,
+    last: Commit,
+    rejected: Option<Rejected>,
     read_only: Option<String>,
     leftover_lock: Option<u64>,
     read_retries: u64,
@@ -164,37 +179,93 @@ fn mismatch_text(page: u64, what: &str) -> String {
     }
 }
 
-/// One commit record slot: the valid commit it holds, or its raw bytes.
-fn read_meta_slot<F: File>(
+/// A commit record as read from its slot.
+#[derive(Clone, Debug)]
+pub(crate) struct Commit {
+    pub meta: Meta,
+    /// The record's checksum: with `seq`, it identifies the record exactly.
+    pub crc: u32,
+    /// Its completion stamp is there: the writer's sync returned, so every
+    /// page of the commit is durable (FORMAT.md §4, §9).
+    pub stamped: bool,
+}
+
+/// A record found at open to be the torn commit of a power cut (§12): its
+/// own pages did not all reach the disk. It is ignored wherever it is read,
+/// until a new commit overwrites it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Rejected {
+    seq: u64,
+    crc: u32,
+}
+
+/// What one commit record slot holds.
+pub(crate) enum Slot {
+    Valid(Commit),
+    Rejected,
+    /// No valid record: its raw bytes (to tell a record being written from
+    /// a damaged one).
+    Invalid(Vec<u8>),
+}
+
+fn slot_of(seq: u64) -> u32 {
+    META_PAGES[(seq % 2) as usize]
+}
+
+/// Reads one commit record slot (the record and its completion stamp).
+pub(crate) fn read_slot<F: File>(
     pager: &Pager<F>,
     header: &Header,
     slot: u32,
-) -> Result<Result<Meta, Vec<u8>>, Error> {
-    let mut b = vec![0u8; META_LEN];
-    let full = pager.read_full(&mut b, pager.page_off(slot))?;
-    Ok(full.then(|| Meta::decode(&b, slot, header)).flatten().ok_or(b))
+    rejected: Option<Rejected>,
+) -> Result<Slot, Error> {
+    let mut b = vec![0u8; META_LEN + STAMP_LEN];
+    if !pager.read_full(&mut b, pager.page_off(slot))? {
+        return Ok(Slot::Invalid(b));
+    }
+    let Some(meta) = Meta::decode(&b, slot, header) else {
+        return Ok(Slot::Invalid(b));
+    };
+    let crc = rd_u32(&b, 0).unwrap_or(0);
+    if rejected == Some(Rejected { seq: meta.seq, crc }) {
+        return Ok(Slot::Rejected);
+    }
+    let stamped = is_stamp_of(&b[META_LEN..], slot, meta.seq, crc);
+    Ok(Slot::Valid(Commit { meta, crc, stamped }))
 }
 
 /// Reads both commit records and returns the newest valid one.
-pub(crate) fn newest_meta<F: File>(pager: &Pager<F>, header: &Header) -> Result<Meta, Error> {
+pub(crate) fn newest_commit<F: File>(
+    pager: &Pager<F>,
+    header: &Header,
+    rejected: Option<Rejected>,
+) -> Result<Commit, Error> {
     let mut last_bad: [Option<Vec<u8>>; 2] = [None, None];
     for attempt in 0..4 {
-        let mut got: [Option<Meta>; 2] = [None, None];
+        let mut got: [Option<Commit>; 2] = [None, None];
         let mut bad: [Option<Vec<u8>>; 2] = [None, None];
         for (i, &slot) in META_PAGES.iter().enumerate() {
-            match read_meta_slot(pager, header, slot)? {
-                Ok(m) => got[i] = Some(m),
-                Err(b) => bad[i] = Some(b),
+            match read_slot(pager, header, slot, rejected)? {
+                Slot::Valid(c) => got[i] = Some(c),
+                // A rejected record stays as it is until overwritten.
+                Slot::Rejected => bad[i] = Some(Vec::new()),
+                Slot::Invalid(b) => bad[i] = Some(b),
             }
         }
         match (&got[0], &got[1]) {
-            (Some(a), Some(b)) => return Ok(if a.seq >= b.seq { a.clone() } else { b.clone() }),
-            (Some(m), None) | (None, Some(m)) => {
+            (Some(a), Some(b)) => {
+                return Ok(if a.meta.seq >= b.meta.seq {
+                    a.clone()
+                } else {
+                    b.clone()
+                });
+            }
+            (Some(c), None) | (None, Some(c)) => {
                 // The other slot may be in the middle of being written by a
                 // concurrent commit: look again unless it is persistently
                 // damaged (unchanged), as after a crash.
                 if attempt >= 2 || bad == last_bad {
-                    return Ok(m.clone());
+                    return Ok(c.clone());
                 }
             }
             (None, None) => {
@@ -207,6 +278,104 @@ pub(crate) fn newest_meta<F: File>(pager: &Pager<F>, header: &Header) -> Result<
             }
         }
         last_bad = bad;
+    }
+    Err(Error::corrupt(&pager.name, "commit records keep changing"))
+}
+
+/// Reads and validates every page commit `m` wrote itself (those carrying
+/// its sequence number: new tree nodes, extents, its freed list). Older
+/// pages were durable before its record was written (§9), so they need no
+/// look. A mismatch means the commit's pages did not all reach the disk.
+fn verify_own_pages<F: File>(pager: &mut Pager<F>, m: &Meta) -> Result<(), E> {
+    let lim = limits(m);
+    let mut todo: Vec<(u8, PagePtr, u16)> = Vec::new();
+    for (tree, root, depth) in [
+        (TREE_KEYS, m.main_root, m.main_depth),
+        (TREE_FREE, m.free_root, m.free_depth),
+    ] {
+        if depth > 0 && root.seq == m.seq {
+            todo.push((tree, root, depth - 1));
+        }
+    }
+    let own = |ext: ExtPtr| ext.seq == m.seq;
+    while let Some((tree, ptr, level)) = todo.pop() {
+        let d = pager.node(ptr, tree, level, &lim)?;
+        let v = NodeView::new(&d, pager.geo).map_err(|b| crate::error::mismatch(u64::from(ptr.page), b))?;
+        let bad = |b: String| crate::error::mismatch(u64::from(ptr.page), b);
+        let mut extents: Vec<(ExtPtr, u32, u8)> = Vec::new();
+        if v.is_leaf() {
+            for i in 0..v.hdr.count {
+                let e = v.leaf_entry(i).map_err(bad)?;
+                if let Some((len, ext)) = e.key.outline.filter(|&(_, x)| own(x)) {
+                    extents.push((ext, len, KIND_KEY));
+                }
+                if let ValRef::Outline(len, ext) = e.val
+                    && own(ext)
+                {
+                    extents.push((ext, len, KIND_VALUE));
+                }
+            }
+        } else {
+            for i in 0..=v.hdr.count {
+                let child = v.child(i).map_err(bad)?;
+                if child.seq == m.seq {
+                    todo.push((tree, child, level - 1));
+                }
+            }
+            for i in 0..v.hdr.count {
+                if let Some((len, ext)) = v.branch_key(i).map_err(bad)?.outline.filter(|&(_, x)| own(x)) {
+                    extents.push((ext, len, KIND_KEY));
+                }
+            }
+        }
+        for (ext, len, kind) in extents {
+            pager.extent(ext, len, kind, &lim)?;
+        }
+    }
+    read_list(pager, &lim, &m.pend_cur)?;
+    // The commit may have extended the file past pages it did not write.
+    let len = pager.file.len().map_err(|e| E::Fatal(pager.io("stat", e)))?;
+    if len < u64::from(m.file_pages) * u64::from(pager.page_size) {
+        return Err(crate::error::mismatch(
+            0,
+            format!(
+                "file is shorter than the {} pages commit {} covers",
+                m.file_pages, m.seq
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The newest commit when a store is opened. A commit without its
+/// completion stamp may be the one a power cut interrupted: its own pages
+/// are read and checked, and if they did not all reach the disk (and the
+/// record is still there, so no later commit can have recycled them) it is
+/// rejected and the previous commit, durable before it was written, is the
+/// newest.
+fn open_newest<F: File>(pager: &mut Pager<F>, header: &Header) -> Result<(Commit, Option<Rejected>), Error> {
+    for _ in 0..8 {
+        let newest = newest_commit(pager, header, None)?;
+        if newest.stamped {
+            return Ok((newest, None));
+        }
+        match verify_own_pages(pager, &newest.meta) {
+            Ok(()) => return Ok((newest, None)),
+            Err(E::Fatal(e)) => return Err(e),
+            Err(E::Mismatch { .. }) => {}
+        }
+        let same = matches!(
+            read_slot(pager, header, slot_of(newest.meta.seq), None)?,
+            Slot::Valid(c) if c.crc == newest.crc && c.meta.seq == newest.meta.seq
+        );
+        if same {
+            let rejected = Rejected {
+                seq: newest.meta.seq,
+                crc: newest.crc,
+            };
+            pager.cache.clear();
+            return Ok((newest_commit(pager, header, Some(rejected))?, Some(rejected)));
+        }
     }
     Err(Error::corrupt(&pager.name, "commit records keep changing"))
 }
@@ -244,7 +413,10 @@ fn create_store<D: Dir>(dir: &D, name: &str, o: &Options) -> Result<(), Error> {
             file_id: header.file_id,
         };
         let off = slot as usize * p;
-        buf[off..off + META_LEN].copy_from_slice(&m.encode(slot));
+        let rec = m.encode(slot);
+        buf[off..off + META_LEN].copy_from_slice(&rec);
+        let crc = rd_u32(&rec, 0).unwrap_or(0);
+        buf[off + META_LEN..off + META_LEN + STAMP_LEN].copy_from_slice(&encode_stamp(slot, m.seq, crc));
     }
     let tmp = format!("{name}.new-{:016x}", dir.random_u64());
     let f = dir
@@ -379,14 +551,14 @@ impl<D: Dir> Store<D> {
                 header.ro_compat & !KNOWN_RO_COMPAT
             )
         });
-        let pager = Pager {
+        let mut pager = Pager {
             file: probe.file,
             name: name.to_string(),
             geo: Geo::new(header.page_size),
             page_size: header.page_size,
             cache: PageCache::new(options.cache_pages),
         };
-        let last = newest_meta(&pager, &header)?;
+        let (last, rejected) = open_newest(&mut pager, &header)?;
         Ok(Some(Store {
             lock_name: format!("{name}.lock"),
             dir,
@@ -395,6 +567,7 @@ impl<D: Dir> Store<D> {
             header,
             pager,
             last,
+            rejected,
             read_only,
             leftover_lock: None,
             read_retries: 0,
@@ -437,22 +610,27 @@ impl<D: Dir> Store<D> {
     /// valid older commit, the last one seen is still the newest, and one
     /// record read (not two) tells so. When it holds a newer one, the other
     /// slot is read too (commit `S+2` may be there); anything unreadable
-    /// falls back to [`newest_meta`], which handles records being written.
+    /// falls back to [`newest_commit`], which handles records being written.
+    /// A rejected record (§12) counts as older: a new commit replaces it.
     fn refresh_meta(&mut self) -> Result<Meta, Error> {
-        let slot = |seq: u64| read_meta_slot(&self.pager, &self.header, META_PAGES[(seq % 2) as usize]);
-        let newest = match slot(self.last.seq + 1)? {
-            Ok(older) if older.seq < self.last.seq => return Ok(self.last.clone()),
-            Ok(newer) => slot(self.last.seq)?
-                .ok()
-                .map(|other| if other.seq > newer.seq { other } else { newer }),
-            Err(_) => None,
+        let last = self.last.meta.seq;
+        let slot = |seq: u64| read_slot(&self.pager, &self.header, slot_of(seq), self.rejected);
+        let newest = match slot(last + 1)? {
+            Slot::Valid(older) if older.meta.seq < last => return Ok(self.last.meta.clone()),
+            Slot::Rejected => return Ok(self.last.meta.clone()),
+            Slot::Valid(newer) => match slot(last)? {
+                Slot::Valid(other) if other.meta.seq > newer.meta.seq => Some(other),
+                Slot::Valid(_) => Some(newer),
+                _ => None,
+            },
+            Slot::Invalid(_) => None,
         };
-        let m = match newest {
-            Some(m) => m,
-            None => newest_meta(&self.pager, &self.header)?,
+        let c = match newest {
+            Some(c) => c,
+            None => newest_commit(&self.pager, &self.header, self.rejected)?,
         };
-        self.last = m.clone();
-        Ok(m)
+        self.last = c;
+        Ok(self.last.meta.clone())
     }
 
     /// Runs a read against the newest commit; when a page fails validation
@@ -657,7 +835,10 @@ impl<D: Dir> Store<D> {
             self.leftover_lock,
         )?;
         self.leftover_lock = None;
-        let base = match self.refresh_meta() {
+        let base = match self
+            .refresh_meta()
+            .and_then(|m| self.make_base_durable().map(|()| m))
+        {
             Ok(m) => m,
             Err(e) => {
                 if guard.release(&self.dir).is_err() {
@@ -676,6 +857,39 @@ impl<D: Dir> Store<D> {
             self.leftover_lock = leftover;
         }
         r
+    }
+
+    /// Under the writer lock, before a new commit is based on the newest
+    /// one: that commit must be durable, since the new record overwrites its
+    /// predecessor's slot with a single sync (FORMAT.md §9). It is unless
+    /// its completion stamp is missing (its writer died before its sync
+    /// returned): then it is synced and stamped here.
+    fn make_base_durable(&mut self) -> Result<(), Error> {
+        if self.last.stamped {
+            return Ok(());
+        }
+        let (seq, slot) = (self.last.meta.seq, slot_of(self.last.meta.seq));
+        // The stamp may have been written since this instance read the record.
+        if let Slot::Valid(c) = read_slot(&self.pager, &self.header, slot, self.rejected)?
+            && c.meta.seq == seq
+            && c.crc == self.last.crc
+            && c.stamped
+        {
+            self.last.stamped = true;
+            return Ok(());
+        }
+        if self.opts.durability == Durability::Sync {
+            self.pager.file.sync().map_err(|e| self.pager.io("sync", e))?;
+        }
+        self.pager
+            .file
+            .write_at(
+                &encode_stamp(slot, seq, self.last.crc),
+                self.pager.page_off(slot) + META_LEN as u64,
+            )
+            .map_err(|e| self.pager.io("write completion stamp", e))?;
+        self.last.stamped = true;
+        Ok(())
     }
 
     /// Sets one key (one transaction).
@@ -820,23 +1034,25 @@ impl<'s, D: Dir> WriteTxn<'s, D> {
     fn fail(&mut self, e: E) -> Error {
         match e {
             E::Fatal(e) => e,
-            E::Mismatch { page, what } => match newest_meta(&self.store.pager, &self.store.header) {
-                Ok(m) if m.seq != self.base.seq => Error::LockLost {
-                    file: self.store.name.clone(),
-                    detail: format!(
-                        "commit {} appeared while this transaction (based on commit {}) held the lock",
-                        m.seq, self.base.seq
-                    ),
-                },
-                Ok(_) => Error::corrupt(&self.store.name, mismatch_text(page, &what)),
-                Err(e) => e,
-            },
+            E::Mismatch { page, what } => {
+                match newest_commit(&self.store.pager, &self.store.header, self.store.rejected) {
+                    Ok(c) if c.meta.seq != self.base.seq => Error::LockLost {
+                        file: self.store.name.clone(),
+                        detail: format!(
+                            "commit {} appeared while this transaction (based on commit {}) held the lock",
+                            c.meta.seq, self.base.seq
+                        ),
+                    },
+                    Ok(_) => Error::corrupt(&self.store.name, mismatch_text(page, &what)),
+                    Err(e) => e,
+                }
+            }
         }
     }
 
-    fn keep_alive(&mut self, verify: bool) -> Result<(), Error> {
+    fn keep_alive(&mut self) -> Result<(), Error> {
         match self.lock.as_mut() {
-            Some(l) => l.ensure(&self.store.dir, &self.store.name, verify),
+            Some(l) => l.ensure(&self.store.dir, &self.store.name),
             None => Err(Error::LockLost {
                 file: self.store.name.clone(),
                 detail: "transaction already finished".into(),
@@ -855,7 +1071,7 @@ impl<'s, D: Dir> WriteTxn<'s, D> {
         if key.len() > MAX_KEY_LEN {
             return Ok(None);
         }
-        self.keep_alive(false)?;
+        self.keep_alive()?;
         let r = (|| {
             let mut env = env!(self);
             match self.main.get(&mut env, key)? {
@@ -871,7 +1087,7 @@ impl<'s, D: Dir> WriteTxn<'s, D> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        self.keep_alive(false)?;
+        self.keep_alive()?;
         let r = (|| {
             let mut env = env!(self);
             let mut out = Vec::new();
@@ -897,7 +1113,7 @@ impl<'s, D: Dir> WriteTxn<'s, D> {
         if value.len() > MAX_VALUE_LEN {
             return Err(Error::ValueTooLarge { len: value.len() });
         }
-        self.keep_alive(false)?;
+        self.keep_alive()?;
         let r = self.put_inner(key, value);
         r.map_err(|e| self.fail(e))
     }
@@ -941,7 +1157,7 @@ impl<'s, D: Dir> WriteTxn<'s, D> {
         if key.len() > MAX_KEY_LEN {
             return Ok(false);
         }
-        self.keep_alive(false)?;
+        self.keep_alive()?;
         let r = (|| {
             let mut env = env!(self);
             let Some(o) = self.main.delete(&mut env, &mut self.freed, key)? else {
@@ -993,7 +1209,7 @@ impl<'s, D: Dir> WriteTxn<'s, D> {
         self.freed.txn_allocs.insert(start, pages);
         let seq = self.base.seq + 1;
         let (hdr, crc) = encode_ext_hdr(start, kind, seq, data.len() as u32, pages, data);
-        self.keep_alive(false)?;
+        self.keep_alive()?;
         let off = self.store.pager.page_off(start);
         let total = pages as usize * geo.page;
         let pad = total - EXT_HDR - data.len();
@@ -1022,8 +1238,8 @@ impl<'s, D: Dir> WriteTxn<'s, D> {
 
     fn commit(&mut self) -> Result<(), Error> {
         match self.commit_inner() {
-            Ok(Some(m)) => {
-                self.store.last = m;
+            Ok(Some(c)) => {
+                self.store.last = c;
                 Ok(())
             }
             Ok(None) => Ok(()),
@@ -1031,7 +1247,7 @@ impl<'s, D: Dir> WriteTxn<'s, D> {
         }
     }
 
-    fn commit_inner(&mut self) -> Result<Option<Meta>, E> {
+    fn commit_inner(&mut self) -> Result<Option<Commit>, E> {
         if !self.changed {
             return Ok(None);
         }
@@ -1125,7 +1341,7 @@ impl<'s, D: Dir> WriteTxn<'s, D> {
             while j < out.len() && out[j].0 == out[j - 1].0 + 1 && (j - i) * p < (4 << 20) {
                 j += 1;
             }
-            self.keep_alive(false)?;
+            self.keep_alive()?;
             let off = self.store.pager.page_off(out[i].0);
             let r = if j - i == 1 {
                 self.store.pager.file.write_at(&out[i].1, off)
@@ -1158,44 +1374,54 @@ impl<'s, D: Dir> WriteTxn<'s, D> {
                     .map_err(|e| Error::io(&name, "extend", e))?;
             }
         }
-        let sync = self.store.opts.durability == Durability::Sync;
-        // 2. Make them durable before anything points at them.
-        if sync {
-            self.store
-                .pager
-                .file
-                .sync()
-                .map_err(|e| Error::io(&name, "sync", e))?;
-        }
-        // 3. Fence: we must still hold the lock, and nobody may have
-        //    committed since our base.
-        self.keep_alive(true)?;
-        let newest = newest_meta(&self.store.pager, &self.store.header)?;
-        if newest.seq != self.base.seq {
+        // 2. Fence: we must still hold the lock (verified if a quarter
+        //    lease has passed since it was), and nobody may have committed
+        //    since our base: commit `seq` would be in the very slot we are
+        //    about to overwrite.
+        self.keep_alive()?;
+        let slot = slot_of(seq);
+        if let Slot::Valid(other) =
+            read_slot(&self.store.pager, &self.store.header, slot, self.store.rejected)?
+            && other.meta.seq > self.base.seq
+        {
             return Err(E::Fatal(Error::LockLost {
                 file: name,
                 detail: format!(
                     "commit {} appeared after this transaction started from {}",
-                    newest.seq, self.base.seq
+                    other.meta.seq, self.base.seq
                 ),
             }));
         }
-        // 4. The commit record, into the slot of the older commit.
-        let slot = META_PAGES[(seq % 2) as usize];
+        // 3. The commit record, into the slot of the older commit. Until the
+        //    sync returns, a power cut may keep any part of what was written:
+        //    a record whose pages did not all land is found at open by its
+        //    missing completion stamp and its pages' checksums (§12).
         let rec = meta.encode(slot);
+        let crc = rd_u32(&rec, 0).unwrap_or(0);
         self.store
             .pager
             .file
             .write_at(&rec, self.store.pager.page_off(slot))
             .map_err(|e| Error::io(&name, "write commit record", e))?;
-        // 5. Durable.
-        if sync {
+        // 4. One sync makes the pages and the record durable.
+        if self.store.opts.durability == Durability::Sync {
             self.store
                 .pager
                 .file
                 .sync()
                 .map_err(|e| Error::io(&name, "sync", e))?;
         }
+        // 5. The completion stamp (not synced: if it is lost, the next
+        //    opener checks the commit's pages and the next writer syncs).
+        let stamped = self
+            .store
+            .pager
+            .file
+            .write_at(
+                &encode_stamp(slot, seq, crc),
+                self.store.pager.page_off(slot) + META_LEN as u64,
+            )
+            .is_ok();
         if shrunk {
             let _ = self
                 .store
@@ -1208,7 +1434,7 @@ impl<'s, D: Dir> WriteTxn<'s, D> {
                 self.store.pager.cache.insert(page, seq, crc, b.into());
             }
         }
-        Ok(Some(meta))
+        Ok(Some(Commit { meta, crc, stamped }))
     }
 
     /// Releases the lock; returns the token if that failed (so the next

@@ -209,40 +209,13 @@ impl Tree {
         }
     }
 
-    /// `stored_key(i).cmp(key)`.
-    fn cmp_at<F: File>(
-        &self,
-        env: &mut Env<F>,
-        n: &NodeRef<'_>,
-        i: usize,
-        key: &[u8],
-    ) -> Result<Ordering, E> {
-        match n {
-            NodeRef::Mem(m) => Ok(match &m.body {
-                Body::Leaf(e) => e
-                    .get(i)
-                    .ok_or_else(|| internal("entry index"))?
-                    .key
-                    .bytes
-                    .as_slice()
-                    .cmp(key),
-                Body::Branch { keys, .. } => keys
-                    .get(i)
-                    .ok_or_else(|| internal("key index"))?
-                    .bytes
-                    .as_slice()
-                    .cmp(key),
-            }),
-            NodeRef::Page(d) => {
-                let v = self.view(d)?;
-                let kr = if v.is_leaf() {
-                    v.leaf_entry(i).map_err(|b| mismatch(0, b))?.key
-                } else {
-                    v.branch_key(i).map_err(|b| mismatch(0, b))?
-                };
-                cmp_stored(env, kr, key)
-            }
-        }
+    /// `key(i).cmp(key)` in an in-memory node.
+    fn cmp_mem(m: &MNode, i: usize, key: &[u8]) -> Result<Ordering, E> {
+        let stored = match &m.body {
+            Body::Leaf(e) => &e.get(i).ok_or_else(|| internal("entry index"))?.key,
+            Body::Branch { keys, .. } => keys.get(i).ok_or_else(|| internal("key index"))?,
+        };
+        Ok(stored.bytes.as_slice().cmp(key))
     }
 
     /// Leaf: first index whose key is `>= key` (`upper == false`) or
@@ -255,24 +228,16 @@ impl Tree {
         key: &[u8],
         upper: bool,
     ) -> Result<(usize, bool), E> {
-        let (mut lo, mut hi) = (0usize, self.count(n)?);
-        let mut found = false;
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            match self.cmp_at(env, n, mid, key)? {
-                Ordering::Less => lo = mid + 1,
-                Ordering::Equal => {
-                    found = true;
-                    if upper {
-                        lo = mid + 1;
-                    } else {
-                        hi = mid;
-                    }
-                }
-                Ordering::Greater => hi = mid,
+        match n {
+            NodeRef::Mem(m) => bsearch(self.count(n)?, upper, |i| Self::cmp_mem(m, i, key)),
+            NodeRef::Page(d) => {
+                // The view is made once per node, not per comparison.
+                let v = self.view(d)?;
+                bsearch(v.hdr.count, upper, |i| {
+                    cmp_stored(env, v.key(i).map_err(|b| mismatch(0, b))?, key)
+                })
             }
         }
-        Ok((lo, found))
     }
 
     fn leaf_item<F: File>(
@@ -1128,6 +1093,34 @@ impl Tree {
         }
         Ok(off)
     }
+}
+
+/// Binary search over `count` sorted keys, `cmp(i)` being `key(i).cmp(key)`:
+/// the first index whose key is `>= key` (`> key` if `upper`), and whether
+/// an equal key was seen.
+fn bsearch(
+    count: usize,
+    upper: bool,
+    mut cmp: impl FnMut(usize) -> Result<Ordering, E>,
+) -> Result<(usize, bool), E> {
+    let (mut lo, mut hi) = (0usize, count);
+    let mut found = false;
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match cmp(mid)? {
+            Ordering::Less => lo = mid + 1,
+            Ordering::Equal => {
+                found = true;
+                if upper {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            Ordering::Greater => hi = mid,
+        }
+    }
+    Ok((lo, found))
 }
 
 /// Compares a stored key with `key`: `stored.cmp(key)`.

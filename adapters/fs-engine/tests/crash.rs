@@ -330,3 +330,86 @@ fn io_error_at_every_point() {
         }
     }
 }
+
+/// The bucket file as a power cut during the last commit could leave it:
+/// the commit record on disk but not its completion stamp, and (if
+/// `lose_pages`) none of the pages the commit wrote. Returns the image.
+fn cut_during_last_commit(lose_pages: bool) -> MemDir {
+    let dir = MemDir::new();
+    let mut s = Store::open(dir.clone(), NAME, opts(Durability::Sync))
+        .unwrap()
+        .unwrap();
+    for i in 0..50u32 {
+        s.put(format!("k{i}").as_bytes(), b"old").unwrap();
+    }
+    dir.set_trace(true);
+    s.put_many(&[(b"k7".as_slice(), b"new".as_slice()), (b"added", b"new")])
+        .unwrap();
+    let writes: Vec<_> = dir.take_trace().into_iter().filter(|w| w.file == NAME).collect();
+    drop(s);
+    let mut bytes = dir.file_bytes(NAME).unwrap();
+    let [pages @ .., record, stamp] = writes.as_slice() else {
+        panic!("a commit writes pages, its record and its stamp: {writes:?}");
+    };
+    assert_eq!(stamp.offset, record.offset + 160);
+    bytes[stamp.offset as usize..][..stamp.len].fill(0);
+    if lose_pages {
+        assert!(!pages.is_empty());
+        for w in pages {
+            bytes[w.offset as usize..][..w.len].fill(0);
+        }
+    }
+    let img = MemDir::new();
+    img.put_file(NAME, &bytes);
+    img
+}
+
+fn open(img: &MemDir) -> Store<MemDir> {
+    Store::open(img.clone(), NAME, opts(Durability::Sync))
+        .unwrap()
+        .unwrap()
+}
+
+fn read_k7_and_added(s: &mut Store<MemDir>) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+    (s.get(b"k7").unwrap(), s.get(b"added").unwrap())
+}
+
+/// One sync per commit (FORMAT.md §9, §12): a power cut can keep a commit
+/// record whose pages never reached the disk. Opening finds it without its
+/// completion stamp, checks the commit's own pages, rejects it and serves
+/// the previous commit; the next write replaces it for good.
+#[test]
+fn record_without_its_pages_falls_back_to_the_previous_commit() {
+    let img = cut_during_last_commit(true);
+    let mut s = open(&img);
+    assert_eq!(read_k7_and_added(&mut s), (Some(b"old".to_vec()), None));
+    assert_eq!(s.check().unwrap(), vec![]);
+    s.put(b"after", b"cut").unwrap();
+    assert_eq!(s.check().unwrap(), vec![]);
+    // Another instance (and a reopen) agree, with no rejection left.
+    let mut t = open(&img);
+    assert_eq!(read_k7_and_added(&mut t), (Some(b"old".to_vec()), None));
+    assert_eq!(t.get(b"after").unwrap(), Some(b"cut".to_vec()));
+    assert_eq!(t.check().unwrap(), vec![]);
+}
+
+/// A commit whose pages did reach the disk but whose stamp did not (its
+/// writer died before its sync returned, or the stamp write was lost) is
+/// kept; the next writer syncs it and stamps it before committing over its
+/// predecessor's slot, so that write alone costs a second sync.
+#[test]
+fn complete_commit_without_its_stamp_is_kept_and_synced_by_the_next_writer() {
+    let img = cut_during_last_commit(false);
+    let mut s = open(&img);
+    assert_eq!(
+        read_k7_and_added(&mut s),
+        (Some(b"new".to_vec()), Some(b"new".to_vec()))
+    );
+    img.reset_counters();
+    s.put(b"after", b"cut").unwrap();
+    assert_eq!(img.counters().syncs, 2, "the base is synced, then the commit");
+    img.reset_counters();
+    s.put(b"after", b"again").unwrap();
+    assert_eq!(img.counters().syncs, 1);
+    assert_eq!(s.check().unwrap(), vec![]);
+}

@@ -11,7 +11,7 @@ fn opts() -> Options {
 }
 
 #[test]
-fn multi_key_write_is_one_commit_with_one_meta_sync() {
+fn multi_key_write_is_one_commit_with_one_sync() {
     let dir = MemDir::new();
     let mut s = Store::open(dir.clone(), "b.kvfs", opts()).unwrap().unwrap();
     s.put(b"warm", b"up").unwrap();
@@ -29,22 +29,27 @@ fn multi_key_write_is_one_commit_with_one_meta_sync() {
     .unwrap();
     let c = dir.counters();
     let writes = dir.take_trace();
-    // One sync for the data pages, one for the commit record.
-    assert_eq!(c.syncs, 2, "{c:?}");
-    let meta_writes: Vec<_> = writes
+    // One sync makes the data pages and the commit record durable together.
+    assert_eq!(c.syncs, 1, "{c:?}");
+    let file_writes: Vec<_> = writes.iter().filter(|w| w.file == "b.kvfs").collect();
+    let slot_writes: Vec<_> = file_writes
         .iter()
-        .filter(|w| w.file == "b.kvfs" && (1024..3072).contains(&w.offset))
+        .filter(|w| (1024..3072).contains(&w.offset))
         .collect();
-    assert_eq!(meta_writes.len(), 1, "exactly one commit record: {meta_writes:?}");
-    // The commit record is the last write to the bucket file.
-    let last = writes.iter().rev().find(|w| w.file == "b.kvfs").unwrap();
-    assert!((1024..3072).contains(&last.offset));
+    // Exactly one commit record (at the start of a slot page), then its
+    // completion stamp right after it: the last two writes to the file.
+    assert_eq!(slot_writes.len(), 2, "{slot_writes:?}");
+    let [.., record, stamp] = file_writes.as_slice() else {
+        panic!("too few writes: {file_writes:?}");
+    };
+    assert!(record.offset == 1024 || record.offset == 2048, "{record:?}");
+    assert_eq!(stamp.offset, record.offset + 160, "{stamp:?}");
     assert_eq!(s.commit_seq().unwrap(), seq + 1);
     assert_eq!(s.get(b"key299").unwrap(), Some(vec![1u8; 40]));
     // delete_many / put_many are single commits as well.
     dir.reset_counters();
     assert_eq!(s.delete_many(&["key1", "key2", "nope"]).unwrap(), 2);
-    assert_eq!(dir.counters().syncs, 2);
+    assert_eq!(dir.counters().syncs, 1);
     assert_eq!(s.commit_seq().unwrap(), seq + 2);
 }
 

@@ -126,9 +126,7 @@ fn options(config: &FsConfig) -> Options {
         lock_lease_millis: u64::from(config.lock_lease_ms),
         // Waiting longer than a lease always outlives a dead writer's lock.
         lock_wait_millis: 3 * u64::from(config.lock_lease_ms),
-        // Up to 8 MiB of 4 KiB pages per open bucket: the branch pages of a
-        // multi-million-key tree stay cached, so a warm get reads ~1 leaf.
-        cache_pages: 2048,
+        cache_pages: Options::cache_pages_for(config.page_size),
         ..Options::default()
     }
 }

@@ -156,14 +156,14 @@ impl Bench {
         );
         let met = one
             .zip(many)
-            .map(|(one, many)| many <= one && many > 0.0 && many_dir <= one_dir);
+            .map(|(one, many)| many == 1.0 && one == 1.0 && many_dir <= one_dir);
         targets.push(verdict(
             "set-many of 1000 costs one sync",
             met,
             format!(
                 "counted (the native engine on an instrumented MemDir, the calls kv-fs makes): a set-many of \
                  {} entries makes {} file syncs and {} directory syncs, a single set {} and {}: one commit, \
-                 whose protocol is two syncs (the new pages, then the commit record); under wasmtime, set-many \
+                 whose protocol is one sync (the new pages and the commit record together); under wasmtime, set-many \
                  takes {} ms with durability sync and {} ms with none",
                 self.engine_counts.as_ref().map_or(0, |c| c.set_many_entries),
                 num(many),
