@@ -11,7 +11,9 @@
 //! N calls of each operation under the wasmtime runner and times them
 //! inside the instance; a native Rust client (`ureq`, with a connection
 //! pool, as a native program would use) makes the same requests to the same
-//! server in the same run. Operations: get, set, increment, get-many of 100,
+//! server in the same run, and the same client with a new connection per
+//! request (as wasmtime 48's `wasi:http` makes them), which isolates the
+//! adapter's own cost. Operations: get, set, increment, get-many of 100,
 //! list-keys of 10,000 keys. Each figure is the median of three rounds, the
 //! stores interleaved, so a burst of load on the machine lands on both.
 //!
@@ -90,9 +92,15 @@ trait Native {
     fn list_all(&self) -> Result<u64>;
 }
 
-fn agent() -> ureq::Agent {
+/// The native client: with a connection pool (`pooled`), as a native program
+/// would run, or with a new connection per request, as wasmtime 48's
+/// `wasi:http` makes them, which isolates what the adapter itself costs.
+fn agent(pooled: bool) -> ureq::Agent {
+    let idle = if pooled { 10 } else { 0 };
     ureq::Agent::config_builder()
         .http_status_as_error(true)
+        .max_idle_connections(idle)
+        .max_idle_connections_per_host(idle)
         .build()
         .into()
 }
@@ -392,13 +400,22 @@ struct Row {
     op: &'static str,
     kv_http_us: f64,
     native_us: f64,
+    /// The native client with a new connection per request.
+    native_unpooled_us: f64,
     connections_per_call: f64,
 }
 
-fn bench_protocol(protocol: ProtocolArg, url: &str, sizes: &Sizes, rows: &mut Vec<Row>) -> Result<()> {
-    let name = match protocol {
-        ProtocolArg::Etcd => "etcd",
-        ProtocolArg::Redis => "redis",
+/// The services this harness has a native client for.
+#[derive(Clone, Copy)]
+enum Service {
+    Etcd,
+    Redis,
+}
+
+fn bench_protocol(service: Service, url: &str, sizes: &Sizes, rows: &mut Vec<Row>) -> Result<()> {
+    let (name, protocol) = match service {
+        Service::Etcd => ("etcd", ProtocolArg::Etcd),
+        Service::Redis => ("redis", ProtocolArg::Redis),
     };
     let (proxy_port, connections) = counting_proxy(port_of(url))?;
     let options = |url: String| AdapterOptions {
@@ -415,22 +432,26 @@ fn bench_protocol(protocol: ProtocolArg, url: &str, sizes: &Sizes, rows: &mut Ve
     };
     let direct = composed(url.to_string())?;
     let counted = composed(format!("http://127.0.0.1:{proxy_port}"))?;
-    let native: Box<dyn Native> = match protocol {
-        ProtocolArg::Etcd => Box::new(NativeEtcd {
-            agent: agent(),
-            url: url.into(),
-        }),
-        ProtocolArg::Redis => Box::new(NativeWebdis {
-            agent: agent(),
-            url: url.into(),
-        }),
+    let native = |pooled: bool| -> Box<dyn Native> {
+        match service {
+            Service::Etcd => Box::new(NativeEtcd {
+                agent: agent(pooled),
+                url: url.into(),
+            }),
+            Service::Redis => Box::new(NativeWebdis {
+                agent: agent(pooled),
+                url: url.into(),
+            }),
+        }
     };
+    let (pooled, unpooled) = (native(true), native(false));
     guest_round(&direct, "setup", 1, sizes.keys).context("loading the keys")?;
     for &(op, n) in &sizes.calls {
-        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        let (mut ours, mut theirs, mut theirs_unpooled) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..3 {
             ours.push(guest_round(&direct, op, n, sizes.keys)?);
-            theirs.push(native_round(native.as_ref(), op, n, sizes.keys)?);
+            theirs.push(native_round(pooled.as_ref(), op, n, sizes.keys)?);
+            theirs_unpooled.push(native_round(unpooled.as_ref(), op, n, sizes.keys)?);
         }
         let before = connections.load(Ordering::SeqCst);
         guest_round(&counted, op, n, sizes.keys)?;
@@ -440,6 +461,7 @@ fn bench_protocol(protocol: ProtocolArg, url: &str, sizes: &Sizes, rows: &mut Ve
             op,
             kv_http_us: median(ours),
             native_us: median(theirs),
+            native_unpooled_us: median(theirs_unpooled),
             connections_per_call: opened as f64 / n as f64,
         });
         eprintln!("{name} {op}: done");
@@ -455,32 +477,44 @@ fn main() -> Result<()> {
     }
     let mut rows = Vec::new();
     let etcd = Etcd::start("bench")?;
-    bench_protocol(ProtocolArg::Etcd, &etcd.url(), sizes, &mut rows)?;
+    bench_protocol(Service::Etcd, &etcd.url(), sizes, &mut rows)?;
     drop(etcd);
     let webdis = Webdis::start("bench")?;
-    bench_protocol(ProtocolArg::Redis, &webdis.url(), sizes, &mut rows)?;
+    bench_protocol(Service::Redis, &webdis.url(), sizes, &mut rows)?;
     drop(webdis);
 
     println!(
-        "{:<8} {:<10} {:>14} {:>14} {:>8} {:>8} {:>13}",
-        "service", "operation", "kv-http µs/op", "native µs/op", "ratio", "target", "requests/call"
+        "{:<8} {:<10} {:>13} {:>13} {:>8} {:>8} {:>15} {:>8} {:>13}",
+        "service",
+        "operation",
+        "kv-http µs/op",
+        "native µs/op",
+        "ratio",
+        "target",
+        "native, no pool",
+        "ratio",
+        "requests/call"
     );
     let mut json_rows = Vec::new();
     for row in &rows {
         let ratio = row.kv_http_us / row.native_us;
+        let ratio_unpooled = row.kv_http_us / row.native_unpooled_us;
         println!(
-            "{:<8} {:<10} {:>14.1} {:>14.1} {:>7.2}× {:>8} {:>13.2}",
+            "{:<8} {:<10} {:>13.1} {:>13.1} {:>7.2}× {:>8} {:>15.1} {:>7.2}× {:>13.2}",
             row.protocol,
             row.op,
             row.kv_http_us,
             row.native_us,
             ratio,
             if ratio <= 1.5 { "met" } else { "NOT met" },
+            row.native_unpooled_us,
+            ratio_unpooled,
             row.connections_per_call
         );
         json_rows.push(json!({
             "service": row.protocol, "operation": row.op, "kv_http_us_per_op": row.kv_http_us,
             "native_us_per_op": row.native_us, "ratio": ratio, "target_ratio": 1.5,
+            "native_unpooled_us_per_op": row.native_unpooled_us, "ratio_unpooled": ratio_unpooled,
             "requests_per_call": row.connections_per_call,
         }));
     }
