@@ -1,12 +1,12 @@
 //! Composed apps on Node through jco (`tests/node`): the conformance guest on
-//! kv-mem and kv-fs for both drafts, and kv-fs store files that wasmtime and
+//! kv-mem, kv-fs and kv-http (etcd) for both drafts, and kv-fs store files that wasmtime and
 //! Node take turns on.
 
 use std::path::{Path, PathBuf};
 
 use kv_runner::{RunOptions, RunOutput};
 use kv_virt::adapters::BackendKind;
-use kv_virt::options::{AdapterOptions, FsOptions};
+use kv_virt::options::{AdapterOptions, FsOptions, HttpOptions, ProtocolArg};
 use kv_virt_tests::node::run_on_node;
 use kv_virt_tests::*;
 
@@ -112,6 +112,41 @@ fn conformance_kv_fs_draft() {
 #[test]
 fn conformance_kv_fs_draft2() {
     conformance_kv_fs(CONFORMANCE_DRAFT2, "kv-fs-draft2", DRAFT2_CHECKS);
+}
+
+/// The conformance guest on kv-http against a real etcd, on Node: jco's
+/// `wasi:http` carries the adapter's requests.
+fn conformance_kv_http_etcd(guest: &str, name: &str, expected_checks: usize) {
+    let etcd = servers::Etcd::start(&format!("node-{name}")).unwrap();
+    let work = work_dir(name);
+    let options = AdapterOptions {
+        http: HttpOptions {
+            protocol: Some(ProtocolArg::Etcd),
+            endpoint: Some(etcd.url()),
+            ..HttpOptions::default()
+        },
+        ..conformance_options()
+    };
+    let app = App::compose(&work, "guest", guest, BackendKind::Http, &options);
+    // etcd's limits (kv_http::etcd::LIMITS).
+    let limits = ["--max-key-bytes", "16384", "--max-value-bytes", "1048576"];
+    let run = RunOptions {
+        args: limits.iter().map(|s| s.to_string()).collect(),
+        capture_output: true,
+        ..RunOptions::default()
+    };
+    let passed = check_conformance_output(&app.on_node(&run)).unwrap();
+    assert_eq!(passed, expected_checks, "every check ran");
+}
+
+#[test]
+fn conformance_kv_http_etcd_draft() {
+    conformance_kv_http_etcd(CONFORMANCE_DRAFT, "kv-http-etcd-draft", DRAFT_CHECKS);
+}
+
+#[test]
+fn conformance_kv_http_etcd_draft2() {
+    conformance_kv_http_etcd(CONFORMANCE_DRAFT2, "kv-http-etcd-draft2", DRAFT2_CHECKS);
 }
 
 #[test]
