@@ -75,29 +75,15 @@ fn dynamodb_concurrent_increments_are_exact() {
 fn dynamodb_refused_credentials_are_clear_errors() {
     let moto = Moto::with_dynamodb_table("dynamodb-credentials", TABLE).unwrap();
     let command = counter(&moto);
-    let wrong_secret = format!("{}x", moto.secret_access_key);
-    let output = command
-        .run(&moto::run_options_as(&[], &moto.access_key_id, &wrong_secret))
-        .unwrap();
-    assert_eq!(output.exit_code, 1, "{}", output.stdout_text());
+    let [wrong_secret, unknown_key] = moto::refused_credentials(&moto, &command);
     assert!(
-        output.stderr_text().starts_with(
+        wrong_secret.starts_with(
             "counter: dynamodb: 403 SignatureDoesNotMatch: The request signature we calculated does not match"
         ),
-        "{}",
-        output.stderr_text()
+        "{wrong_secret}"
     );
-
-    let output = command
-        .run(&moto::run_options_as(
-            &[],
-            "AKIAUNKNOWNKEY000000",
-            &moto.secret_access_key,
-        ))
-        .unwrap();
-    assert_eq!(output.exit_code, 1, "{}", output.stdout_text());
     assert_eq!(
-        output.stderr_text().trim(),
+        unknown_key,
         "counter: dynamodb: 403 InvalidClientTokenId: The security token included in the request is invalid."
     );
 

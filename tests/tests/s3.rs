@@ -74,33 +74,16 @@ fn s3_concurrent_increments_are_exact() {
 fn s3_refused_credentials_are_clear_errors() {
     let moto = Moto::with_s3_bucket("s3-credentials", S3_BUCKET, true).unwrap();
     let command = counter(&moto);
-    let wrong_secret = format!("{}x", moto.secret_access_key);
-    let output = command
-        .run(&moto::run_options_as(&[], &moto.access_key_id, &wrong_secret))
-        .unwrap();
-    assert_eq!(output.exit_code, 1, "{}", output.stdout_text());
+    let [wrong_secret, unknown_key] = moto::refused_credentials(&moto, &command);
     assert!(
-        output.stderr_text().starts_with(
+        wrong_secret.starts_with(
             "counter: s3: 403 SignatureDoesNotMatch: The request signature we calculated does not match"
         ),
-        "{}",
-        output.stderr_text()
+        "{wrong_secret}"
     );
-
-    let output = command
-        .run(&moto::run_options_as(
-            &[],
-            "AKIAUNKNOWNKEY000000",
-            &moto.secret_access_key,
-        ))
-        .unwrap();
-    assert_eq!(output.exit_code, 1, "{}", output.stdout_text());
     assert!(
-        output
-            .stderr_text()
-            .starts_with("counter: s3: 403 InvalidAccessKeyId: "),
-        "{}",
-        output.stderr_text()
+        unknown_key.starts_with("counter: s3: 403 InvalidAccessKeyId: "),
+        "{unknown_key}"
     );
 
     // The right key still works: the errors above were the key's.

@@ -50,6 +50,7 @@ use wasip2::http::types::Method;
 use crate::Service;
 use crate::client::{Client, Request, Response, percent_encode};
 use crate::credentials::Credentials;
+use crate::dates::Utc;
 
 /// Azure's largest key (1 KiB) over the worst growth of escaping (3×).
 const MAX_KEY_BYTES: usize = 1024 / 3;
@@ -74,9 +75,9 @@ const MAX_BATCH_BODY: usize = (4 << 20) - (64 << 10);
 /// Azure's most entities per query page.
 const MAX_PAGE: usize = 1000;
 
-const API_VERSION: &str = "2019-02-02";
-const JSON: &str = "application/json";
-const NO_METADATA: &str = "application/json;odata=nometadata";
+pub const API_VERSION: &str = "2019-02-02";
+pub const JSON: &str = "application/json";
+pub const NO_METADATA: &str = "application/json;odata=nometadata";
 
 pub struct AzureTable {
     conn: Rc<Connection>,
@@ -508,7 +509,7 @@ fn last_of_each<T>(items: &[T], key: impl Fn(&T) -> &String) -> Vec<&T> {
     kept
 }
 
-fn method_name(method: &Method) -> &'static str {
+pub fn method_name(method: &Method) -> &'static str {
     match method {
         Method::Get => "GET",
         Method::Put => "PUT",
@@ -554,7 +555,7 @@ pub fn unescape_key(escaped: &str) -> Option<String> {
 }
 
 /// A string inside an OData literal: `'` doubled.
-fn odata_quote(text: &str) -> String {
+pub fn odata_quote(text: &str) -> String {
     text.replace('\'', "''")
 }
 
@@ -563,7 +564,7 @@ fn utf16_len(text: &str) -> usize {
 }
 
 /// The entity for `value`: binary properties `v0`, `v1`, … of 64 KiB.
-fn entity_body(partition: &str, row: &str, value: &[u8]) -> Value {
+pub fn entity_body(partition: &str, row: &str, value: &[u8]) -> Value {
     let mut entity = Map::new();
     entity.insert("PartitionKey".into(), partition.into());
     entity.insert("RowKey".into(), row.into());
@@ -575,7 +576,7 @@ fn entity_body(partition: &str, row: &str, value: &[u8]) -> Value {
 }
 
 /// The value of an entity read back: its `v0`, `v1`, … in order.
-fn entity_value(entity: &Value) -> Option<Vec<u8>> {
+pub fn entity_value(entity: &Value) -> Option<Vec<u8>> {
     let mut value = Vec::new();
     for i in 0.. {
         match &entity[format!("v{i}").as_str()] {
@@ -646,29 +647,20 @@ fn error_message(response: &Response) -> String {
 
 /// `Sun, 06 Nov 1994 08:49:37 GMT` for seconds since the Unix epoch.
 pub fn http_date(seconds: u64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let days = seconds / 86_400;
-    let time = seconds % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
+    let t = Utc::from_unix(seconds);
     format!(
-        "{}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
-        DAYS[(days % 7) as usize],
-        MONTHS[(month - 1) as usize],
-        time / 3600,
-        time / 60 % 60,
-        time % 60
+        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+        DAYS[t.weekday as usize],
+        t.day,
+        MONTHS[(t.month - 1) as usize],
+        t.year,
+        t.hour,
+        t.minute,
+        t.second
     )
 }
 

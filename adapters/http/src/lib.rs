@@ -21,6 +21,7 @@ pub mod azure;
 pub mod buckets;
 pub mod client;
 pub mod credentials;
+pub mod dates;
 pub mod dynamodb;
 pub mod etcd;
 pub mod s3;

@@ -343,15 +343,15 @@ fn xml_escape(text: &str, out: &mut String) {
 /// What a `ListObjectsV2` page says: the object keys (decoded) and the
 /// continuation token when truncated.
 #[derive(Debug, PartialEq)]
-struct ListPage {
-    keys: Vec<String>,
-    next: Option<String>,
+pub struct ListPage {
+    pub keys: Vec<String>,
+    pub next: Option<String>,
 }
 
 /// Reads the few elements of a `ListBucketResult` it needs: every `<Key>`
 /// (URL-encoded, as asked), `<IsTruncated>` and `<NextContinuationToken>`.
 /// Anything malformed is an error message, never a panic.
-fn parse_list(body: &[u8]) -> core::result::Result<ListPage, String> {
+pub fn parse_list(body: &[u8]) -> core::result::Result<ListPage, String> {
     let text = core::str::from_utf8(body).map_err(|_| "not UTF-8".to_string())?;
     if !text.contains("<ListBucketResult") || !text.trim_end().ends_with("</ListBucketResult>") {
         return Err("not a complete ListBucketResult".into());

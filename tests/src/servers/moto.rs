@@ -184,6 +184,21 @@ pub fn run_options_as(args: &[&str], access_key_id: &str, secret: &str) -> RunOp
     }
 }
 
+/// The one-line error of the counter run with a wrong key: a wrong secret
+/// for the real key id, then an unknown key id with the real secret.
+pub fn refused_credentials(moto: &Moto, counter: &kv_runner::Command) -> [String; 2] {
+    let wrong_secret = format!("{}x", moto.secret_access_key);
+    [
+        (moto.access_key_id.as_str(), wrong_secret.as_str()),
+        ("AKIAUNKNOWNKEY000000", moto.secret_access_key.as_str()),
+    ]
+    .map(|(id, secret)| {
+        let output = counter.run(&run_options_as(&[], id, secret)).unwrap();
+        assert_eq!(output.exit_code, 1, "{}", output.stdout_text());
+        output.stderr_text().trim().to_string()
+    })
+}
+
 fn xml_element(text: &str, tag: &str) -> Result<String> {
     let start = text
         .find(&format!("<{tag}>"))

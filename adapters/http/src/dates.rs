@@ -1,0 +1,58 @@
+//! Calendar dates for request signing (SigV4's `x-amz-date`, Azure's
+//! `x-ms-date`): the UTC date and time of a `wasi:clocks/wall-clock` second.
+
+/// A UTC date and time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Utc {
+    pub year: u64,
+    /// 1 to 12.
+    pub month: u64,
+    /// 1 to 31.
+    pub day: u64,
+    pub hour: u64,
+    pub minute: u64,
+    pub second: u64,
+    /// 0 is Monday.
+    pub weekday: u64,
+}
+
+impl Utc {
+    /// The date and time `unix_seconds` after 1970-01-01T00:00:00Z.
+    pub fn from_unix(unix_seconds: u64) -> Utc {
+        let days = unix_seconds / 86_400;
+        let time = unix_seconds % 86_400;
+        // Howard Hinnant's `civil_from_days`, for days on or after the epoch.
+        let z = days + 719_468;
+        let era = z / 146_097;
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        Utc {
+            year: yoe + era * 400 + u64::from(month <= 2),
+            month,
+            day: doy - (153 * mp + 2) / 5 + 1,
+            hour: time / 3600,
+            minute: time / 60 % 60,
+            second: time % 60,
+            // 1970-01-01 was a Thursday.
+            weekday: (days + 3) % 7,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_dates() {
+        let utc = Utc::from_unix(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
+        assert_eq!((utc.year, utc.month, utc.day, utc.weekday), (1994, 11, 6, 6));
+        assert_eq!((utc.hour, utc.minute, utc.second), (8, 49, 37));
+        let utc = Utc::from_unix(951_782_400); // 2000-02-29, a Tuesday
+        assert_eq!((utc.year, utc.month, utc.day, utc.weekday), (2000, 2, 29, 1));
+        assert_eq!(Utc::from_unix(0).weekday, 3);
+    }
+}
