@@ -151,25 +151,10 @@ impl Connection {
         self.send_signed(request)
     }
 
-    fn send_signed(&self, mut request: Request) -> Result<Response> {
-        let date = http_date(wasip2::clocks::wall_clock::now().seconds);
-        let content_type = request
-            .headers
-            .iter()
-            .find(|(name, _)| name == "content-type")
-            .map(|(_, value)| String::from_utf8_lossy(value).into_owned())
-            .unwrap_or_default();
+    fn send_signed(&self, request: Request) -> Result<Response> {
         let path = self.client.endpoint().full_path(&request.path);
-        let authorization =
-            self.signer()?
-                .authorization(method_name(&request.method), &content_type, &date, &path);
-        request = request
-            .header("x-ms-date", date)
-            .header("x-ms-version", API_VERSION)
-            .header("accept", NO_METADATA)
-            .header("dataserviceversion", "3.0;NetFx")
-            .header("maxdataserviceversion", "3.0;NetFx")
-            .header("authorization", authorization);
+        let now = wasip2::clocks::wall_clock::now().seconds;
+        let request = self.signer()?.sign(request, &path, now);
         self.client.send(&request)
     }
 
@@ -698,6 +683,26 @@ impl SharedKey {
 
     /// The `Authorization` header for a request to `path` (path and query,
     /// encoded as sent).
+    /// `request` with the headers every Table request carries, signed:
+    /// `path` is its full path (the endpoint's included), `now` the Unix time.
+    pub fn sign(&self, request: Request, path: &str, now: u64) -> Request {
+        let date = http_date(now);
+        let content_type = request
+            .headers
+            .iter()
+            .find(|(name, _)| name == "content-type")
+            .map(|(_, value)| String::from_utf8_lossy(value).into_owned())
+            .unwrap_or_default();
+        let authorization = self.authorization(method_name(&request.method), &content_type, &date, path);
+        request
+            .header("x-ms-date", date)
+            .header("x-ms-version", API_VERSION)
+            .header("accept", NO_METADATA)
+            .header("dataserviceversion", "3.0;NetFx")
+            .header("maxdataserviceversion", "3.0;NetFx")
+            .header("authorization", authorization)
+    }
+
     pub fn authorization(&self, method: &str, content_type: &str, date: &str, path: &str) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes keys of any length");
         mac.update(self.string_to_sign(method, content_type, date, path).as_bytes());

@@ -6,7 +6,8 @@
 //! cargo run -p kv-bench-http --release -- --quick # small counts
 //! ```
 //!
-//! For each protocol (etcd; Redis through webdis), on a real server started
+//! For each protocol (etcd; Redis through webdis; DynamoDB and S3 on moto;
+//! Azure Table on Azurite), on a real server started
 //! on 127.0.0.1 for the run: the benchmark guest composed with kv-http runs
 //! N calls of each operation under the wasmtime runner and times them
 //! inside the instance; a native Rust client (`ureq`, with a connection
@@ -16,6 +17,11 @@
 //! adapter's own cost. Operations: get, set, increment, get-many of 100,
 //! list-keys of 10,000 keys. Each figure is the median of three rounds, the
 //! stores interleaved, so a burst of load on the machine lands on both.
+//!
+//! The cloud services' native clients (`cloud`) build kv-http's own
+//! requests and sign them with kv-http's own signers. moto cannot check S3
+//! signatures of %-escaped paths or queries (the list's `prefix=bench%2F`),
+//! so S3 runs with moto's authentication off: both sides still sign.
 //!
 //! It also counts the TCP connections kv-http opens per operation through a
 //! counting proxy (wasmtime opens one per request): a batch call is one
@@ -28,17 +34,23 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+mod cloud;
+
 use anyhow::{Context, Result, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use kv_core::config::Endpoint;
 use kv_http::client::percent_encode;
 use kv_http::webdis::{self, Reply};
 use kv_runner::{Command, RunOptions};
 use kv_virt::adapters::BackendKind;
 use kv_virt::options::{AdapterOptions, HttpOptions, ProtocolArg};
-use kv_virt_tests::servers::{Etcd, Webdis};
+use kv_virt_tests::servers::azurite::{self, Azurite};
+use kv_virt_tests::servers::{Etcd, Moto, Webdis, moto};
 use kv_virt_tests::{compose, runtime};
 use serde_json::{Value, json};
+
+use crate::cloud::{AwsKey, NativeAzureTable, NativeDynamoDb, NativeS3};
 
 const GUEST: &str = env!("KV_BENCH_HTTP_GUEST_WASM");
 
@@ -95,10 +107,12 @@ trait Native {
 /// The native client: with a connection pool (`pooled`), as a native program
 /// would run, or with a new connection per request, as wasmtime 48's
 /// `wasi:http` makes them, which isolates what the adapter itself costs.
-fn agent(pooled: bool) -> ureq::Agent {
+/// `statuses_as_errors`: whether an error status is an `Err` (the cloud
+/// clients read their error answers).
+fn agent(pooled: bool, statuses_as_errors: bool) -> ureq::Agent {
     let idle = if pooled { 10 } else { 0 };
     ureq::Agent::config_builder()
-        .http_status_as_error(true)
+        .http_status_as_error(statuses_as_errors)
         .max_idle_connections(idle)
         .max_idle_connections_per_host(idle)
         .build()
@@ -336,10 +350,12 @@ fn native_round(native: &dyn Native, op: &str, n: u64, keys: u64) -> Result<f64>
     Ok(start.elapsed().as_secs_f64() * 1e6 / n as f64)
 }
 
-/// Runs the guest once: `OP N KEYS`, returning its µs per call.
-fn guest_round(command: &Command, op: &str, n: u64, keys: u64) -> Result<f64> {
+/// Runs the guest once: `OP N KEYS`, with the credentials' environment,
+/// returning its µs per call.
+fn guest_round(command: &Command, env: &[(String, String)], op: &str, n: u64, keys: u64) -> Result<f64> {
     let output = command.run(&RunOptions {
         args: vec![op.into(), n.to_string(), keys.to_string()],
+        env: env.to_vec(),
         capture_output: true,
         ..RunOptions::default()
     })?;
@@ -383,11 +399,16 @@ fn counting_proxy(port: u16) -> Result<(u16, Arc<AtomicU64>)> {
     Ok((proxy_port, connections))
 }
 
-fn port_of(url: &str) -> u16 {
-    url.rsplit(':')
+/// The port and base path of a loopback URL.
+fn port_and_path(url: &str) -> Result<(u16, String)> {
+    let endpoint = Endpoint::parse(url).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let port = endpoint
+        .authority()
+        .rsplit(':')
         .next()
         .and_then(|p| p.parse().ok())
-        .expect("a URL with a port")
+        .with_context(|| format!("{url} has no port"))?;
+    Ok((port, endpoint.full_path("")))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -406,55 +427,155 @@ struct Row {
 }
 
 /// The services this harness has a native client for.
-#[derive(Clone, Copy)]
 enum Service {
     Etcd,
     Redis,
+    DynamoDb(AwsKey),
+    S3(AwsKey),
+    AzureTable,
 }
 
-fn bench_protocol(service: Service, url: &str, sizes: &Sizes, rows: &mut Vec<Row>) -> Result<()> {
-    let (name, protocol) = match service {
-        Service::Etcd => ("etcd", ProtocolArg::Etcd),
-        Service::Redis => ("redis", ProtocolArg::Redis),
-    };
-    let (proxy_port, connections) = counting_proxy(port_of(url))?;
-    let options = |url: String| AdapterOptions {
-        http: HttpOptions {
-            protocol: Some(protocol),
-            endpoint: Some(url),
-            ..HttpOptions::default()
-        },
-        ..AdapterOptions::default()
-    };
-    let composed = |url: String| -> Result<Command> {
-        let bytes = compose(&std::fs::read(GUEST)?, BackendKind::Http, &options(url))?;
-        runtime().command(&bytes)
-    };
-    let direct = composed(url.to_string())?;
-    let counted = composed(format!("http://127.0.0.1:{proxy_port}"))?;
-    let native = |pooled: bool| -> Box<dyn Native> {
-        match service {
+/// Where the cloud services keep the data.
+const TABLE: &str = "bench";
+const S3_BUCKET: &str = "bench";
+
+/// The variables the composed adapter reads its credentials from.
+const AWS_KEY_ID_VARIABLE: &str = "AWS_ACCESS_KEY_ID";
+const AWS_SECRET_VARIABLE: &str = "AWS_SECRET_ACCESS_KEY";
+const AZURE_KEY_VARIABLE: &str = "AZURE_STORAGE_KEY";
+
+impl Service {
+    fn name(&self) -> &'static str {
+        match self {
+            Service::Etcd => "etcd",
+            Service::Redis => "redis",
+            Service::DynamoDb(_) => "dynamodb",
+            Service::S3(_) => "s3",
+            Service::AzureTable => "azure-table",
+        }
+    }
+
+    /// kv-http's options for this service at `url`.
+    fn options(&self, url: String) -> HttpOptions {
+        let aws_credentials = || {
+            vec![
+                format!("access-key-id=env:{AWS_KEY_ID_VARIABLE}"),
+                format!("secret-access-key=env:{AWS_SECRET_VARIABLE}"),
+            ]
+        };
+        let endpoint = Some(url);
+        match self {
+            Service::Etcd => HttpOptions {
+                protocol: Some(ProtocolArg::Etcd),
+                endpoint,
+                ..HttpOptions::default()
+            },
+            Service::Redis => HttpOptions {
+                protocol: Some(ProtocolArg::Redis),
+                endpoint,
+                ..HttpOptions::default()
+            },
+            Service::DynamoDb(_) => HttpOptions {
+                protocol: Some(ProtocolArg::Dynamodb),
+                endpoint,
+                table: Some(TABLE.into()),
+                region: Some(moto::REGION.into()),
+                credentials: aws_credentials(),
+                ..HttpOptions::default()
+            },
+            Service::S3(_) => HttpOptions {
+                protocol: Some(ProtocolArg::S3),
+                endpoint,
+                s3_bucket: Some(S3_BUCKET.into()),
+                region: Some(moto::REGION.into()),
+                credentials: aws_credentials(),
+                ..HttpOptions::default()
+            },
+            Service::AzureTable => HttpOptions {
+                protocol: Some(ProtocolArg::AzureTable),
+                endpoint,
+                azure_account: Some(azurite::DEV_ACCOUNT.into()),
+                azure_table: Some(TABLE.into()),
+                credentials: vec![format!("account-key=env:{AZURE_KEY_VARIABLE}")],
+                ..HttpOptions::default()
+            },
+        }
+    }
+
+    /// The environment the composed adapter reads its credentials from.
+    fn env(&self) -> Vec<(String, String)> {
+        match self {
+            Service::Etcd | Service::Redis => Vec::new(),
+            Service::DynamoDb(key) | Service::S3(key) => vec![
+                (AWS_KEY_ID_VARIABLE.into(), key.access_key_id.clone()),
+                (AWS_SECRET_VARIABLE.into(), key.secret_access_key.clone()),
+            ],
+            Service::AzureTable => vec![(AZURE_KEY_VARIABLE.into(), azurite::DEV_KEY.into())],
+        }
+    }
+
+    /// The native client of this service at `url`, with the same credentials.
+    fn native(&self, url: &str, pooled: bool) -> Result<Box<dyn Native>> {
+        Ok(match self {
             Service::Etcd => Box::new(NativeEtcd {
-                agent: agent(pooled),
+                agent: agent(pooled, true),
                 url: url.into(),
             }),
             Service::Redis => Box::new(NativeWebdis {
-                agent: agent(pooled),
+                agent: agent(pooled, true),
                 url: url.into(),
             }),
-        }
+            Service::DynamoDb(key) => Box::new(NativeDynamoDb::new(
+                url,
+                agent(pooled, false),
+                key,
+                moto::REGION,
+                TABLE,
+            )?),
+            Service::S3(key) => Box::new(NativeS3::new(
+                url,
+                agent(pooled, false),
+                key,
+                moto::REGION,
+                S3_BUCKET,
+            )?),
+            Service::AzureTable => Box::new(NativeAzureTable::new(
+                url,
+                agent(pooled, false),
+                azurite::DEV_ACCOUNT,
+                azurite::DEV_KEY,
+                TABLE,
+            )?),
+        })
+    }
+}
+
+fn bench_protocol(service: Service, url: &str, sizes: &Sizes, rows: &mut Vec<Row>) -> Result<()> {
+    let name = service.name();
+    let env = service.env();
+    let (port, base_path) = port_and_path(url)?;
+    let (proxy_port, connections) = counting_proxy(port)?;
+    let composed = |url: String| -> Result<Command> {
+        let options = AdapterOptions {
+            http: service.options(url),
+            ..AdapterOptions::default()
+        };
+        let bytes = compose(&std::fs::read(GUEST)?, BackendKind::Http, &options)?;
+        runtime().command(&bytes)
     };
-    let (pooled, unpooled) = (native(true), native(false));
-    guest_round(&direct, "setup", 1, sizes.keys).context("loading the keys")?;
+    let direct = composed(url.to_string())?;
+    let counted = composed(format!("http://127.0.0.1:{proxy_port}{base_path}"))?;
+    let (pooled, unpooled) = (service.native(url, true)?, service.native(url, false)?);
+    guest_round(&direct, &env, "setup", 1, sizes.keys).context("loading the keys")?;
     for &(op, n) in &sizes.calls {
         let (mut ours, mut theirs, mut theirs_unpooled) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..3 {
-            ours.push(guest_round(&direct, op, n, sizes.keys)?);
+            ours.push(guest_round(&direct, &env, op, n, sizes.keys)?);
             theirs.push(native_round(pooled.as_ref(), op, n, sizes.keys)?);
             theirs_unpooled.push(native_round(unpooled.as_ref(), op, n, sizes.keys)?);
         }
         let before = connections.load(Ordering::SeqCst);
-        guest_round(&counted, op, n, sizes.keys)?;
+        guest_round(&counted, &env, op, n, sizes.keys)?;
         let opened = connections.load(Ordering::SeqCst) - before;
         rows.push(Row {
             protocol: name,
@@ -482,9 +603,27 @@ fn main() -> Result<()> {
     let webdis = Webdis::start("bench")?;
     bench_protocol(Service::Redis, &webdis.url(), sizes, &mut rows)?;
     drop(webdis);
+    let moto = Moto::with_dynamodb_table("bench-dynamodb", TABLE)?;
+    let key = AwsKey {
+        access_key_id: moto.access_key_id.clone(),
+        secret_access_key: moto.secret_access_key.clone(),
+    };
+    bench_protocol(Service::DynamoDb(key), &moto.url(), sizes, &mut rows)?;
+    drop(moto);
+    // Authentication off: see the top of this file.
+    let moto = Moto::with_s3_bucket("bench-s3", S3_BUCKET, false)?;
+    let key = AwsKey {
+        access_key_id: moto.access_key_id.clone(),
+        secret_access_key: moto.secret_access_key.clone(),
+    };
+    bench_protocol(Service::S3(key), &moto.url(), sizes, &mut rows)?;
+    drop(moto);
+    let azurite = Azurite::start("bench")?;
+    bench_protocol(Service::AzureTable, &azurite.url(), sizes, &mut rows)?;
+    drop(azurite);
 
     println!(
-        "{:<8} {:<10} {:>13} {:>13} {:>8} {:>8} {:>15} {:>8} {:>13}",
+        "{:<11} {:<10} {:>13} {:>13} {:>8} {:>8} {:>15} {:>8} {:>13}",
         "service",
         "operation",
         "kv-http µs/op",
@@ -500,7 +639,7 @@ fn main() -> Result<()> {
         let ratio = row.kv_http_us / row.native_us;
         let ratio_unpooled = row.kv_http_us / row.native_unpooled_us;
         println!(
-            "{:<8} {:<10} {:>13.1} {:>13.1} {:>7.2}× {:>8} {:>15.1} {:>7.2}× {:>13.2}",
+            "{:<11} {:<10} {:>13.1} {:>13.1} {:>7.2}× {:>8} {:>15.1} {:>7.2}× {:>13.2}",
             row.protocol,
             row.op,
             row.kv_http_us,
