@@ -60,6 +60,65 @@ pub fn conformance_options() -> AdapterOptions {
     }
 }
 
+/// The conformance guest's arguments for a backend's declared limits.
+pub fn limit_args(limits: kv_core::Limits) -> Vec<String> {
+    vec![
+        "--max-key-bytes".into(),
+        limits.max_key_bytes.to_string(),
+        "--max-value-bytes".into(),
+        limits.max_value_bytes.to_string(),
+    ]
+}
+
+/// Both drafts' conformance guests composed with the backend, each run
+/// with `run` and required to pass every check.
+pub fn conformance_both_drafts(
+    backend: BackendKind,
+    options: &AdapterOptions,
+    run: &RunOptions,
+) -> Result<()> {
+    for (guest, checks) in [
+        (CONFORMANCE_DRAFT, DRAFT_CHECKS),
+        (CONFORMANCE_DRAFT2, DRAFT2_CHECKS),
+    ] {
+        let passed = run_conformance(&composed_command(guest, backend, options)?, run)?;
+        if passed != checks {
+            bail!("{guest}: {passed} checks ran, {checks} expected");
+        }
+    }
+    Ok(())
+}
+
+/// `instances` counter runs at once (`counter hits counter TIMES`, with the
+/// options `run` gives for those arguments), each acknowledging every one of
+/// its `times` increments; then one more increment must read exactly
+/// `instances × times + 1`.
+pub fn assert_concurrent_increments(
+    counter: &Command,
+    run: impl Fn(&[&str]) -> RunOptions + Sync,
+    instances: usize,
+    times: usize,
+) {
+    let times_arg = times.to_string();
+    std::thread::scope(|scope| {
+        for _ in 0..instances {
+            let (run, times_arg) = (&run, &times_arg);
+            scope.spawn(move || {
+                let output = counter.run(&run(&["hits", "counter", times_arg])).unwrap();
+                assert_eq!(output.exit_code, 0, "{}", output.stderr_text());
+                assert_eq!(output.stdout_text().lines().count(), times);
+            });
+        }
+    });
+    let output = counter.run(&run(&["hits", "counter", "1"])).unwrap();
+    assert_eq!(
+        output.stdout_text(),
+        format!("counter/hits = {}\n", instances * times + 1),
+        "{}",
+        output.stderr_text()
+    );
+}
+
 /// Runs a conformance guest and checks that every check passed; returns
 /// the number of checks.
 pub fn run_conformance(command: &Command, options: &RunOptions) -> Result<usize> {

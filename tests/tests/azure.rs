@@ -42,50 +42,22 @@ fn counter(url: &str) -> Command {
 #[test]
 fn azure_table_conformance() {
     let azurite = Azurite::start("conformance").unwrap();
-    // kv_http::azure::LIMITS.
-    let limits = [
-        "--max-key-bytes",
-        "341",
-        "--max-value-bytes",
-        &(760 << 10).to_string(),
-    ];
-    for guest in [CONFORMANCE_DRAFT, CONFORMANCE_DRAFT2] {
-        let command = composed_command(
-            guest,
-            BackendKind::Http,
-            &options(&azurite.url(), &CONFORMANCE_BUCKETS),
-        )
-        .unwrap();
-        run_conformance(&command, &run_args(&limits, DEV_KEY)).unwrap();
-    }
+    let limits = limit_args(kv_http::azure::LIMITS);
+    let limits: Vec<&str> = limits.iter().map(String::as_str).collect();
+    let run = run_args(&limits, DEV_KEY);
+    conformance_both_drafts(
+        BackendKind::Http,
+        &options(&azurite.url(), &CONFORMANCE_BUCKETS),
+        &run,
+    )
+    .unwrap();
 }
 
 /// 8 instances × 100 increments of one key give exactly 800.
 #[test]
 fn azure_table_concurrent_increments_are_exact() {
     let azurite = Azurite::start("increments").unwrap();
-    let command = counter(&azurite.url());
-    std::thread::scope(|scope| {
-        for _ in 0..8 {
-            let command = &command;
-            scope.spawn(move || {
-                let output = command
-                    .run(&run_args(&["hits", "counter", "100"], DEV_KEY))
-                    .unwrap();
-                assert_eq!(output.exit_code, 0, "{}", output.stderr_text());
-                assert_eq!(output.stdout_text().lines().count(), 100);
-            });
-        }
-    });
-    let output = command
-        .run(&run_args(&["hits", "counter", "1"], DEV_KEY))
-        .unwrap();
-    assert_eq!(
-        output.stdout_text(),
-        "counter/hits = 801\n",
-        "{}",
-        output.stderr_text()
-    );
+    assert_concurrent_increments(&counter(&azurite.url()), |args| run_args(args, DEV_KEY), 8, 100);
 }
 
 /// The counter's one-line error.

@@ -11,9 +11,6 @@ use kv_virt_tests::*;
 
 const TABLE: &str = "kv";
 
-/// kv_http::dynamodb::LIMITS, for the conformance guest.
-const LIMITS: [&str; 4] = ["--max-key-bytes", "1024", "--max-value-bytes", "303104"];
-
 fn options(moto: &Moto, buckets: &[&str]) -> AdapterOptions {
     AdapterOptions {
         buckets: buckets.iter().map(|s| s.to_string()).collect(),
@@ -40,35 +37,21 @@ fn counter(moto: &Moto) -> Command {
 #[test]
 fn dynamodb_conformance() {
     let moto = Moto::with_dynamodb_table("dynamodb-conformance", TABLE).unwrap();
-    for guest in [CONFORMANCE_DRAFT, CONFORMANCE_DRAFT2] {
-        let command =
-            composed_command(guest, BackendKind::Http, &options(&moto, &CONFORMANCE_BUCKETS)).unwrap();
-        run_conformance(&command, &run(&moto, &LIMITS)).unwrap();
-    }
+    let limits = limit_args(kv_http::dynamodb::LIMITS);
+    let limits: Vec<&str> = limits.iter().map(String::as_str).collect();
+    conformance_both_drafts(
+        BackendKind::Http,
+        &options(&moto, &CONFORMANCE_BUCKETS),
+        &run(&moto, &limits),
+    )
+    .unwrap();
 }
 
 /// 8 instances × 100 increments of one key give exactly 800.
 #[test]
 fn dynamodb_concurrent_increments_are_exact() {
     let moto = Moto::with_dynamodb_table("dynamodb-increments", TABLE).unwrap();
-    let command = counter(&moto);
-    std::thread::scope(|scope| {
-        for _ in 0..8 {
-            let (command, moto) = (&command, &moto);
-            scope.spawn(move || {
-                let output = command.run(&run(moto, &["hits", "counter", "100"])).unwrap();
-                assert_eq!(output.exit_code, 0, "{}", output.stderr_text());
-                assert_eq!(output.stdout_text().lines().count(), 100);
-            });
-        }
-    });
-    let output = command.run(&run(&moto, &["hits", "counter", "1"])).unwrap();
-    assert_eq!(
-        output.stdout_text(),
-        "counter/hits = 801\n",
-        "{}",
-        output.stderr_text()
-    );
+    assert_concurrent_increments(&counter(&moto), |args| run(&moto, args), 8, 100);
 }
 
 #[test]

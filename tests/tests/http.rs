@@ -13,21 +13,6 @@ use kv_virt::options::{AdapterOptions, HttpOptions, ProtocolArg};
 use kv_virt_tests::servers::{Etcd, Webdis, free_port};
 use kv_virt_tests::*;
 
-/// Each protocol's limits, for the conformance guest (kv_http::*::LIMITS).
-fn limits(protocol: ProtocolArg) -> [String; 4] {
-    let (key, value) = match protocol {
-        ProtocolArg::Etcd => (16 << 10, 1 << 20),
-        ProtocolArg::Redis => (8 << 10, 64 << 20),
-        other => panic!("{other:?} is tested in its own file"),
-    };
-    [
-        "--max-key-bytes".into(),
-        key.to_string(),
-        "--max-value-bytes".into(),
-        value.to_string(),
-    ]
-}
-
 fn http_options(protocol: ProtocolArg, url: &str, buckets: &[&str]) -> AdapterOptions {
     AdapterOptions {
         buckets: buckets.iter().map(|s| s.to_string()).collect(),
@@ -54,21 +39,25 @@ fn run_args(args: &[&str]) -> RunOptions {
     }
 }
 
-/// Both drafts' conformance guests, against the same server.
+/// Both drafts' conformance guests against the same server, up to the
+/// protocol's declared limits.
 fn conformance(protocol: ProtocolArg, url: &str) {
-    for guest in [CONFORMANCE_DRAFT, CONFORMANCE_DRAFT2] {
-        let command = composed_command(
-            guest,
-            BackendKind::Http,
-            &http_options(protocol, url, &CONFORMANCE_BUCKETS),
-        )
-        .unwrap();
-        run_conformance(
-            &command,
-            &run_args(&limits(protocol).each_ref().map(String::as_str)),
-        )
-        .unwrap();
-    }
+    let limits = match protocol {
+        ProtocolArg::Etcd => kv_http::etcd::LIMITS,
+        ProtocolArg::Redis => kv_http::webdis::LIMITS,
+        other => panic!("{other:?} is tested in its own file"),
+    };
+    let run = RunOptions {
+        args: limit_args(limits),
+        capture_output: true,
+        ..RunOptions::default()
+    };
+    conformance_both_drafts(
+        BackendKind::Http,
+        &http_options(protocol, url, &CONFORMANCE_BUCKETS),
+        &run,
+    )
+    .unwrap();
 }
 
 #[test]
@@ -85,24 +74,7 @@ fn redis_conformance() {
 
 /// 8 instances × 200 increments of one key give exactly 1,600.
 fn concurrent_increments(protocol: ProtocolArg, url: &str) {
-    let command = counter(protocol, url, |_| {});
-    std::thread::scope(|scope| {
-        for _ in 0..8 {
-            let command = &command;
-            scope.spawn(move || {
-                let output = command.run(&run_args(&["hits", "counter", "200"])).unwrap();
-                assert_eq!(output.exit_code, 0, "{}", output.stderr_text());
-                assert_eq!(output.stdout_text().lines().count(), 200);
-            });
-        }
-    });
-    let output = command.run(&run_args(&["hits", "counter", "1"])).unwrap();
-    assert_eq!(
-        output.stdout_text(),
-        "counter/hits = 1601\n",
-        "{}",
-        output.stderr_text()
-    );
+    assert_concurrent_increments(&counter(protocol, url, |_| {}), run_args, 8, 200);
 }
 
 #[test]

@@ -128,10 +128,8 @@ fn conformance_kv_http_etcd(guest: &str, name: &str, expected_checks: usize) {
         ..conformance_options()
     };
     let app = App::compose(&work, "guest", guest, BackendKind::Http, &options);
-    // etcd's limits (kv_http::etcd::LIMITS).
-    let limits = ["--max-key-bytes", "16384", "--max-value-bytes", "1048576"];
     let run = RunOptions {
-        args: limits.iter().map(|s| s.to_string()).collect(),
+        args: limit_args(kv_http::etcd::LIMITS),
         capture_output: true,
         ..RunOptions::default()
     };

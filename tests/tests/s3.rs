@@ -12,9 +12,6 @@ use kv_virt_tests::*;
 
 const S3_BUCKET: &str = "kv-data";
 
-/// kv_http::s3::LIMITS, for the conformance guest.
-const LIMITS: [&str; 4] = ["--max-key-bytes", "768", "--max-value-bytes", "67108864"];
-
 fn options(moto: &Moto, buckets: &[&str]) -> AdapterOptions {
     AdapterOptions {
         buckets: buckets.iter().map(|s| s.to_string()).collect(),
@@ -37,37 +34,21 @@ fn counter(moto: &Moto) -> Command {
 #[test]
 fn s3_conformance() {
     let moto = Moto::with_s3_bucket("s3-conformance", S3_BUCKET, false).unwrap();
-    for guest in [CONFORMANCE_DRAFT, CONFORMANCE_DRAFT2] {
-        let command =
-            composed_command(guest, BackendKind::Http, &options(&moto, &CONFORMANCE_BUCKETS)).unwrap();
-        run_conformance(&command, &moto.run_options(&LIMITS)).unwrap();
-    }
+    let limits = limit_args(kv_http::s3::LIMITS);
+    let limits: Vec<&str> = limits.iter().map(String::as_str).collect();
+    conformance_both_drafts(
+        BackendKind::Http,
+        &options(&moto, &CONFORMANCE_BUCKETS),
+        &moto.run_options(&limits),
+    )
+    .unwrap();
 }
 
 /// 8 instances × 100 increments of one key give exactly 800.
 #[test]
 fn s3_concurrent_increments_are_exact() {
     let moto = Moto::with_s3_bucket("s3-increments", S3_BUCKET, true).unwrap();
-    let command = counter(&moto);
-    std::thread::scope(|scope| {
-        for _ in 0..8 {
-            let (command, moto) = (&command, &moto);
-            scope.spawn(move || {
-                let output = command
-                    .run(&moto.run_options(&["hits", "counter", "100"]))
-                    .unwrap();
-                assert_eq!(output.exit_code, 0, "{}", output.stderr_text());
-                assert_eq!(output.stdout_text().lines().count(), 100);
-            });
-        }
-    });
-    let output = command.run(&moto.run_options(&["hits", "counter", "1"])).unwrap();
-    assert_eq!(
-        output.stdout_text(),
-        "counter/hits = 801\n",
-        "{}",
-        output.stderr_text()
-    );
+    assert_concurrent_increments(&counter(&moto), |args| moto.run_options(args), 8, 100);
 }
 
 #[test]
