@@ -197,18 +197,47 @@ fn a_closed_port_is_a_clear_error() {
     }
 }
 
-/// A server on loopback that answers every connection with `answer`.
+/// A server on loopback that reads each request whole, as a real server
+/// does (answering early would let the kernel reset the connection), then
+/// answers it with `answer` and closes.
 fn garbage_server(answer: &'static [u8]) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let mut buf = [0; 4096];
-            let _ = stream.read(&mut buf);
-            let _ = stream.write_all(answer);
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                read_request(&mut stream);
+                let _ = stream.write_all(answer);
+            });
         }
     });
     port
+}
+
+/// Reads one HTTP/1.1 request: the head, then `content-length` bytes of body.
+fn read_request(stream: &mut std::net::TcpStream) {
+    let mut request = Vec::new();
+    let mut buf = [0; 4096];
+    let complete = |request: &[u8]| {
+        let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") else {
+            return false;
+        };
+        let head = String::from_utf8_lossy(&request[..end]).to_ascii_lowercase();
+        let length = head
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length:"))
+            .and_then(|n| n.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        request.len() >= end + 4 + length
+    };
+    while !complete(&request) {
+        match stream.read(&mut buf) {
+            Ok(n) if n > 0 => request.extend_from_slice(&buf[..n]),
+            _ => return,
+        }
+    }
 }
 
 #[test]
