@@ -35,6 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 mod cloud;
+mod keys;
 
 use anyhow::{Context, Result, bail};
 use base64::Engine;
@@ -49,6 +50,8 @@ use kv_virt_tests::servers::azurite::{self, Azurite};
 use kv_virt_tests::servers::{Etcd, Moto, Webdis, moto};
 use kv_virt_tests::{compose, runtime};
 use serde_json::{Value, json};
+
+use crate::keys::{key, pick, value};
 
 use crate::cloud::{AwsKey, NativeAzureTable, NativeDynamoDb, NativeS3};
 
@@ -81,19 +84,6 @@ const QUICK: Sizes = Sizes {
         ("list", 2),
     ],
 };
-
-fn key(i: u64) -> String {
-    format!("key-{i:06}")
-}
-
-fn value(i: u64) -> Vec<u8> {
-    (0..100).map(|j| (i + j) as u8).collect()
-}
-
-/// The guest's sequence of key indexes (tests/bench/http/guest).
-fn pick(i: u64, keys: u64) -> u64 {
-    i.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(17) % keys
-}
 
 /// A native client making the requests kv-http makes.
 trait Native {

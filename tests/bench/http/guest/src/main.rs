@@ -11,21 +11,12 @@ wit_bindgen::generate!({
 
 use std::time::Instant;
 
+#[path = "../../src/keys.rs"]
+mod keys;
+
+use keys::{key, pick, value};
+
 use wasi::keyvalue0_2_0_draft::{atomics, batch, store};
-
-/// The keys the native client uses too (tests/bench/http/src/main.rs).
-fn key(i: u64) -> String {
-    format!("key-{i:06}")
-}
-
-fn value(i: u64) -> Vec<u8> {
-    (0..100).map(|j| (i + j) as u8).collect()
-}
-
-/// A cheap deterministic sequence of key indexes.
-fn pick(i: u64, keys: u64) -> u64 {
-    i.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(17) % keys
-}
 
 fn run(op: &str, n: u64, keys: u64) -> Result<f64, String> {
     let fail = |e: store::Error| format!("{op}: {e:?}");
