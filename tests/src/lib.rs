@@ -4,6 +4,7 @@
 
 pub mod http;
 pub mod notes_load;
+pub mod proxy;
 pub mod servers;
 
 use std::path::Path;

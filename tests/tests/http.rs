@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use kv_runner::{Command, RunOptions};
 use kv_virt::adapters::BackendKind;
 use kv_virt::options::{AdapterOptions, HttpOptions, ProtocolArg};
+use kv_virt_tests::proxy::CountingProxy;
 use kv_virt_tests::servers::{Etcd, Webdis, free_port};
 use kv_virt_tests::*;
 
@@ -36,6 +37,14 @@ fn run_args(args: &[&str]) -> RunOptions {
         args: args.iter().map(|s| s.to_string()).collect(),
         capture_output: true,
         ..RunOptions::default()
+    }
+}
+
+/// `run_args` on a host that pools its outgoing connections.
+fn pooled_run_args(args: &[&str]) -> RunOptions {
+    RunOptions {
+        reuse_connections: true,
+        ..run_args(args)
     }
 }
 
@@ -104,8 +113,9 @@ fn outcomes(stdout: &str) -> (Vec<u64>, Vec<&str>) {
 
 /// A server stopped while an instance keeps incrementing: the instance sees
 /// clear `other(..)` errors within the timeout, then works again once the
-/// server is back; every acknowledged increment counts.
-fn outage(protocol: ProtocolArg, url: &str, stop: impl FnOnce(), resume: impl FnOnce()) {
+/// server is back; every acknowledged increment counts. With `pooled`, the
+/// host pools connections, so the outage also kills the ones in the pool.
+fn outage(protocol: ProtocolArg, url: &str, pooled: bool, stop: impl FnOnce(), resume: impl FnOnce()) {
     let command = counter(protocol, url, |http| {
         http.timeout_ms = Some(2000);
     });
@@ -113,7 +123,13 @@ fn outage(protocol: ProtocolArg, url: &str, stop: impl FnOnce(), resume: impl Fn
         // 100 increments 20 ms apart (2 s or more), going on after errors.
         let run = scope.spawn(|| {
             let start = Instant::now();
-            let output = command.run(&run_args(&["hits", "counter", "100", "20"])).unwrap();
+            let args = ["hits", "counter", "100", "20"];
+            let options = if pooled {
+                pooled_run_args(&args)
+            } else {
+                run_args(&args)
+            };
+            let output = command.run(&options).unwrap();
             (output, start.elapsed())
         });
         std::thread::sleep(Duration::from_millis(500));
@@ -148,37 +164,83 @@ fn outage(protocol: ProtocolArg, url: &str, stop: impl FnOnce(), resume: impl Fn
     });
 }
 
-#[test]
-fn etcd_outage_is_a_clear_error_and_recovers() {
+fn etcd_outage(pooled: bool) {
     let etcd = std::sync::Mutex::new(Etcd::start("outage").unwrap());
     let url = etcd.lock().unwrap().url();
     outage(
         ProtocolArg::Etcd,
         &url,
+        pooled,
         || etcd.lock().unwrap().stop(),
         || etcd.lock().unwrap().resume().unwrap(),
     );
 }
 
-#[test]
-fn redis_outage_is_a_clear_error_and_recovers() {
+fn redis_outage(pooled: bool) {
     let webdis = std::sync::Mutex::new(Webdis::start("outage").unwrap());
     let url = webdis.lock().unwrap().url();
     outage(
         ProtocolArg::Redis,
         &url,
+        pooled,
         || webdis.lock().unwrap().stop(),
         || webdis.lock().unwrap().resume().unwrap(),
     );
 }
 
+#[test]
+fn etcd_outage_is_a_clear_error_and_recovers() {
+    etcd_outage(false);
+}
+
+#[test]
+fn redis_outage_is_a_clear_error_and_recovers() {
+    redis_outage(false);
+}
+
+#[test]
+fn etcd_outage_with_pooled_connections_recovers() {
+    etcd_outage(true);
+}
+
+#[test]
+fn redis_outage_with_pooled_connections_recovers() {
+    redis_outage(true);
+}
+
+/// A host that pools connections makes one for a whole run; wasmtime's
+/// default makes one per request (an etcd increment is two).
+#[test]
+fn a_pooling_host_reuses_its_connections() {
+    let etcd = Etcd::start("pool").unwrap();
+    let port = etcd.url().rsplit(':').next().unwrap().parse().unwrap();
+    let proxy = CountingProxy::start(port).unwrap();
+    let command = counter(
+        ProtocolArg::Etcd,
+        &format!("http://127.0.0.1:{}", proxy.port()),
+        |_| {},
+    );
+    let args = ["hits", "counter", "50"];
+    for (options, expected) in [(pooled_run_args(&args), 1..=1), (run_args(&args), 100..=u64::MAX)] {
+        let before = proxy.connections();
+        let output = command.run(&options).unwrap();
+        assert_eq!(output.exit_code, 0, "{}", output.stderr_text());
+        let opened = proxy.connections() - before;
+        assert!(
+            expected.contains(&opened),
+            "{opened} connections for 50 increments (reuse: {})",
+            options.reuse_connections
+        );
+    }
+}
+
 /// The counter's one-line error for an endpoint, with few retries.
-fn counter_error(protocol: ProtocolArg, url: &str) -> String {
+fn counter_error(protocol: ProtocolArg, url: &str, options: &RunOptions) -> String {
     let command = counter(protocol, url, |http| {
         http.timeout_ms = Some(3000);
         http.max_attempts = Some(2);
     });
-    let output = command.run(&run_args(&[])).unwrap();
+    let output = command.run(options).unwrap();
     assert_eq!(output.exit_code, 1, "{}", output.stdout_text());
     output.stderr_text()
 }
@@ -186,14 +248,16 @@ fn counter_error(protocol: ProtocolArg, url: &str) -> String {
 #[test]
 fn a_closed_port_is_a_clear_error() {
     let port = free_port();
-    for (protocol, service) in [(ProtocolArg::Etcd, "etcd"), (ProtocolArg::Redis, "redis")] {
-        let stderr = counter_error(protocol, &format!("http://127.0.0.1:{port}"));
-        assert_eq!(
-            stderr.trim(),
-            format!(
-                "counter: {service}: cannot reach http://127.0.0.1:{port}: connection refused (2 attempts)"
-            )
-        );
+    for options in [run_args(&[]), pooled_run_args(&[])] {
+        for (protocol, service) in [(ProtocolArg::Etcd, "etcd"), (ProtocolArg::Redis, "redis")] {
+            let stderr = counter_error(protocol, &format!("http://127.0.0.1:{port}"), &options);
+            assert_eq!(
+                stderr.trim(),
+                format!(
+                    "counter: {service}: cannot reach http://127.0.0.1:{port}: connection refused (2 attempts)"
+                )
+            );
+        }
     }
 }
 
@@ -243,28 +307,31 @@ fn read_request(stream: &mut std::net::TcpStream) {
 #[test]
 fn a_server_answering_garbage_is_a_clear_error() {
     let not_json = garbage_server(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
-    let stderr = counter_error(ProtocolArg::Etcd, &format!("http://127.0.0.1:{not_json}"));
-    assert!(
-        stderr.starts_with(&format!(
-            "counter: etcd: unexpected response from http://127.0.0.1:{not_json}"
-        )),
-        "{stderr}"
-    );
-    assert!(stderr.contains("\"hello\""), "{stderr}");
-    let stderr = counter_error(ProtocolArg::Redis, &format!("http://127.0.0.1:{not_json}"));
-    assert!(
-        stderr.contains("redis: unexpected response") && stderr.contains("not a Redis reply"),
-        "{stderr}"
-    );
-
     let not_http = garbage_server(b"SSH-2.0-OpenSSH\r\n");
-    let stderr = counter_error(ProtocolArg::Etcd, &format!("http://127.0.0.1:{not_http}"));
-    assert!(stderr.starts_with("counter: etcd: "), "{stderr}");
-    assert!(stderr.contains("not valid HTTP"), "{stderr}");
-
     let failing = garbage_server(
         b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 33\r\nConnection: close\r\n\r\n{\"error\":\"boom\",\"message\":\"boom\"}",
     );
-    let stderr = counter_error(ProtocolArg::Etcd, &format!("http://127.0.0.1:{failing}"));
-    assert_eq!(stderr.trim(), "counter: etcd: 500 boom");
+    for options in [run_args(&[]), pooled_run_args(&[])] {
+        let error = |protocol, port| counter_error(protocol, &format!("http://127.0.0.1:{port}"), &options);
+        let stderr = error(ProtocolArg::Etcd, not_json);
+        assert!(
+            stderr.starts_with(&format!(
+                "counter: etcd: unexpected response from http://127.0.0.1:{not_json}"
+            )),
+            "{stderr}"
+        );
+        assert!(stderr.contains("\"hello\""), "{stderr}");
+        let stderr = error(ProtocolArg::Redis, not_json);
+        assert!(
+            stderr.contains("redis: unexpected response") && stderr.contains("not a Redis reply"),
+            "{stderr}"
+        );
+
+        let stderr = error(ProtocolArg::Etcd, not_http);
+        assert!(stderr.starts_with("counter: etcd: "), "{stderr}");
+        assert!(stderr.contains("not valid HTTP"), "{stderr}");
+
+        let stderr = error(ProtocolArg::Etcd, failing);
+        assert_eq!(stderr.trim(), "counter: etcd: 500 boom");
+    }
 }

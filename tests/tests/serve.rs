@@ -49,8 +49,8 @@ fn kv_fs(data: &Path) -> Backend {
     }
 }
 
-/// kv-http on an etcd server.
-fn kv_http_etcd(url: &str) -> Backend {
+/// kv-http on an etcd server; `serve_args` for `kv-run serve`.
+fn kv_http_etcd(url: &str, serve_args: &[&str]) -> Backend {
     Backend {
         kind: BackendKind::Http,
         options: AdapterOptions {
@@ -62,7 +62,7 @@ fn kv_http_etcd(url: &str) -> Backend {
             },
             ..AdapterOptions::default()
         },
-        serve_args: Vec::new(),
+        serve_args: serve_args.iter().map(|a| a.to_string()).collect(),
     }
 }
 
@@ -202,7 +202,16 @@ fn notes_on_kv_fs_under_concurrent_load() {
 #[test]
 fn notes_on_kv_http_etcd_under_concurrent_load() {
     let etcd = kv_virt_tests::servers::Etcd::start("serve-load").unwrap();
-    notes_under_load(&kv_http_etcd(&etcd.url()), &temp_dir("etcd-load"));
+    notes_under_load(&kv_http_etcd(&etcd.url(), &[]), &temp_dir("etcd-load"));
+}
+
+/// The same with a host that pools connections: all the instances at once
+/// share one pool.
+#[test]
+fn notes_on_kv_http_etcd_with_pooled_connections_under_concurrent_load() {
+    let etcd = kv_virt_tests::servers::Etcd::start("serve-pooled-load").unwrap();
+    let backend = kv_http_etcd(&etcd.url(), &["--reuse-connections"]);
+    notes_under_load(&backend, &temp_dir("etcd-pooled-load"));
 }
 
 /// In process: bad requests get a clear status and message (the instance

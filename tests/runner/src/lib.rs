@@ -10,8 +10,10 @@
 //! times, each run (or request) in its own `Store` (so tests can run many
 //! instances at once on separate threads).
 
+mod pool;
 pub mod serve;
 
+pub use pool::PooledHttp;
 pub use serve::{ServeOptions, Server, Service};
 
 use std::path::{Path, PathBuf};
@@ -21,7 +23,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, anyhow};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store};
-use wasmtime_wasi::p2::bindings::sync::CommandPre;
+use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -36,6 +38,10 @@ pub struct RunOptions {
     pub preopens: Vec<(PathBuf, String)>,
     /// Collect stdout/stderr into [`RunOutput`] instead of inheriting them.
     pub capture_output: bool,
+    /// Send outgoing `wasi:http` requests over pooled keep-alive
+    /// connections ([`PooledHttp`]) instead of a new connection each, as
+    /// `wasmtime run` does.
+    pub reuse_connections: bool,
     /// What wasmtime's in-memory `wasi:keyvalue` holds when the run starts.
     #[cfg(feature = "wasi-keyvalue")]
     pub keyvalue: HostKeyValue,
@@ -96,16 +102,23 @@ impl RunOutput {
 struct Host {
     wasi: WasiCtx,
     http: WasiHttpCtx,
+    /// How outgoing requests are sent: pooled, or wasmtime's default.
+    http_pool: Option<PooledHttp>,
     table: ResourceTable,
     #[cfg(feature = "wasi-keyvalue")]
     keyvalue: HostKeyValue,
 }
 
 impl Host {
-    fn new(wasi: WasiCtx, #[cfg(feature = "wasi-keyvalue")] keyvalue: &HostKeyValue) -> Host {
+    fn new(
+        wasi: WasiCtx,
+        http_pool: Option<PooledHttp>,
+        #[cfg(feature = "wasi-keyvalue")] keyvalue: &HostKeyValue,
+    ) -> Host {
         Host {
             wasi,
             http: WasiHttpCtx::new(),
+            http_pool,
             table: ResourceTable::new(),
             #[cfg(feature = "wasi-keyvalue")]
             keyvalue: keyvalue.clone(),
@@ -127,17 +140,20 @@ impl WasiHttpView for Host {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: wasmtime_wasi_http::default_hooks(),
+            hooks: match &mut self.http_pool {
+                Some(pool) => pool,
+                None => wasmtime_wasi_http::default_hooks(),
+            },
         }
     }
 }
 
-/// The shared engine and linkers (WASI 0.2 and outgoing wasi:http): the
-/// synchronous bindings for commands, the asynchronous ones for services.
+/// The shared engine and linker (WASI 0.2 and outgoing wasi:http, the
+/// asynchronous bindings: a command runs on a single-threaded tokio runtime
+/// of its own, so its outgoing connections are driven on its own thread).
 pub struct Runtime {
     engine: Engine,
     linker: Linker<Host>,
-    async_linker: Linker<Host>,
 }
 
 /// A compiled command, ready to be instantiated many times.
@@ -178,18 +194,10 @@ impl Runtime {
         config.wasm_component_model(true);
         let engine = Engine::new(&config).map_err(wasm_err)?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(wasm_err)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker).map_err(wasm_err)?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(wasm_err)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(wasm_err)?;
         add_host_keyvalue(&mut linker)?;
-        let mut async_linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut async_linker).map_err(wasm_err)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut async_linker).map_err(wasm_err)?;
-        add_host_keyvalue(&mut async_linker)?;
-        Ok(Self {
-            engine,
-            linker,
-            async_linker,
-        })
+        Ok(Self { engine, linker })
     }
 
     /// Compiles a component (bytes of a `.wasm` file), or loads one this
@@ -246,9 +254,9 @@ impl Command {
         argv.extend(options.args.iter().cloned());
         builder.args(&argv).envs(&options.env);
         builder.inherit_network().allow_ip_name_lookup(true);
-        // Each run has its thread to itself (this is the synchronous API):
-        // do file I/O on it rather than hopping to a blocking pool for every
-        // wasi:filesystem call, which costs ~25 µs a call (see tests/bench).
+        // Each run has its thread to itself: do file I/O on it rather than
+        // hopping to a blocking pool for every wasi:filesystem call, which
+        // costs ~25 µs a call (see tests/bench).
         builder.allow_blocking_current_thread(true);
         preopen(&mut builder, &options.preopens)?;
         let stdout = MemoryOutputPipe::new(usize::MAX);
@@ -260,12 +268,21 @@ impl Command {
         }
         let host = Host::new(
             builder.build(),
+            options.reuse_connections.then(PooledHttp::new),
             #[cfg(feature = "wasi-keyvalue")]
             &options.keyvalue,
         );
         let mut store = Store::new(&self.engine, host);
-        let command = self.pre.instantiate(&mut store).map_err(wasm_err)?;
-        let exit_code = match command.wasi_cli_run().call_run(&mut store) {
+        // The pool's connections live on this runtime, made for this run.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the run's tokio runtime")?;
+        let result = runtime.block_on(async {
+            let command = self.pre.instantiate_async(&mut store).await?;
+            command.wasi_cli_run().call_run(&mut store).await
+        });
+        let exit_code = match result {
             Ok(Ok(())) => 0,
             Ok(Err(())) => 1,
             Err(e) => match e.downcast_ref::<I32Exit>() {

@@ -24,7 +24,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use crate::{Host, Runtime, from_file, preopen, wasm_err};
+use crate::{Host, PooledHttp, Runtime, from_file, preopen, wasm_err};
 
 /// What every instance of a served component sees.
 #[derive(Clone, Debug)]
@@ -34,6 +34,9 @@ pub struct ServeOptions {
     pub env: Vec<(String, String)>,
     /// Host directory → guest path.
     pub preopens: Vec<(PathBuf, String)>,
+    /// Send the instances' outgoing `wasi:http` requests over one shared
+    /// pool of keep-alive connections ([`crate::PooledHttp`]).
+    pub reuse_connections: bool,
     /// What wasmtime's in-memory `wasi:keyvalue` holds when an instance starts.
     #[cfg(feature = "wasi-keyvalue")]
     pub keyvalue: crate::HostKeyValue,
@@ -45,6 +48,7 @@ impl Default for ServeOptions {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             env: Vec::new(),
             preopens: Vec::new(),
+            reuse_connections: false,
             #[cfg(feature = "wasi-keyvalue")]
             keyvalue: crate::HostKeyValue::default(),
         }
@@ -62,7 +66,7 @@ impl Runtime {
     pub fn service(&self, wasm: &[u8]) -> Result<Service> {
         let component = self.component(wasm)?;
         let instance_pre = self
-            .async_linker
+            .linker
             .instantiate_pre(&component)
             .map_err(wasm_err)
             .context("the component's imports cannot be satisfied by WASI 0.2 + wasi:http")?;
@@ -93,6 +97,7 @@ impl Service {
         let handler = Arc::new(Handler {
             pre: self.pre.clone(),
             options: options.clone(),
+            http_pool: options.reuse_connections.then(PooledHttp::new),
         });
         let (stop, stopped) = oneshot::channel();
         let thread = std::thread::Builder::new()
@@ -188,6 +193,8 @@ async fn accept(
 struct Handler {
     pre: ProxyPre<Host>,
     options: ServeOptions,
+    /// Shared by all instances (all on the server's runtime).
+    http_pool: Option<PooledHttp>,
 }
 
 impl Handler {
@@ -216,6 +223,7 @@ impl Handler {
         preopen(&mut builder, &self.options.preopens)?;
         let host = Host::new(
             builder.build(),
+            self.http_pool.clone(),
             #[cfg(feature = "wasi-keyvalue")]
             &self.options.keyvalue,
         );

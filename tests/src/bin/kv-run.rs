@@ -50,6 +50,11 @@ struct InstanceArgs {
     /// Pass an environment variable NAME=VALUE to the guest.
     #[arg(long = "env", value_name = "NAME=VALUE")]
     envs: Vec<String>,
+    /// Send outgoing HTTP requests over pooled keep-alive connections
+    /// (plain http only), instead of a new connection per request as
+    /// `wasmtime run` and `wasmtime serve` do.
+    #[arg(long)]
+    reuse_connections: bool,
 }
 
 #[derive(Subcommand)]
@@ -101,6 +106,7 @@ fn run(args: RunArgs) -> Result<i32> {
         args: args.args,
         env,
         preopens,
+        reuse_connections: args.instance.reuse_connections,
         ..RunOptions::default()
     };
     let command = Runtime::new()?.command_from_file(&component)?;
@@ -120,6 +126,7 @@ fn serve(addr: SocketAddr, instance: InstanceArgs, component: PathBuf) -> Result
         addr,
         env,
         preopens,
+        reuse_connections: instance.reuse_connections,
         ..ServeOptions::default()
     };
     let service = Runtime::new()?.service_from_file(&component)?;
