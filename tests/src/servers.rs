@@ -123,6 +123,10 @@ impl Etcd {
         format!("http://127.0.0.1:{}", self.client_port)
     }
 
+    pub fn port(&self) -> u16 {
+        self.client_port
+    }
+
     /// Kills the server (its data stays).
     pub fn stop(&mut self) {
         self.process = None;

@@ -1,22 +1,28 @@
 //! kv-http's dynamodb protocol against moto on 127.0.0.1 with SigV4
 //! authentication enforced: conformance for both drafts (its list check
-//! pages through 2,500 keys), concurrent increments, and refused
-//! credentials as clear errors.
+//! pages through 2,500 keys), concurrent increments, throttling retried,
+//! and refused credentials as clear errors.
 
 use kv_runner::{Command, RunOptions};
 use kv_virt::adapters::BackendKind;
 use kv_virt::options::{AdapterOptions, HttpOptions, ProtocolArg};
+use kv_virt_tests::proxy::{CountingProxy, canned_response};
 use kv_virt_tests::servers::{Moto, moto};
 use kv_virt_tests::*;
 
 const TABLE: &str = "kv";
 
 fn options(moto: &Moto, buckets: &[&str]) -> AdapterOptions {
+    options_at(&moto.url(), buckets)
+}
+
+/// The options for moto's table at `url` (moto itself or a proxy in front).
+fn options_at(url: &str, buckets: &[&str]) -> AdapterOptions {
     AdapterOptions {
         buckets: buckets.iter().map(|s| s.to_string()).collect(),
         http: HttpOptions {
             protocol: Some(ProtocolArg::Dynamodb),
-            endpoint: Some(moto.url()),
+            endpoint: Some(url.into()),
             table: Some(TABLE.into()),
             region: Some(moto::REGION.into()),
             credentials: Moto::credential_flags(),
@@ -52,6 +58,46 @@ fn dynamodb_conformance() {
 fn dynamodb_concurrent_increments_are_exact() {
     let moto = Moto::with_dynamodb_table("dynamodb-increments", TABLE).unwrap();
     assert_concurrent_increments(&counter(&moto), |args| run(&moto, args), 8, 100);
+}
+
+/// DynamoDB refuses a request over its rate with a 400
+/// `ProvisionedThroughputExceededException`, having not applied it.
+fn throttled() -> &'static [u8] {
+    canned_response(
+        "400 Bad Request",
+        "application/x-amz-json-1.0",
+        r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"The level of configured provisioned throughput for the table was exceeded."}"#,
+    )
+}
+
+/// A throttled request is sent again after a backoff, the conditional
+/// writes of increments included; a service that keeps throttling is a
+/// clear error once the attempts are spent.
+#[test]
+fn dynamodb_throttling_is_retried() {
+    let moto = Moto::with_dynamodb_table("dynamodb-throttled", TABLE).unwrap();
+    // Every other request is throttled (one instance: one request at a time).
+    let proxy = CountingProxy::with_faults(moto.port(), |n| (n % 2 == 0).then(throttled)).unwrap();
+    let command = composed_command(COUNTER, BackendKind::Http, &options_at(&proxy.url(), &[])).unwrap();
+    let output = command.run(&run(&moto, &["hits", "counter", "20"])).unwrap();
+    assert_eq!(output.exit_code, 0, "{}", output.stderr_text());
+    let expected: String = (1..=20).map(|n| format!("counter/hits = {n}\n")).collect();
+    assert_eq!(output.stdout_text(), expected);
+    // Each increment: a read and a conditional write, each throttled once.
+    assert!(proxy.connections() >= 20 * 4, "{} requests", proxy.connections());
+
+    let always = CountingProxy::with_faults(moto.port(), |_| Some(throttled())).unwrap();
+    let mut options = options_at(&always.url(), &[]);
+    options.http.max_attempts = Some(3);
+    let command = composed_command(COUNTER, BackendKind::Http, &options).unwrap();
+    let output = command.run(&run(&moto, &[])).unwrap();
+    assert_eq!(output.exit_code, 1, "{}", output.stdout_text());
+    assert_eq!(
+        output.stderr_text().trim(),
+        "counter: dynamodb: 400 ProvisionedThroughputExceededException: \
+         The level of configured provisioned throughput for the table was exceeded."
+    );
+    assert_eq!(always.connections(), 3);
 }
 
 #[test]

@@ -3,14 +3,14 @@
 //! both drafts, concurrent increments, an outage and recovery, and broken
 //! endpoints.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use kv_runner::{Command, RunOptions};
 use kv_virt::adapters::BackendKind;
 use kv_virt::options::{AdapterOptions, HttpOptions, ProtocolArg};
-use kv_virt_tests::proxy::CountingProxy;
+use kv_virt_tests::proxy::{CountingProxy, read_request};
 use kv_virt_tests::servers::{Etcd, Webdis, free_port};
 use kv_virt_tests::*;
 
@@ -213,8 +213,7 @@ fn redis_outage_with_pooled_connections_recovers() {
 #[test]
 fn a_pooling_host_reuses_its_connections() {
     let etcd = Etcd::start("pool").unwrap();
-    let port = etcd.url().rsplit(':').next().unwrap().parse().unwrap();
-    let proxy = CountingProxy::start(port).unwrap();
+    let proxy = CountingProxy::start(etcd.port()).unwrap();
     let command = counter(
         ProtocolArg::Etcd,
         &format!("http://127.0.0.1:{}", proxy.port()),
@@ -278,30 +277,6 @@ fn garbage_server(answer: &'static [u8]) -> u16 {
         }
     });
     port
-}
-
-/// Reads one HTTP/1.1 request: the head, then `content-length` bytes of body.
-fn read_request(stream: &mut std::net::TcpStream) {
-    let mut request = Vec::new();
-    let mut buf = [0; 4096];
-    let complete = |request: &[u8]| {
-        let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") else {
-            return false;
-        };
-        let head = String::from_utf8_lossy(&request[..end]).to_ascii_lowercase();
-        let length = head
-            .lines()
-            .find_map(|line| line.strip_prefix("content-length:"))
-            .and_then(|n| n.trim().parse::<usize>().ok())
-            .unwrap_or(0);
-        request.len() >= end + 4 + length
-    };
-    while !complete(&request) {
-        match stream.read(&mut buf) {
-            Ok(n) if n > 0 => request.extend_from_slice(&buf[..n]),
-            _ => return,
-        }
-    }
 }
 
 #[test]

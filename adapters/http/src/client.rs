@@ -3,10 +3,12 @@
 //! transient failures with exponential backoff and full jitter, and turns
 //! every failure into one clear `other("<service>: …")` message.
 //!
-//! Retry rules: connection errors, 5xx and 429 are retried; 4xx never.
+//! Retry rules: connection errors, 5xx, 429 and a protocol's own throttling
+//! answers (DynamoDB throttles with a 400) are retried; other 4xx never.
 //! A request whose effect must not be applied twice (an increment, a
 //! compare-and-swap) is retried only when the failure proves it was not
-//! applied: the connection was never made, or the service answered 429/503.
+//! applied: the connection was never made, or the service answered 429, 503
+//! or a throttling answer.
 
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -45,6 +47,9 @@ pub struct Request {
     pub headers: Vec<(String, Vec<u8>)>,
     pub body: Vec<u8>,
     pub idempotence: Idempotence,
+    /// Whether a response says the service throttled the request (which
+    /// it then did not apply), beyond the 429 and 503 every service uses.
+    pub throttled: fn(&Response) -> bool,
 }
 
 impl Request {
@@ -55,6 +60,7 @@ impl Request {
             headers: Vec::new(),
             body: Vec::new(),
             idempotence: Idempotence::Idempotent,
+            throttled: |_| false,
         }
     }
 
@@ -70,6 +76,11 @@ impl Request {
 
     pub fn once(mut self) -> Self {
         self.idempotence = Idempotence::Once;
+        self
+    }
+
+    pub fn throttled_when(mut self, throttled: fn(&Response) -> bool) -> Self {
+        self.throttled = throttled;
         self
     }
 }
@@ -181,7 +192,7 @@ impl Client {
         loop {
             // What the caller gets if this is the last attempt.
             let outcome: Result<Response, String> = match self.attempt(request, deadline) {
-                Ok(response) if !may_retry(request.idempotence, response.status) => return Ok(response),
+                Ok(response) if !may_retry(request, &response) => return Ok(response),
                 Ok(response) => Ok(response),
                 Err(Failure::TimedOut) => {
                     return Err(self.error(format_args!(
@@ -284,13 +295,14 @@ impl Client {
     }
 }
 
-/// Whether a response with this status is worth another attempt: 5xx and
-/// 429 are transient, but of those only 429 and 503 say the request was
-/// not applied, which a request that must not apply twice needs.
-fn may_retry(idempotence: Idempotence, status: u16) -> bool {
-    match idempotence {
-        Idempotence::Idempotent => status == 429 || status >= 500,
-        Idempotence::Once => status == 429 || status == 503,
+/// Whether a response is worth another attempt: 5xx, 429 and throttling
+/// answers are transient, but of those only 429, 503 and throttling say the
+/// request was not applied, which a request that must not apply twice needs.
+fn may_retry(request: &Request, response: &Response) -> bool {
+    let not_applied = response.status == 429 || response.status == 503 || (request.throttled)(response);
+    match request.idempotence {
+        Idempotence::Idempotent => not_applied || response.status >= 500,
+        Idempotence::Once => not_applied,
     }
 }
 

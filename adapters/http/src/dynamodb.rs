@@ -139,7 +139,8 @@ impl Connection {
         let body = body.to_string().into_bytes();
         let mut request = Request::new(Method::Post, "/")
             .header("content-type", "application/x-amz-json-1.0")
-            .header("x-amz-target", format!("DynamoDB_20120810.{action}"));
+            .header("x-amz-target", format!("DynamoDB_20120810.{action}"))
+            .throttled_when(is_throttled);
         if once {
             request = request.once();
         }
@@ -166,13 +167,7 @@ impl Connection {
     fn rejection(&self, response: &Response) -> Rejection {
         let (kind, message) = match serde_json::from_slice::<Value>(&response.body) {
             Ok(answer) => (
-                answer["__type"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .rsplit('#')
-                    .next()
-                    .unwrap_or_default()
-                    .to_string(),
+                error_type(&answer).to_string(),
                 answer["message"]
                     .as_str()
                     .or(answer["Message"].as_str())
@@ -203,6 +198,29 @@ impl Connection {
         self.client
             .error(format_args!("unexpected answer from DynamoDB: {what}"))
     }
+}
+
+/// The error types with which DynamoDB refuses a request for its rate
+/// (status 400), as the AWS SDKs' retry rules list them: the request was
+/// not applied and may be sent again after a backoff.
+const THROTTLING_ERRORS: [&str; 4] = [
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "LimitExceededException",
+];
+
+fn is_throttled(response: &Response) -> bool {
+    response.status == 400
+        && serde_json::from_slice::<Value>(&response.body)
+            .is_ok_and(|answer| THROTTLING_ERRORS.contains(&error_type(&answer)))
+}
+
+/// An error answer's type without its namespace
+/// (`com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException`).
+fn error_type(answer: &Value) -> &str {
+    let full = answer["__type"].as_str().unwrap_or_default();
+    full.rsplit('#').next().unwrap_or_default()
 }
 
 pub struct DynamoDbBucket {

@@ -99,6 +99,10 @@ impl Moto {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// The `--credential` flags that read the key from [`Moto::run_options`]'s env.
     pub fn credential_flags() -> Vec<String> {
         vec![
