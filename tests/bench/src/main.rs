@@ -51,9 +51,10 @@
 //! counts, counter totals); a wrong result is reported, not timed over.
 //!
 //! And, to explain the kv-fs figures (diagnostics, not baselines): kv-fs
-//! with `--durability none`; kv-fs on a wasmtime host with
-//! `allow_blocking_current_thread(true)` (kv-runner, like wasmtime-wasi's
-//! default, hands every file call to a tokio blocking thread); the cost of
+//! with `--durability none`; kv-fs on the harness's own host, which uses
+//! wasmtime-wasi's synchronous bindings (kv-runner uses the asynchronous
+//! ones, each run on a single-threaded tokio runtime; both make file calls
+//! on the calling thread, `allow_blocking_current_thread`); the cost of
 //! one raw `wasi:filesystem` call (`probe` mode of the guest) on each host
 //! and natively; and how many file operations the engine makes per
 //! `wasi:keyvalue` call (counted natively on the engine's instrumented
@@ -203,7 +204,7 @@ const SQLITE: &str = "sqlite";
 const WTMEM: &str = "wasmtime-mem";
 const STORES: [&str; 4] = [KVFS, REDB, SQLITE, WTMEM];
 /// kv-fs variants (diagnostics, not baselines).
-const KVFS_BLOCKING: &str = "kv-fs-blocking";
+const KVFS_SYNC_HOST: &str = "kv-fs-sync-host";
 const KVFS_NOSYNC: &str = "kv-fs-nosync";
 
 /// kv-fs composed into the guest, compiled for each way it is run.
@@ -212,8 +213,8 @@ struct KvFs {
     sync: Command,
     /// Durability none, on kv-runner.
     nosync: Command,
-    /// Durability sync, on the harness's host with blocking file I/O.
-    blocking: Option<Program>,
+    /// Durability sync, on the harness's host (wasmtime's synchronous bindings).
+    sync_host: Option<Program>,
 }
 
 struct Bench {
@@ -615,7 +616,7 @@ impl Bench {
                 })?)
             },
         )?;
-        let blocking = match host {
+        let sync_host = match host {
             Some(host) => Some(self.timed("compiling guest + kv-fs on the harness's host", || {
                 host.program(&composed)
             })?),
@@ -624,7 +625,7 @@ impl Bench {
         Ok(KvFs {
             sync,
             nosync,
-            blocking,
+            sync_host,
         })
     }
 
@@ -674,9 +675,9 @@ impl Bench {
         self.set(KVFS, "file_bytes", Some(bytes as f64));
         self.set(KVFS, "dir_bytes", Some(dir_bytes(&dir)? as f64));
         // The variants start from copies of the same loaded bucket.
-        let blocking_dir = self.work.join("kv-fs-blocking");
+        let sync_host_dir = self.work.join("kv-fs-sync-host");
         let nosync_dir = self.work.join("kv-fs-nosync");
-        for variant in [&blocking_dir, &nosync_dir] {
+        for variant in [&sync_host_dir, &nosync_dir] {
             std::fs::create_dir_all(variant)?;
             std::fs::copy(&file, variant.join("bench.kvfs"))?;
         }
@@ -692,19 +693,19 @@ impl Bench {
         );
 
         // Diagnostic: the same with file I/O on the calling thread.
-        if let Some(program) = &kvfs.blocking {
-            let reads = self.timed("kv-fs, blocking file I/O (harness host): get, list-keys", || {
+        if let Some(program) = &kvfs.sync_host {
+            let reads = self.timed("kv-fs on the harness's synchronous host: get, list-keys", || {
                 self.run_program(
                     program,
-                    Some(&blocking_dir),
+                    Some(&sync_host_dir),
                     &s.read_params("bench"),
                     true,
                     &no_keyvalue(),
                 )
             })?;
-            self.absorb(KVFS_BLOCKING, &reads);
+            self.absorb(KVFS_SYNC_HOST, &reads);
             self.raw
-                .insert(KVFS_BLOCKING.into(), json!({"reads": report_json(&reads)}));
+                .insert(KVFS_SYNC_HOST.into(), json!({"reads": report_json(&reads)}));
         }
         Ok(())
     }
@@ -714,7 +715,7 @@ impl Bench {
     fn write_rounds(&mut self, kvfs: Option<&KvFs>) {
         let s = self.sizes.clone();
         let kv_dir = self.work.join("kv-fs");
-        let blocking_dir = self.work.join("kv-fs-blocking");
+        let sync_host_dir = self.work.join("kv-fs-sync-host");
         let nosync_dir = self.work.join("kv-fs-nosync");
         let redb_path = self.work.join("redb").join("bench.redb");
         let sqlite_path = self.work.join("sqlite").join("bench.sqlite");
@@ -723,8 +724,8 @@ impl Bench {
             if kv_dir.join("bench.kvfs").exists() {
                 stores.push(KVFS);
             }
-            if kvfs.blocking.is_some() && blocking_dir.join("bench.kvfs").exists() {
-                stores.push(KVFS_BLOCKING);
+            if kvfs.sync_host.is_some() && sync_host_dir.join("bench.kvfs").exists() {
+                stores.push(KVFS_SYNC_HOST);
             }
             if nosync_dir.join("bench.kvfs").exists() {
                 stores.push(KVFS_NOSYNC);
@@ -755,12 +756,12 @@ impl Bench {
                     (KVFS, Some(kvfs)) => self.run_guest(&kvfs.sync, &kv_dir, &p),
                     (KVFS_NOSYNC, Some(kvfs)) => self.run_guest(&kvfs.nosync, &nosync_dir, &p),
                     (
-                        KVFS_BLOCKING,
+                        KVFS_SYNC_HOST,
                         Some(KvFs {
-                            blocking: Some(program),
+                            sync_host: Some(program),
                             ..
                         }),
-                    ) => self.run_program(program, Some(&blocking_dir), &p, true, &no_keyvalue()),
+                    ) => self.run_program(program, Some(&sync_host_dir), &p, true, &no_keyvalue()),
                     (REDB, _) => native::Redb::open(&redb_path)
                         .and_then(|mut kv| workload::run_ops(&mut kv, &p))
                         .map_err(anyhow::Error::msg),
@@ -877,7 +878,7 @@ impl Bench {
     }
 
     /// The cost of one raw `wasi:filesystem` call, as kv-fs makes them,
-    /// on kv-runner, with blocking I/O, and natively.
+    /// on kv-runner, on the harness's synchronous host, and natively.
     fn probe(&mut self, kvfs: Option<&KvFs>, guest: Option<&Program>) -> Result<()> {
         let s = self.sizes.clone();
         let dir = self.work.join("probe");
@@ -904,7 +905,7 @@ impl Bench {
         }
         if let Some(guest) = guest {
             let r = self.run_program(guest, Some(&dir), &p, true, &no_keyvalue())?;
-            self.probes.push(("blocking I/O", r));
+            self.probes.push(("sync host", r));
         }
         let r = native::probe(&dir, pages, s.probe_reads, s.probe_creates)?;
         self.probes.push(("native", r));
@@ -947,9 +948,9 @@ impl Bench {
                 )?;
                 let file = file_len(&dir.join("big.kvfs"))?;
                 b.set(KVFS, "file_ratio_big", Some(file as f64 / logical));
-                let runs: [(&'static str, Option<&Program>); 2] = [(KVFS, None), (KVFS_BLOCKING, kvfs.blocking.as_ref())];
+                let runs: [(&'static str, Option<&Program>); 2] = [(KVFS, None), (KVFS_SYNC_HOST, kvfs.sync_host.as_ref())];
                 for (store, program) in runs {
-                    if store == KVFS_BLOCKING && program.is_none() {
+                    if store == KVFS_SYNC_HOST && program.is_none() {
                         continue;
                     }
                     let (mut total, mut inside) = (vec![], vec![]);

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::native::EngineCounts;
 use crate::{
-    Bench, KVFS, KVFS_BLOCKING, KVFS_NOSYNC, REDB, SQLITE, STORES, WTMEM, profile, workload, workspace_root,
+    Bench, KVFS, KVFS_NOSYNC, KVFS_SYNC_HOST, REDB, SQLITE, STORES, WTMEM, profile, workload, workspace_root,
 };
 
 const DEV_WARNING: &str = "WARNING: a dev build: wasmtime's host side is several times slower in a dev build \
@@ -249,31 +249,31 @@ impl Bench {
             "operation",
             "unit",
             "kv-runner",
-            "blocking I/O",
+            "sync host",
             "durability none",
-            "blocking/kv-runner",
+            "sync host/kv-runner",
         ])];
         for row in VARIANT_ROWS {
             let kv = self.fig(KVFS, row.id);
-            let blocking = self.fig(KVFS_BLOCKING, row.id);
+            let sync_host = self.fig(KVFS_SYNC_HOST, row.id);
             lines.push(vec![
                 row.label.to_string(),
                 row.unit.to_string(),
                 num(kv),
-                num(blocking),
+                num(sync_host),
                 num(self.fig(KVFS_NOSYNC, row.id)),
-                ratio(blocking, kv),
+                ratio(sync_host, kv),
             ]);
         }
         print_table(&lines);
         println!(
-            "blocking I/O = the same composed component on the harness's wasmtime host with \
-             WasiCtxBuilder::allow_blocking_current_thread(true) (file calls on the calling thread instead of \
-             tokio's spawn_blocking); durability none = composed with --durability none"
+            "sync host = the same composed component on the harness's wasmtime host, with wasmtime-wasi's \
+             synchronous bindings (kv-runner: the asynchronous ones on a single-threaded tokio runtime; both make \
+             file calls on the calling thread); durability none = composed with --durability none"
         );
 
         println!("\nraw wasi:filesystem calls, as kv-fs makes them (us per call)");
-        let mut lines = vec![strings(&["call", "kv-runner", "blocking I/O", "native std::fs"])];
+        let mut lines = vec![strings(&["call", "kv-runner", "sync host", "native std::fs"])];
         for (what, label) in [
             ("read_4k_us", "descriptor.read, 4 KiB at an offset"),
             ("read_160_us", "descriptor.read, 160 B (a commit record)"),
@@ -283,7 +283,7 @@ impl Bench {
             lines.push(vec![
                 label.to_string(),
                 num(self.probe_us("kv-runner", what)),
-                num(self.probe_us("blocking I/O", what)),
+                num(self.probe_us("sync host", what)),
                 num(self.probe_us("native", what)),
             ]);
         }
@@ -463,8 +463,8 @@ impl Bench {
             "stores": {
                 KVFS: "kv-fs composed into the guest (kv-virt plug), on kv-runner (wasmtime 48, default WASI \
                        context), default options (durability sync, 4 KiB pages)",
-                KVFS_BLOCKING: "the same component on the harness's wasmtime 48 host with \
-                                allow_blocking_current_thread(true)",
+                KVFS_SYNC_HOST: "the same component on the harness's wasmtime 48 host, with \
+                                wasmtime-wasi's synchronous bindings",
                 KVFS_NOSYNC: "kv-fs composed with durability none, on kv-runner",
                 REDB: "native redb 4, Durability::Immediate, one transaction per call",
                 SQLITE: "native SQLite (rusqlite, bundled), Spin's spin_key_value schema and statements, \

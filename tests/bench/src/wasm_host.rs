@@ -7,11 +7,11 @@
 //!   crossing the component boundary into a host `HashMap`. That host
 //!   serves one bucket, named `""`, and hands each `open` a copy of the data
 //!   it was built with (writes never outlive the instance);
-//! * a diagnostic: the composed kv-fs guest with
-//!   `WasiCtxBuilder::allow_blocking_current_thread(true)`, i.e. file I/O
-//!   done on the calling thread instead of through tokio's `spawn_blocking`
-//!   (what wasmtime-wasi does by default, and so `kv-runner`, for every
-//!   `wasi:filesystem` call).
+//! * a diagnostic: the composed kv-fs guest on wasmtime-wasi's synchronous
+//!   bindings (`kv-runner` uses the asynchronous ones, each run on a
+//!   single-threaded tokio runtime), with
+//!   `WasiCtxBuilder::allow_blocking_current_thread(true)` as in kv-runner:
+//!   file I/O on the calling thread instead of tokio's `spawn_blocking`.
 
 use std::path::Path;
 use std::sync::Arc;
