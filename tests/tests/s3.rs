@@ -1,23 +1,30 @@
 //! kv-http's s3 protocol against moto on 127.0.0.1: conformance for both
 //! drafts (its list check pages through 2,500 keys; moto cannot check
-//! signatures of its %-escaped keys, see `Moto::with_s3_bucket`), and, with
+//! signatures of its %-escaped keys, see `Moto::with_s3_bucket`; get-many's
+//! requests sent at once), and, with
 //! SigV4 authentication enforced, concurrent increments and refused
 //! credentials as clear errors.
 
 use kv_runner::Command;
 use kv_virt::adapters::BackendKind;
 use kv_virt::options::{AdapterOptions, HttpOptions, ProtocolArg};
+use kv_virt_tests::proxy::CountingProxy;
 use kv_virt_tests::servers::{Moto, moto};
 use kv_virt_tests::*;
 
 const S3_BUCKET: &str = "kv-data";
 
 fn options(moto: &Moto, buckets: &[&str]) -> AdapterOptions {
+    options_at(&moto.url(), buckets)
+}
+
+/// The options for moto's S3 bucket at `url` (moto itself or a proxy in front).
+fn options_at(url: &str, buckets: &[&str]) -> AdapterOptions {
     AdapterOptions {
         buckets: buckets.iter().map(|s| s.to_string()).collect(),
         http: HttpOptions {
             protocol: Some(ProtocolArg::S3),
-            endpoint: Some(moto.url()),
+            endpoint: Some(url.into()),
             s3_bucket: Some(S3_BUCKET.into()),
             region: Some(moto::REGION.into()),
             credentials: Moto::credential_flags(),
@@ -31,17 +38,21 @@ fn counter(moto: &Moto) -> Command {
     composed_command(COUNTER, BackendKind::Http, &options(moto, &[])).unwrap()
 }
 
+/// Through a proxy that lets get-many's three `GET`s through only when all
+/// three wait at once: S3 has no batch read, so kv-http sends them together.
 #[test]
 fn s3_conformance() {
     let moto = Moto::with_s3_bucket("s3-conformance", S3_BUCKET, false).unwrap();
+    let proxy = CountingProxy::gathering(moto.port(), "many", 3).unwrap();
     let limits = limit_args(kv_http::s3::LIMITS);
     let limits: Vec<&str> = limits.iter().map(String::as_str).collect();
     conformance_both_drafts(
         BackendKind::Http,
-        &options(&moto, &CONFORMANCE_BUCKETS),
+        &options_at(&proxy.url(), &CONFORMANCE_BUCKETS),
         &moto.run_options(&limits),
     )
     .unwrap();
+    assert!(proxy.gathered(), "get-many's requests were not sent at once");
 }
 
 /// 8 instances × 100 increments of one key give exactly 800.

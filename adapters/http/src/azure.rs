@@ -144,18 +144,37 @@ impl Connection {
     /// Signs and sends `request` (its path relative to the endpoint),
     /// creating the table first if this instance has not yet.
     fn send(&self, request: Request) -> Result<Response> {
+        self.ensure_table()?;
+        self.send_signed(request)
+    }
+
+    /// Sends independent requests at once ([`Client::send_all`]).
+    fn send_all(&self, requests: Vec<Request>) -> Result<Vec<Result<Response>>> {
+        self.ensure_table()?;
+        let signed = requests
+            .into_iter()
+            .map(|request| self.sign(request))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(self.client.send_all(&signed))
+    }
+
+    fn send_signed(&self, request: Request) -> Result<Response> {
+        self.client.send(&self.sign(request)?)
+    }
+
+    fn sign(&self, request: Request) -> Result<Request> {
+        let path = self.client.endpoint().full_path(&request.path);
+        let now = wasip2::clocks::wall_clock::now().seconds;
+        Ok(self.signer()?.sign(request, &path, now))
+    }
+
+    /// Creates the table on this instance's first request.
+    fn ensure_table(&self) -> Result<()> {
         if !self.table_ready.get() {
             self.create_table()?;
             self.table_ready.set(true);
         }
-        self.send_signed(request)
-    }
-
-    fn send_signed(&self, request: Request) -> Result<Response> {
-        let path = self.client.endpoint().full_path(&request.path);
-        let now = wasip2::clocks::wall_clock::now().seconds;
-        let request = self.signer()?.sign(request, &path, now);
-        self.client.send(&request)
+        Ok(())
     }
 
     fn create_table(&self) -> Result<()> {
@@ -222,7 +241,11 @@ impl AzureBucket {
     }
 
     fn read(&self, key: &str) -> Result<Option<Entity>> {
-        let response = self.conn.send(Request::new(Method::Get, self.path(key)))?;
+        self.entity_from(self.conn.send(Request::new(Method::Get, self.path(key)))?)
+    }
+
+    /// The entity a `GET` of it answered.
+    fn entity_from(&self, response: Response) -> Result<Option<Entity>> {
         if response.status == 404 {
             return Ok(None);
         }
@@ -336,6 +359,20 @@ impl Bucket for AzureBucket {
                 version: Some(Version(entity.etag.into_bytes())),
             },
         })
+    }
+
+    /// Entity-group transactions read one entity each: one `GET` per key,
+    /// sent at once.
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        let requests = keys
+            .iter()
+            .map(|key| Request::new(Method::Get, self.path(key)))
+            .collect();
+        self.conn
+            .send_all(requests)?
+            .into_iter()
+            .map(|response| Ok(self.entity_from(response?)?.map(|entity| entity.value)))
+            .collect()
     }
 
     fn set(&self, key: &str, value: &[u8]) -> Result<()> {

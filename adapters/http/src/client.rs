@@ -29,6 +29,10 @@ use wasip2::io::streams::StreamError;
 /// The most a response body may hold (list pages and batch reads included).
 const MAX_RESPONSE_BYTES: usize = 256 << 20;
 
+/// The most requests [`Client::send_all`] has in flight at once: enough to
+/// hide a cloud service's round trip, few enough not to look like a flood.
+pub const MAX_IN_FLIGHT: usize = 16;
+
 /// Whether a request may be sent again after a failure that leaves its
 /// outcome unknown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,7 +184,36 @@ impl Client {
     /// Returns the last response whatever its status; fails only when no
     /// response could be had.
     pub fn send(&self, request: &Request) -> Result<Response> {
-        let deadline = monotonic_clock::now().saturating_add(self.timeout_ns);
+        self.send_by(request, self.deadline(), None)
+    }
+
+    /// Sends independent requests at once (at most [`MAX_IN_FLIGHT`] in
+    /// flight), each with [`Client::send`]'s retry rules and deadline
+    /// (counted from when it starts): the service works on them in parallel
+    /// instead of one round trip after another. The results are in
+    /// `requests`' order.
+    pub fn send_all(&self, requests: &[Request]) -> Vec<Result<Response>> {
+        let first_attempts = self.attempt_all(requests);
+        // Retries, rare, are made one request at a time.
+        requests
+            .iter()
+            .zip(first_attempts)
+            .map(|(request, (first, deadline))| self.send_by(request, deadline, Some(first)))
+            .collect()
+    }
+
+    fn deadline(&self) -> u64 {
+        monotonic_clock::now().saturating_add(self.timeout_ns)
+    }
+
+    /// [`Client::send`], within `deadline`, starting from the outcome of a
+    /// `first` attempt if one was already made.
+    fn send_by(
+        &self,
+        request: &Request,
+        deadline: u64,
+        mut first: Option<Result<Response, Failure>>,
+    ) -> Result<Response> {
         let attempts = |n: u32| {
             if n == 1 {
                 "1 attempt".to_string()
@@ -190,8 +223,9 @@ impl Client {
         };
         let mut attempt = 1;
         loop {
+            let result = first.take().unwrap_or_else(|| self.attempt(request, deadline));
             // What the caller gets if this is the last attempt.
-            let outcome: Result<Response, String> = match self.attempt(request, deadline) {
+            let outcome: Result<Response, String> = match result {
                 Ok(response) if !may_retry(request, &response) => return Ok(response),
                 Ok(response) => Ok(response),
                 Err(Failure::TimedOut) => {
@@ -240,6 +274,68 @@ impl Client {
     }
 
     fn attempt(&self, request: &Request, deadline: u64) -> Result<Response, Failure> {
+        let future = self.start(request, deadline)?;
+        receive(&future, deadline)
+    }
+
+    /// One attempt of each request, at most [`MAX_IN_FLIGHT`] at a time (a
+    /// request starts as soon as another's response has been read), with
+    /// the deadline each got when it started.
+    fn attempt_all(&self, requests: &[Request]) -> Vec<(Result<Response, Failure>, u64)> {
+        let mut outcomes: Vec<Option<(Result<Response, Failure>, u64)>> =
+            requests.iter().map(|_| None).collect();
+        let mut in_flight: Vec<(usize, FutureIncomingResponse, u64)> = Vec::new();
+        let mut next = 0;
+        loop {
+            while in_flight.len() < MAX_IN_FLIGHT && next < requests.len() {
+                let deadline = self.deadline();
+                match self.start(&requests[next], deadline) {
+                    Ok(future) => in_flight.push((next, future, deadline)),
+                    Err(failure) => outcomes[next] = Some((Err(failure), deadline)),
+                }
+                next += 1;
+            }
+            let Some(soonest) = in_flight.iter().map(|&(_, _, deadline)| deadline).min() else {
+                break;
+            };
+            let ready = {
+                // Dropped before their futures are: they are the futures' children.
+                let pollables: Vec<Pollable> = in_flight
+                    .iter()
+                    .map(|(_, future, _)| future.subscribe())
+                    .collect();
+                let timer = monotonic_clock::subscribe_instant(soonest);
+                let mut all: Vec<&Pollable> = pollables.iter().collect();
+                all.push(&timer);
+                let mut ready: Vec<usize> = poll(&all)
+                    .into_iter()
+                    .map(|i| i as usize)
+                    .filter(|&i| i < in_flight.len())
+                    .collect();
+                if ready.is_empty() {
+                    // A deadline passed: those requests get no more time.
+                    let now = monotonic_clock::now();
+                    ready = (0..in_flight.len()).filter(|&i| in_flight[i].2 <= now).collect();
+                }
+                ready.sort_unstable();
+                ready
+            };
+            // From the back, so that the indices left are still right.
+            for &slot in ready.iter().rev() {
+                let (index, future, deadline) = in_flight.swap_remove(slot);
+                // A future not ready yet waits no longer than its deadline.
+                outcomes[index] = Some((receive(&future, deadline), deadline));
+            }
+        }
+        // Every request was started, then answered or timed out.
+        outcomes
+            .into_iter()
+            .map(|outcome| outcome.unwrap_or((Err(Failure::TimedOut), 0)))
+            .collect()
+    }
+
+    /// Sends the request line, headers and body; the response is to come.
+    fn start(&self, request: &Request, deadline: u64) -> Result<FutureIncomingResponse, Failure> {
         let outgoing = self.outgoing(request).map_err(Failure::NotSent)?;
         let body = outgoing
             .body()
@@ -256,8 +352,7 @@ impl Client {
                 _ => failure,
             });
         }
-        let response = wait_response(&future, deadline)?;
-        read_response(response, deadline)
+        Ok(future)
     }
 
     fn outgoing(&self, request: &Request) -> Result<OutgoingRequest, String> {
@@ -360,6 +455,12 @@ fn write_body(body: &OutgoingBody, mut bytes: &[u8], deadline: u64) -> Result<()
             Err(e) => return Err(broken(e)),
         }
     }
+}
+
+/// The whole response to a started request.
+fn receive(future: &FutureIncomingResponse, deadline: u64) -> Result<Response, Failure> {
+    let response = wait_response(future, deadline)?;
+    read_response(response, deadline)
 }
 
 fn wait_response(future: &FutureIncomingResponse, deadline: u64) -> Result<IncomingResponse, Failure> {

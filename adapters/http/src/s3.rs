@@ -95,7 +95,20 @@ struct Connection {
 impl Connection {
     /// Signs and sends a request for `path` (under the S3 bucket, encoded,
     /// query included).
-    fn send(&self, mut request: Request) -> Result<Response> {
+    fn send(&self, request: Request) -> Result<Response> {
+        self.client.send(&self.sign(request)?)
+    }
+
+    /// Signs and sends independent requests at once ([`Client::send_all`]).
+    fn send_all(&self, requests: Vec<Request>) -> Result<Vec<Result<Response>>> {
+        let signed = requests
+            .into_iter()
+            .map(|request| self.sign(request))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(self.client.send_all(&signed))
+    }
+
+    fn sign(&self, mut request: Request) -> Result<Request> {
         let payload_hash = sigv4::hex_sha256(&request.body);
         request
             .headers
@@ -109,7 +122,7 @@ impl Connection {
             wall_clock::now().seconds,
             &payload_hash,
         );
-        self.client.send(&request)
+        Ok(request)
     }
 
     /// S3's errors are XML: `<Code>`, `<Message>`.
@@ -167,9 +180,14 @@ impl S3Bucket {
 
     /// The value and ETag, or `None` if there is no such object.
     fn get_object(&self, key: &str) -> Result<Option<(Vec<u8>, String)>> {
-        let response = self
-            .conn
-            .send(Request::new(Method::Get, self.object_path(key)?))?;
+        self.object_from(
+            self.conn
+                .send(Request::new(Method::Get, self.object_path(key)?))?,
+        )
+    }
+
+    /// The value and ETag a `GET` of an object answered.
+    fn object_from(&self, response: Response) -> Result<Option<(Vec<u8>, String)>> {
         match response.status {
             404 => Ok(None),
             200 => {
@@ -252,6 +270,19 @@ impl Bucket for S3Bucket {
 
     fn delete(&self, key: &str) -> Result<()> {
         self.delete_one(key)
+    }
+
+    /// S3 has no batch read: one `GET` per key, sent at once.
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        let requests = keys
+            .iter()
+            .map(|key| Ok(Request::new(Method::Get, self.object_path(key)?)))
+            .collect::<Result<Vec<_>>>()?;
+        self.conn
+            .send_all(requests)?
+            .into_iter()
+            .map(|response| Ok(self.object_from(response?)?.map(|(value, _)| value)))
+            .collect()
     }
 
     fn exists(&self, key: &str) -> Result<bool> {

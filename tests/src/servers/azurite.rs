@@ -49,7 +49,16 @@ impl Azurite {
 
     /// The endpoint, path-style: the account is the first path segment.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/{DEV_ACCOUNT}", self.port)
+        Azurite::url_at(self.port)
+    }
+
+    /// The account's URL at another port (a proxy in front of Azurite).
+    pub fn url_at(port: u16) -> String {
+        format!("http://127.0.0.1:{port}/{DEV_ACCOUNT}")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 }
 
