@@ -7,7 +7,10 @@
 //! server restart.
 //!
 //! Plain `http` only (loopback test servers); an `https` request falls back
-//! to wasmtime's default connection per request.
+//! to wasmtime's default connection per request. Of a request's timeouts,
+//! connect and first-byte bound the wait for the response head together;
+//! between-bytes is not applied (a stalled body is left to the guest's own
+//! deadline, as kv-http has).
 
 use std::time::Duration;
 
