@@ -29,6 +29,16 @@ pub struct Versioned {
     pub version: Option<Version>,
 }
 
+impl Versioned {
+    /// A present value, read at `version` (an absent one is the default).
+    pub fn found(value: Vec<u8>, version: Version) -> Versioned {
+        Versioned {
+            value: Some(value),
+            version: Some(version),
+        }
+    }
+}
+
 /// One `list-keys` request as a backend sees it.
 #[derive(Clone, Copy, Debug)]
 pub struct ListRequest<'a> {

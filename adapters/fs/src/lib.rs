@@ -150,13 +150,9 @@ impl kv_core::Bucket for FsBucket {
             .borrow_mut()
             .get_versioned(key.as_bytes())
             .map_err(engine_error)?;
-        Ok(match found {
-            Some((value, seq)) => Versioned {
-                value: Some(value),
-                version: Some(version(seq)),
-            },
-            None => Versioned::default(),
-        })
+        Ok(found
+            .map(|(value, seq)| Versioned::found(value, version(seq)))
+            .unwrap_or_default())
     }
 
     fn set(&self, key: &str, value: &[u8]) -> Result<()> {

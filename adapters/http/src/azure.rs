@@ -352,13 +352,10 @@ impl Bucket for AzureBucket {
     }
 
     fn get_versioned(&self, key: &str) -> Result<Versioned> {
-        Ok(match self.read(key)? {
-            None => Versioned::default(),
-            Some(entity) => Versioned {
-                value: Some(entity.value),
-                version: Some(Version(entity.etag.into_bytes())),
-            },
-        })
+        Ok(self
+            .read(key)?
+            .map(|entity| Versioned::found(entity.value, Version(entity.etag.into_bytes())))
+            .unwrap_or_default())
     }
 
     /// Entity-group transactions read one entity each: one `GET` per key,

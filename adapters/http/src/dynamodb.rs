@@ -331,13 +331,10 @@ impl Bucket for DynamoDbBucket {
     }
 
     fn get_versioned(&self, key: &str) -> Result<Versioned> {
-        Ok(match self.get_item(key)? {
-            None => Versioned::default(),
-            Some((value, version)) => Versioned {
-                value: Some(value),
-                version: Some(Version(version.into_bytes())),
-            },
-        })
+        Ok(self
+            .get_item(key)?
+            .map(|(value, version)| Versioned::found(value, Version(version.into_bytes())))
+            .unwrap_or_default())
     }
 
     fn set(&self, key: &str, value: &[u8]) -> Result<()> {

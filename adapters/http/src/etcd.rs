@@ -260,13 +260,10 @@ impl Bucket for EtcdBucket {
     }
 
     fn get_versioned(&self, key: &str) -> Result<Versioned> {
-        Ok(match self.range(key)? {
-            None => Versioned::default(),
-            Some(found) => Versioned {
-                value: Some(found.value),
-                version: Some(Version(found.mod_revision.to_string().into_bytes())),
-            },
-        })
+        Ok(self
+            .range(key)?
+            .map(|found| Versioned::found(found.value, Version(found.mod_revision.to_string().into_bytes())))
+            .unwrap_or_default())
     }
 
     fn set(&self, key: &str, value: &[u8]) -> Result<()> {

@@ -249,13 +249,10 @@ impl Bucket for S3Bucket {
     }
 
     fn get_versioned(&self, key: &str) -> Result<Versioned> {
-        Ok(match self.get_object(key)? {
-            None => Versioned::default(),
-            Some((value, etag)) => Versioned {
-                value: Some(value),
-                version: Some(Version(etag.into_bytes())),
-            },
-        })
+        Ok(self
+            .get_object(key)?
+            .map(|(value, etag)| Versioned::found(value, Version(etag.into_bytes())))
+            .unwrap_or_default())
     }
 
     fn set(&self, key: &str, value: &[u8]) -> Result<()> {

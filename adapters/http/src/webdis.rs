@@ -256,10 +256,9 @@ impl Bucket for WebdisBucket {
         match reply {
             Reply::Array(items) if items.is_empty() => Ok(Versioned::default()),
             Reply::Array(mut items) if items.len() == 2 => match (items.pop(), items.pop()) {
-                (Some(Reply::Bulk(Some(hash))), Some(Reply::Bulk(Some(value)))) => Ok(Versioned {
-                    value: Some(value),
-                    version: Some(Version(hash)),
-                }),
+                (Some(Reply::Bulk(Some(hash))), Some(Reply::Bulk(Some(value)))) => {
+                    Ok(Versioned::found(value, Version(hash)))
+                }
                 _ => Err(self.conn.client.error("unexpected reply to a versioned GET")),
             },
             reply => Err(self.conn.unexpected("a versioned GET", &reply)),

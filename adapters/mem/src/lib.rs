@@ -109,13 +109,12 @@ impl kv_core::Bucket for MemBucket {
     }
 
     fn get_versioned(&self, key: &str) -> Result<Versioned> {
-        Ok(match self.entries.borrow().get(key) {
-            Some(e) => Versioned {
-                value: Some(e.value.clone()),
-                version: Some(version(e.written_at)),
-            },
-            None => Versioned::default(),
-        })
+        Ok(self
+            .entries
+            .borrow()
+            .get(key)
+            .map(|e| Versioned::found(e.value.clone(), version(e.written_at)))
+            .unwrap_or_default())
     }
 
     fn set(&self, key: &str, value: &[u8]) -> Result<()> {
