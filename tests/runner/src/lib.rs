@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -177,15 +177,24 @@ fn add_host_keyvalue(_linker: &mut Linker<Host>) -> Result<()> {
     Ok(())
 }
 
-/// Preopens host directories read-write.
-fn preopen(builder: &mut WasiCtxBuilder, preopens: &[(PathBuf, String)]) -> Result<()> {
+/// What every instance's WASI context has, command or service: the
+/// environment, the network (outgoing wasi:http and sockets), and host
+/// directories preopened read-write.
+fn wasi_builder(env: &[(String, String)], preopens: &[(PathBuf, String)]) -> Result<WasiCtxBuilder> {
+    let mut builder = WasiCtx::builder();
+    builder.envs(env);
+    builder.inherit_network().allow_ip_name_lookup(true);
+    // File calls on the instance's own thread, not hopped to tokio's
+    // blocking pool (~25 µs a call, see tests/bench and serve.rs). Before
+    // the preopens, which copy it.
+    builder.allow_blocking_current_thread(true);
     for (host, guest) in preopens {
         builder
             .preopened_dir(host, guest, FsPerms::ReadWrite)
             .map_err(wasm_err)
             .with_context(|| format!("preopening {}", host.display()))?;
     }
-    Ok(())
+    Ok(builder)
 }
 
 impl Runtime {
@@ -203,13 +212,7 @@ impl Runtime {
     /// Compiles a component (bytes of a `.wasm` file), or loads one this
     /// runner precompiled ([`Runtime::precompile`]).
     pub fn command(&self, wasm: &[u8]) -> Result<Command> {
-        let component = self.component(wasm)?;
-        let instance_pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(wasm_err)
-            .context("the component's imports cannot be satisfied by WASI 0.2 + wasi:http")?;
-        let pre = CommandPre::new(instance_pre)
+        let pre = CommandPre::new(self.instance_pre(wasm)?)
             .map_err(wasm_err)
             .context("the component does not export wasi:cli/run")?;
         Ok(Command {
@@ -218,7 +221,17 @@ impl Runtime {
         })
     }
 
-    pub(crate) fn component(&self, wasm: &[u8]) -> Result<Component> {
+    /// Compiles or loads a component and links its imports, for either
+    /// kind of component: commands and services share the linker.
+    pub(crate) fn instance_pre(&self, wasm: &[u8]) -> Result<InstancePre<Host>> {
+        let component = self.component(wasm)?;
+        self.linker
+            .instantiate_pre(&component)
+            .map_err(wasm_err)
+            .context("the component's imports cannot be satisfied by WASI 0.2 + wasi:http")
+    }
+
+    fn component(&self, wasm: &[u8]) -> Result<Component> {
         if Engine::detect_precompiled(wasm).is_some() {
             // SAFETY: only files written by `precompile` of this same build are
             // passed here (the tests' crash runs); wasmtime checks the engine
@@ -249,16 +262,10 @@ fn from_file<T>(path: &Path, load: impl FnOnce(&[u8]) -> Result<T>) -> Result<T>
 impl Command {
     /// Runs the command once, in a fresh instance.
     pub fn run(&self, options: &RunOptions) -> Result<RunOutput> {
-        let mut builder = WasiCtx::builder();
+        let mut builder = wasi_builder(&options.env, &options.preopens)?;
         let mut argv = vec!["main".to_string()];
         argv.extend(options.args.iter().cloned());
-        builder.args(&argv).envs(&options.env);
-        builder.inherit_network().allow_ip_name_lookup(true);
-        // Each run has its thread to itself: do file I/O on it rather than
-        // hopping to a blocking pool for every wasi:filesystem call, which
-        // costs ~25 µs a call (see tests/bench).
-        builder.allow_blocking_current_thread(true);
-        preopen(&mut builder, &options.preopens)?;
+        builder.args(&argv);
         let stdout = MemoryOutputPipe::new(usize::MAX);
         let stderr = MemoryOutputPipe::new(usize::MAX);
         if options.capture_output {

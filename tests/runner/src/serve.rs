@@ -25,14 +25,13 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use tokio::sync::oneshot;
 use wasmtime::Store;
-use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use crate::{Host, PooledHttp, Runtime, from_file, preopen, wasm_err};
+use crate::{Host, PooledHttp, Runtime, from_file, wasi_builder, wasm_err};
 
 /// What every instance of a served component sees.
 #[derive(Clone, Debug)]
@@ -72,13 +71,7 @@ pub struct Service {
 impl Runtime {
     /// Compiles a component that exports `wasi:http/incoming-handler`.
     pub fn service(&self, wasm: &[u8]) -> Result<Service> {
-        let component = self.component(wasm)?;
-        let instance_pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(wasm_err)
-            .context("the component's imports cannot be satisfied by WASI 0.2 + wasi:http")?;
-        let pre = ProxyPre::new(instance_pre)
+        let pre = ProxyPre::new(self.instance_pre(wasm)?)
             .map_err(wasm_err)
             .context("the component does not export wasi:http/incoming-handler")?;
         Ok(Service { pre })
@@ -225,12 +218,8 @@ impl Handler {
 
     /// Runs the request in a fresh instance.
     async fn respond(&self, request: hyper::Request<Incoming>) -> Result<hyper::Response<HyperOutgoingBody>> {
-        let mut builder = WasiCtx::builder();
-        builder.envs(&self.options.env).inherit_stdio();
-        builder.inherit_network().allow_ip_name_lookup(true);
-        // Before the preopens, which copy it: see the top of this file.
-        builder.allow_blocking_current_thread(true);
-        preopen(&mut builder, &self.options.preopens)?;
+        let mut builder = wasi_builder(&self.options.env, &self.options.preopens)?;
+        builder.inherit_stdio();
         let host = Host::new(
             builder.build(),
             self.http_pool.clone(),
