@@ -2,14 +2,28 @@
 
 fn main() {
     let artifacts = kv_wasm_build::build(
-        &["kv-conformance", "kv-counter", "kv-notes"],
+        &[
+            "kv-conformance",
+            "kv-counter",
+            "kv-notes",
+            "kv-wasmtime-command",
+            "kv-wasmcloud-counter",
+            "kv-draft2-app",
+            "kv-spin-app",
+        ],
         &["tests/guest", "examples"],
     );
     for (var, artifact) in [
         ("CONFORMANCE_DRAFT_WASM", "conformance-draft"),
         ("CONFORMANCE_DRAFT2_WASM", "conformance-draft2"),
+        ("CONFORMANCE_DRAFT2_2024_WASM", "conformance-draft2-2024"),
         ("COUNTER_WASM", "kv-counter"),
         ("NOTES_WASM", "kv_notes"),
+        ("WASMTIME_COMMAND_WASM", "kv-wasmtime-command"),
+        ("WASMCLOUD_COUNTER_WASM", "kv_wasmcloud_counter"),
+        ("DRAFT2_APP_PR55_WASM", "draft2-app-pr55"),
+        ("DRAFT2_APP_2024_WASM", "draft2-app-2024"),
+        ("SPIN_APP_WASM", "kv_spin_app"),
     ] {
         println!("cargo:rustc-env={var}={}", artifacts.wasm(artifact).display());
     }

@@ -10,9 +10,9 @@ use wasm_encoder::{
 use wit_component::{ComponentEncoder, StringEncoding};
 use wit_parser::Resolve;
 
-use crate::CONFIG_INTERFACE;
-use crate::inspect::{inspect_named, one_line};
-use crate::plug::wac_plug;
+use crate::inspect::{GetManyShape, inspect_named, one_line};
+use crate::plug::connect;
+use crate::{CONFIG_INTERFACE, DRAFT2_BATCH, DRAFT2_BATCH_2024};
 
 const CONFIG_WIT: &str = include_str!("../../wit/deps/kv-virt-config/config.wit");
 
@@ -77,11 +77,34 @@ fn provider_module(config: &[u8]) -> Result<Vec<u8>> {
 
 /// Bakes `config` into an unconfigured adapter: the result exports what the
 /// adapter exports and no longer imports `kv-virt:config/config`.
-pub fn configure(adapter: &[u8], config: &[u8]) -> Result<Vec<u8>> {
+///
+/// `draft2_get_many` is the shape its `wasi:keyvalue/batch@0.2.0-draft2`
+/// export has, for `wac plug`, which connects by name: PR #55's (the
+/// adapter's own export of that name, beside which the 2024 shape stays
+/// exported as [`DRAFT2_BATCH_2024`] for `kv-virt plug`), or the 2024 text's
+/// (that export, under the wasi name).
+pub fn configure(adapter: &[u8], config: &[u8], draft2_get_many: GetManyShape) -> Result<Vec<u8>> {
     let info = inspect_named(adapter, "the adapter")?;
     if !info.imports_interface(CONFIG_INTERFACE) {
         bail!("the adapter does not import {CONFIG_INTERFACE}: it is not an unconfigured kv-virt adapter");
     }
+    let mut exports: Vec<(String, String)> = info
+        .exports
+        .iter()
+        .map(|e| (e.name.clone(), e.name.clone()))
+        .collect();
+    match draft2_get_many {
+        GetManyShape::Pr55 => {}
+        GetManyShape::Text2024 => {
+            exports.retain(|(name, _)| name != DRAFT2_BATCH && name != DRAFT2_BATCH_2024);
+            exports.push((DRAFT2_BATCH_2024.into(), DRAFT2_BATCH.into()));
+        }
+        GetManyShape::Other => {
+            bail!("a configured adapter exports draft2's get-many in PR #55's shape or the 2024 text's")
+        }
+    }
     let provider = config_provider(config)?;
-    wac_plug(&provider, adapter).map_err(|e| anyhow::anyhow!("baking the configuration: {}", one_line(&e)))
+    let config = [(CONFIG_INTERFACE.to_string(), CONFIG_INTERFACE.to_string())];
+    connect(&provider, adapter, &config, &exports)
+        .map_err(|e| anyhow::anyhow!("baking the configuration: {}", one_line(&e)))
 }

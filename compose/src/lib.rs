@@ -15,11 +15,21 @@ mod plug;
 
 pub use configure::{config_provider, configure};
 pub use dummy::dummy_component;
-pub use inspect::{ComponentInfo, Item, inspect};
-pub use plug::plug;
+pub use inspect::{ComponentInfo, GetManyShape, Item, inspect};
+pub use plug::{is_key_value_interface, plug};
 
 /// The `wasi:keyvalue` package name, with no version.
 pub const KEYVALUE_PACKAGE: &str = "wasi:keyvalue";
+
+/// Spin's key-value interface, as `spin_sdk::key_value` imports it.
+pub const SPIN_KEY_VALUE: &str = "fermyon:spin/key-value@2.0.0";
+
+/// draft2's `batch`, whose `get-many` has two shapes under one version.
+pub const DRAFT2_BATCH: &str = "wasi:keyvalue/batch@0.2.0-draft2";
+
+/// The name under which the adapters export draft2's `batch` in the shape
+/// of its 2024 text (`wit/kv-virt.wit`).
+pub const DRAFT2_BATCH_2024: &str = "kv-virt:adapters/draft2-batch-2024@0.1.0";
 
 /// The name of the interface the adapters read their configuration from.
 pub const CONFIG_INTERFACE: &str = "kv-virt:config/config@0.1.0";

@@ -1,19 +1,35 @@
 //! Plugging a configured adapter into an app, as `wac plug` does, after
 //! checking what users get wrong: not a component, nothing to plug, a
-//! `wasi:keyvalue` version or shape the adapter does not serve.
+//! key-value interface, version or shape the adapter does not serve.
+//!
+//! Unlike `wac plug`, which connects exports to imports of the same name,
+//! the app's imports are wired one by one, so that an app built against the
+//! 2024 text of `wasi:keyvalue/batch@0.2.0-draft2` is connected to the
+//! adapter's export of that shape ([`crate::DRAFT2_BATCH_2024`]).
 
 use std::collections::BTreeSet;
 
 use anyhow::{Result, anyhow, bail};
 use wac_graph::types::Package;
 use wac_graph::{CompositionGraph, EncodeOptions};
-use wit_parser::{Handle, InterfaceId, Resolve, Type, TypeDefKind, WorldKey};
 
-use crate::inspect::{ComponentInfo, in_package, inspect_named, one_line};
-use crate::{CONFIG_INTERFACE, KEYVALUE_PACKAGE};
+use crate::inspect::{ComponentInfo, inspect_named, one_line};
+use crate::{CONFIG_INTERFACE, DRAFT2_BATCH, DRAFT2_BATCH_2024, KEYVALUE_PACKAGE};
+
+/// Whether an interface is a key-value interface kv-virt knows of, served
+/// or not: `wasi:keyvalue/*`, Spin's `fermyon:spin/key-value` and
+/// `spin:key-value/*`, any version. An app importing one that no adapter
+/// serves gets an error naming it, not a composed component that still
+/// imports it.
+pub fn is_key_value_interface(name: &str) -> bool {
+    let unversioned = name.split('@').next().unwrap_or(name);
+    unversioned.starts_with("wasi:keyvalue/")
+        || unversioned.starts_with("spin:key-value/")
+        || unversioned == "fermyon:spin/key-value"
+}
 
 /// Composes `app` with a configured `adapter`: the result imports what the
-/// app imports, less `wasi:keyvalue`, plus what the adapter imports.
+/// app imports, less its key-value interfaces, plus what the adapter imports.
 pub fn plug(app: &[u8], adapter: &[u8]) -> Result<Vec<u8>> {
     let app_info = inspect_named(app, "the app")?;
     let adapter_info = inspect_named(adapter, "the adapter")?;
@@ -22,11 +38,11 @@ pub fn plug(app: &[u8], adapter: &[u8]) -> Result<Vec<u8>> {
             "the adapter is not configured (it imports {CONFIG_INTERFACE}): configure it with `kv-virt adapter` first"
         );
     }
-    let wanted = app_info.imported_interfaces_of(KEYVALUE_PACKAGE);
+    let wanted = app_info.key_value_imports();
     if wanted.is_empty() {
         let imports: Vec<&str> = app_info.imports.iter().map(|i| i.name.as_str()).collect();
         bail!(
-            "the app imports no {KEYVALUE_PACKAGE} interface, so there is nothing to plug (it imports: {})",
+            "the app imports no {KEYVALUE_PACKAGE} or Spin key-value interface, so there is nothing to plug (it imports: {})",
             if imports.is_empty() {
                 "nothing".to_string()
             } else {
@@ -34,7 +50,7 @@ pub fn plug(app: &[u8], adapter: &[u8]) -> Result<Vec<u8>> {
             }
         );
     }
-    let offered = adapter_info.exported_interfaces_of(KEYVALUE_PACKAGE);
+    let offered = adapter_info.key_value_exports();
     let missing: Vec<&str> = wanted
         .iter()
         .copied()
@@ -42,19 +58,24 @@ pub fn plug(app: &[u8], adapter: &[u8]) -> Result<Vec<u8>> {
         .collect();
     if !missing.is_empty() {
         bail!(
-            "the app imports {} but the adapter exports only {} ({} supported)",
+            "the app imports {}, which the adapter does not serve (it serves {})",
             missing.join(", "),
-            offered.join(", "),
-            versions(&offered)
+            served(&offered)
         );
     }
-    for name in &wanted {
-        check_same_shape(&app_info, &adapter_info, name)?;
-    }
-    let composed =
-        wac_plug(adapter, app).map_err(|e| anyhow!("plugging the adapter into the app: {}", one_line(&e)))?;
+    let connections = wanted
+        .iter()
+        .map(|name| Ok((matching_export(&app_info, &adapter_info, name)?, name.to_string())))
+        .collect::<Result<Vec<_>>>()?;
+    let app_exports: Vec<(String, String)> = app_info
+        .exports
+        .iter()
+        .map(|e| (e.name.clone(), e.name.clone()))
+        .collect();
+    let composed = connect(adapter, app, &connections, &app_exports)
+        .map_err(|e| anyhow!("plugging the adapter into the app: {}", one_line(&e)))?;
     let left = inspect_named(&composed, "the composed component")?;
-    let unplugged = left.imported_interfaces_of(KEYVALUE_PACKAGE);
+    let unplugged = left.key_value_imports();
     if !unplugged.is_empty() {
         bail!(
             "the adapter could not satisfy the app's imports of {}",
@@ -64,113 +85,99 @@ pub fn plug(app: &[u8], adapter: &[u8]) -> Result<Vec<u8>> {
     Ok(composed)
 }
 
-/// "wasi:keyvalue@0.2.0-draft, wasi:keyvalue@0.2.0-draft2"
-fn versions(interfaces: &[&str]) -> String {
-    let versions: BTreeSet<String> = interfaces
+/// "wasi:keyvalue@0.2.0-draft, wasi:keyvalue@0.2.0-draft2, fermyon:spin/key-value@2.0.0"
+fn served(interfaces: &[&str]) -> String {
+    let packages: BTreeSet<String> = interfaces
         .iter()
-        .map(|name| match name.split_once('@') {
-            Some((_, version)) => format!("{KEYVALUE_PACKAGE}@{version}"),
-            None => KEYVALUE_PACKAGE.to_string(),
-        })
+        .filter(|name| **name != DRAFT2_BATCH_2024)
+        .map(
+            |name| match (name.strip_prefix(KEYVALUE_PACKAGE), name.split_once('@')) {
+                (Some(_), Some((_, version))) => format!("{KEYVALUE_PACKAGE}@{version}"),
+                _ => name.to_string(),
+            },
+        )
         .collect();
-    versions.into_iter().collect::<Vec<_>>().join(", ")
+    packages.into_iter().collect::<Vec<_>>().join(", ")
 }
 
-fn interface(info: &ComponentInfo, name: &str, imported: bool) -> Option<InterfaceId> {
-    let world = &info.resolve.worlds[info.world];
-    let items = if imported { &world.imports } else { &world.exports };
-    items.keys().find_map(|key| match key {
-        WorldKey::Interface(id) if info.resolve.id_of(*id).as_deref() == Some(name) => Some(*id),
-        _ => None,
-    })
-}
-
-/// Every function the app imports from `name` has the signature the
-/// adapter exports (catches draft2's two `get-many` shapes).
-fn check_same_shape(app: &ComponentInfo, adapter: &ComponentInfo, name: &str) -> Result<()> {
-    let (Some(wanted), Some(offered)) = (interface(app, name, true), interface(adapter, name, false)) else {
-        return Ok(());
+/// The adapter export that serves the app's import `name`: the export of
+/// the same name when every function the app imports has the signature the
+/// adapter exports; for draft2's `batch`, else the export of its 2024 shape.
+fn matching_export(app: &ComponentInfo, adapter: &ComponentInfo, name: &str) -> Result<String> {
+    let candidates: &[&str] = if name == DRAFT2_BATCH {
+        &[DRAFT2_BATCH, DRAFT2_BATCH_2024]
+    } else {
+        &[name]
     };
-    for (func_name, func) in &app.resolve.interfaces[wanted].functions {
-        let app_sig = signature(&app.resolve, func);
-        let adapter_sig = adapter.resolve.interfaces[offered]
-            .functions
-            .get(func_name)
-            .map(|f| signature(&adapter.resolve, f));
-        if adapter_sig.as_ref() == Some(&app_sig) {
-            continue;
+    for candidate in candidates {
+        if mismatch(app, adapter, name, candidate).is_none() {
+            return Ok(candidate.to_string());
         }
-        let hint = if in_package(name, KEYVALUE_PACKAGE)
-            && name.ends_with("/batch@0.2.0-draft2")
-            && func_name == "get-many"
-        {
-            " (the app was built against the 2024 text of draft2; kv-virt serves the shape of upstream \
-             wasi-keyvalue PR #55, which Spin uses: rebuild the app against the current draft2 WIT)"
-        } else {
-            ""
-        };
-        return Err(match adapter_sig {
-            Some(adapter_sig) => anyhow!(
-                "the app imports {name} `{func_name}` as `{app_sig}` but the adapter exports `{adapter_sig}`{hint}"
-            ),
-            None => anyhow!("the app imports {name} `{func_name}`, which the adapter does not export"),
-        });
     }
-    Ok(())
+    Err(mismatch(app, adapter, name, name).expect("no candidate matched"))
 }
 
-fn signature(resolve: &Resolve, func: &wit_parser::Function) -> String {
-    let params: Vec<String> = func
-        .params
-        .iter()
-        .map(|p| format!("{}: {}", p.name, render(resolve, &p.ty)))
-        .collect();
-    match &func.result {
-        Some(result) => format!("func({}) -> {}", params.join(", "), render(resolve, result)),
-        None => format!("func({})", params.join(", ")),
-    }
-}
-
-/// A type as WIT text (named types by name).
-fn render(resolve: &Resolve, ty: &Type) -> String {
-    let id = match ty {
-        Type::Id(id) => *id,
-        Type::String => return "string".into(),
-        Type::Bool => return "bool".into(),
-        Type::Char => return "char".into(),
-        Type::ErrorContext => return "error-context".into(),
-        other => return format!("{other:?}").to_lowercase(),
+/// Why the adapter's export `export` cannot serve the app's import
+/// `import`, if it cannot.
+fn mismatch(
+    app: &ComponentInfo,
+    adapter: &ComponentInfo,
+    import: &str,
+    export: &str,
+) -> Option<anyhow::Error> {
+    let wanted = app.interface(import, true)?;
+    let Some(offered) = adapter.interface(export, false) else {
+        return Some(anyhow!("the adapter does not export {export}"));
     };
-    let def = &resolve.types[id];
-    let render_opt = |t: &Option<Type>| t.as_ref().map_or("_".to_string(), |t| render(resolve, t));
-    match &def.kind {
-        TypeDefKind::List(t) => format!("list<{}>", render(resolve, t)),
-        TypeDefKind::Option(t) => format!("option<{}>", render(resolve, t)),
-        TypeDefKind::Tuple(t) => {
-            format!(
-                "tuple<{}>",
-                t.types
-                    .iter()
-                    .map(|t| render(resolve, t))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
+    let offered = adapter.signatures(offered);
+    for (func, app_sig) in app.signatures(wanted) {
+        match offered.iter().find(|(name, _)| *name == func) {
+            Some((_, adapter_sig)) if *adapter_sig == app_sig => continue,
+            Some((_, adapter_sig)) => {
+                return Some(anyhow!(
+                    "the app imports {import} `{func}` as `{app_sig}` but the adapter exports `{adapter_sig}`{}",
+                    if import == DRAFT2_BATCH && func == "get-many" {
+                        " (kv-virt serves draft2's get-many in two shapes: upstream PR #55's, which Spin uses, \
+                         and the 2024 text's `list<option<tuple<string, list<u8>>>>`; the app's is neither)"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+            None => {
+                return Some(anyhow!(
+                    "the app imports {import} `{func}`, which the adapter does not export"
+                ));
+            }
         }
-        TypeDefKind::Result(r) => format!("result<{}, {}>", render_opt(&r.ok), render_opt(&r.err)),
-        TypeDefKind::Handle(Handle::Own(t)) => render(resolve, &Type::Id(*t)),
-        TypeDefKind::Handle(Handle::Borrow(t)) => format!("borrow<{}>", render(resolve, &Type::Id(*t))),
-        TypeDefKind::Type(t) if def.name.is_none() => render(resolve, t),
-        _ => def.name.clone().unwrap_or_else(|| "?".into()),
     }
+    None
 }
 
-/// `wac plug`: the plug's exports satisfy the socket's imports.
-pub(crate) fn wac_plug(plug: &[u8], socket: &[u8]) -> Result<Vec<u8>> {
+/// `socket` instantiated with `plug`'s exports as arguments: each
+/// `(plug export, socket import)` of `connections`; the socket's other
+/// imports, and the plug's, become the result's imports. The result exports
+/// each `(socket export, as name)` of `exports`.
+pub(crate) fn connect(
+    plug: &[u8],
+    socket: &[u8],
+    connections: &[(String, String)],
+    exports: &[(String, String)],
+) -> Result<Vec<u8>> {
     let mut graph = CompositionGraph::new();
     let socket = Package::from_bytes("kv-virt:socket", None, socket.to_vec(), graph.types_mut())?;
     let socket = graph.register_package(socket)?;
     let plug = Package::from_bytes("kv-virt:plug", None, plug.to_vec(), graph.types_mut())?;
     let plug = graph.register_package(plug)?;
-    wac_graph::plug(&mut graph, vec![plug], socket)?;
+    let socket_instance = graph.instantiate(socket);
+    let plug_instance = graph.instantiate(plug);
+    for (export, import) in connections {
+        let export = graph.alias_instance_export(plug_instance, export)?;
+        graph.set_instantiation_argument(socket_instance, import, export)?;
+    }
+    for (export, name) in exports {
+        let export = graph.alias_instance_export(socket_instance, export)?;
+        graph.export(export, name)?;
+    }
     Ok(graph.encode(EncodeOptions::default())?)
 }

@@ -2,13 +2,9 @@
 //! crate's build script), composing them with an adapter, and running them
 //! on the embedded wasmtime.
 
-pub mod http;
-pub mod notes_load;
-pub mod proxy;
-pub mod servers;
+pub use kv_test_support::{http, notes_load, proxy, servers};
 
 use std::path::Path;
-use std::sync::OnceLock;
 
 use anyhow::{Context, Result, bail};
 use kv_runner::{Command, RunOptions, RunOutput, Runtime};
@@ -19,16 +15,25 @@ pub mod node;
 
 pub const CONFORMANCE_DRAFT: &str = env!("CONFORMANCE_DRAFT_WASM");
 pub const CONFORMANCE_DRAFT2: &str = env!("CONFORMANCE_DRAFT2_WASM");
+/// draft2's conformance guest built against the 2024 text of `get-many`.
+pub const CONFORMANCE_DRAFT2_2024: &str = env!("CONFORMANCE_DRAFT2_2024_WASM");
 pub const COUNTER: &str = env!("COUNTER_WASM");
 pub const NOTES: &str = env!("NOTES_WASM");
+
+/// The examples shaped like each ecosystem's apps (`examples/`).
+pub const WASMTIME_COMMAND: &str = env!("WASMTIME_COMMAND_WASM");
+pub const WASMCLOUD_COUNTER: &str = env!("WASMCLOUD_COUNTER_WASM");
+pub const DRAFT2_APP_PR55: &str = env!("DRAFT2_APP_PR55_WASM");
+pub const DRAFT2_APP_2024: &str = env!("DRAFT2_APP_2024_WASM");
+pub const SPIN_APP: &str = env!("SPIN_APP_WASM");
 
 /// The conformance guest's buckets (see `tests/guest/src/lib.rs`).
 pub const CONFORMANCE_BUCKETS: [&str; 2] = ["conformance", "conformance-list"];
 
 /// The checks each draft's conformance guest runs (draft2 adds the three
 /// CAS checks).
-pub const DRAFT_CHECKS: usize = 18;
-pub const DRAFT2_CHECKS: usize = 21;
+pub const DRAFT_CHECKS: usize = 19;
+pub const DRAFT2_CHECKS: usize = 22;
 
 pub fn read(path: impl AsRef<Path>) -> Vec<u8> {
     let path = path.as_ref();
@@ -37,14 +42,12 @@ pub fn read(path: impl AsRef<Path>) -> Vec<u8> {
 
 /// One engine for the whole test binary.
 pub fn runtime() -> &'static Runtime {
-    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| Runtime::new().expect("creating the wasmtime engine"))
+    Runtime::shared()
 }
 
 /// `kv-virt plug app <backend> <options>`, in process.
 pub fn compose(app: &[u8], backend: BackendKind, options: &AdapterOptions) -> Result<Vec<u8>> {
-    let adapter = kv_virt::cli::configured_adapter(Some(backend), options)?;
-    kv_compose::plug(app, &adapter)
+    kv_virt::cli::plug(app, Some(backend), options)
 }
 
 /// Composes and compiles a command.
@@ -53,10 +56,12 @@ pub fn composed_command(app: &str, backend: BackendKind, options: &AdapterOption
     runtime().command(&composed)
 }
 
-/// Adapter options that allow the conformance guest's buckets only.
+/// Adapter options that allow the conformance guest's buckets only, the
+/// first as the default bucket (`open("")`).
 pub fn conformance_options() -> AdapterOptions {
     AdapterOptions {
         buckets: CONFORMANCE_BUCKETS.iter().map(|s| s.to_string()).collect(),
+        default_bucket: Some(CONFORMANCE_BUCKETS[0].into()),
         ..AdapterOptions::default()
     }
 }
@@ -71,18 +76,25 @@ pub fn limit_args(limits: kv_core::Limits) -> Vec<String> {
     ]
 }
 
-/// Both drafts' conformance guests composed with the backend, each run
-/// with `run` and required to pass every check.
+/// Both drafts' conformance guests (draft2 against both texts of its
+/// `get-many`) composed with the backend, each run with `run` and required
+/// to pass every check.
 pub fn conformance_both_drafts(
     backend: BackendKind,
     options: &AdapterOptions,
     run: &RunOptions,
 ) -> Result<()> {
+    // The guest checks that `open("")` is its bucket.
+    let options = AdapterOptions {
+        default_bucket: Some(CONFORMANCE_BUCKETS[0].into()),
+        ..options.clone()
+    };
     for (guest, checks) in [
         (CONFORMANCE_DRAFT, DRAFT_CHECKS),
         (CONFORMANCE_DRAFT2, DRAFT2_CHECKS),
+        (CONFORMANCE_DRAFT2_2024, DRAFT2_CHECKS),
     ] {
-        let passed = run_conformance(&composed_command(guest, backend, options)?, run)?;
+        let passed = run_conformance(&composed_command(guest, backend, &options)?, run)?;
         if passed != checks {
             bail!("{guest}: {passed} checks ran, {checks} expected");
         }

@@ -20,3 +20,8 @@ fn kv_mem_draft() {
 fn kv_mem_draft2() {
     conformance(CONFORMANCE_DRAFT2, BackendKind::Mem, DRAFT2_CHECKS);
 }
+
+#[test]
+fn kv_mem_draft2_built_against_the_2024_text() {
+    conformance(CONFORMANCE_DRAFT2_2024, BackendKind::Mem, DRAFT2_CHECKS);
+}

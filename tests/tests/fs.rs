@@ -67,7 +67,11 @@ fn native_counter(dir: &Path, bucket_file: &str, key: &str) -> Option<u64> {
 /// the first run left.
 fn conformance(guest: &str, name: &str) {
     let dir = temp_dir(name);
-    let command = composed_command(guest, BackendKind::Fs, &fs_options(&CONFORMANCE_BUCKETS)).unwrap();
+    let options = AdapterOptions {
+        default_bucket: Some(CONFORMANCE_BUCKETS[0].into()),
+        ..fs_options(&CONFORMANCE_BUCKETS)
+    };
+    let command = composed_command(guest, BackendKind::Fs, &options).unwrap();
     for _ in 0..2 {
         run_conformance(&command, &run_options(&dir, &[])).unwrap();
     }
@@ -81,6 +85,11 @@ fn conformance_draft() {
 #[test]
 fn conformance_draft2() {
     conformance(CONFORMANCE_DRAFT2, "conformance-draft2");
+}
+
+#[test]
+fn conformance_draft2_built_against_the_2024_text() {
+    conformance(CONFORMANCE_DRAFT2_2024, "conformance-draft2-2024");
 }
 
 #[test]
@@ -133,7 +142,7 @@ fn eight_instances_on_threads_increment_exactly() {
 }
 
 fn kv_run(component: &Path, dir: &Path, args: &[&str]) -> Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_kv-run"))
+    std::process::Command::new(env!("CARGO_BIN_EXE_kv-run-under-test"))
         .arg("--dir")
         .arg(format!("{}::/data", dir.display()))
         .arg(component)

@@ -164,8 +164,14 @@ fn outage(protocol: ProtocolArg, url: &str, pooled: bool, stop: impl FnOnce(), r
     });
 }
 
+/// A server's data directory is named after the test: the pooled and the
+/// plain outage tests run at once, each with a server of its own.
+fn outage_name(pooled: bool) -> &'static str {
+    if pooled { "outage-pooled" } else { "outage" }
+}
+
 fn etcd_outage(pooled: bool) {
-    let etcd = std::sync::Mutex::new(Etcd::start("outage").unwrap());
+    let etcd = std::sync::Mutex::new(Etcd::start(outage_name(pooled)).unwrap());
     let url = etcd.lock().unwrap().url();
     outage(
         ProtocolArg::Etcd,
@@ -177,7 +183,7 @@ fn etcd_outage(pooled: bool) {
 }
 
 fn redis_outage(pooled: bool) {
-    let webdis = std::sync::Mutex::new(Webdis::start("outage").unwrap());
+    let webdis = std::sync::Mutex::new(Webdis::start(outage_name(pooled)).unwrap());
     let url = webdis.lock().unwrap().url();
     outage(
         ProtocolArg::Redis,

@@ -87,6 +87,11 @@ fn conformance_kv_mem_draft2() {
     conformance_kv_mem(CONFORMANCE_DRAFT2, "kv-mem-draft2", DRAFT2_CHECKS);
 }
 
+#[test]
+fn conformance_kv_mem_draft2_built_against_the_2024_text() {
+    conformance_kv_mem(CONFORMANCE_DRAFT2_2024, "kv-mem-draft2-2024", DRAFT2_CHECKS);
+}
+
 /// The conformance guest on kv-fs on Node, on fresh files, then on wasmtime
 /// on the files Node left.
 fn conformance_kv_fs(guest: &str, name: &str, expected_checks: usize) {
@@ -96,7 +101,10 @@ fn conformance_kv_fs(guest: &str, name: &str, expected_checks: usize) {
         "guest",
         guest,
         BackendKind::Fs,
-        &kv_fs("/data", &CONFORMANCE_BUCKETS),
+        &AdapterOptions {
+            default_bucket: Some(CONFORMANCE_BUCKETS[0].into()),
+            ..kv_fs("/data", &CONFORMANCE_BUCKETS)
+        },
     );
     let passed = check_conformance_output(&app.on_node(&with_data(&work, &[]))).unwrap();
     assert_eq!(passed, expected_checks, "every check ran");

@@ -1,6 +1,7 @@
 //! The notes example (`examples/notes`, a `wasi:http/incoming-handler`)
 //! composed with an adapter and served with a fresh instance per request:
-//! by `kv-run serve` under 16 concurrent clients, and in process.
+//! by `kv-run serve` under 16 concurrent clients, and in process. The Spin
+//! app (`examples/spin-app`) answers the same API and takes the same load.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -33,12 +34,17 @@ struct Backend {
     serve_args: Vec<String>,
 }
 
-/// kv-fs on `/data`, preopened from `data`.
+/// kv-fs on `/data`, preopened from `data`, allowing the notes example's bucket.
 fn kv_fs(data: &Path) -> Backend {
+    kv_fs_for(data, "notes")
+}
+
+/// kv-fs on `/data`, preopened from `data`, allowing only `bucket`.
+fn kv_fs_for(data: &Path, bucket: &str) -> Backend {
     Backend {
         kind: BackendKind::Fs,
         options: AdapterOptions {
-            buckets: vec!["notes".into()],
+            buckets: vec![bucket.into()],
             fs: FsOptions {
                 dir: Some("/data".into()),
                 ..FsOptions::default()
@@ -74,7 +80,7 @@ struct ServeProcess {
 
 impl ServeProcess {
     fn start(component: &Path, args: &[String]) -> ServeProcess {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kv-run"))
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kv-run-under-test"))
             .args(["serve", "--addr", "127.0.0.1:0"])
             .args(args)
             .arg(component)
@@ -126,14 +132,19 @@ fn list_all(http: &mut HttpClient) -> BTreeSet<String> {
     }
 }
 
-/// Serves the notes example on `backend`, runs 16 clients × 200 mixed
+/// Serves the notes example on `backend` and runs [`app_under_load`].
+fn notes_under_load(backend: &Backend, work: &Path) {
+    app_under_load(NOTES, backend, work);
+}
+
+/// Serves `app` (the notes API) on `backend`, runs 16 clients × 200 mixed
 /// requests at once, and checks: no request failed, every client read its
 /// own acknowledged writes, every acknowledged write (and delete) is there
 /// afterwards, the listing has exactly the live notes, and the hit counter
 /// counted every `POST /hits` exactly once.
-fn notes_under_load(backend: &Backend, work: &Path) {
-    let composed = compose(&read(NOTES), backend.kind, &backend.options).unwrap();
-    let component = work.join("notes.wasm");
+fn app_under_load(app: &str, backend: &Backend, work: &Path) {
+    let composed = compose(&read(app), backend.kind, &backend.options).unwrap();
+    let component = work.join("app.wasm");
     std::fs::write(&component, composed).unwrap();
     let server = ServeProcess::start(&component, &backend.serve_args);
 
@@ -188,15 +199,25 @@ fn notes_on_kv_fs_under_concurrent_load() {
     std::fs::create_dir_all(&data).unwrap();
     notes_under_load(&kv_fs(&data), &work);
     // The server is stopped: `kv-virt fs check` on the file it left.
+    assert_fs_check_passes(&data.join("notes.kvfs"));
+}
+
+/// `kv-virt fs check` finds no problem in `file`.
+fn assert_fs_check_passes(file: &Path) {
     let mut out = Vec::new();
-    kv_virt::fs_tools::run(
-        FsCommand::Check {
-            file: data.join("notes.kvfs"),
-        },
-        &mut out,
-    )
-    .unwrap();
+    kv_virt::fs_tools::run(FsCommand::Check { file: file.into() }, &mut out).unwrap();
     assert!(String::from_utf8(out).unwrap().contains(": ok ("));
+}
+
+/// The Spin SDK app (Spin's key-value interface, its default store), with
+/// no Spin: `kv-run serve` and kv-fs.
+#[test]
+fn spin_app_on_kv_fs_under_concurrent_load() {
+    let work = temp_dir("spin-kv-fs-load");
+    let data = work.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    app_under_load(SPIN_APP, &kv_fs_for(&data, "default"), &work);
+    assert_fs_check_passes(&data.join("default.kvfs"));
 }
 
 #[test]

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+use kv_compose::GetManyShape;
+
 use crate::adapters::BackendKind;
 use crate::options::AdapterOptions;
 
@@ -20,7 +22,8 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Write a configured adapter: a component exporting wasi:keyvalue
-    /// (0.2.0-draft and 0.2.0-draft2) that `wac plug` can plug into an app.
+    /// (0.2.0-draft and 0.2.0-draft2) and Spin's fermyon:spin/key-value@2.0.0
+    /// that `wac plug` can plug into an app.
     #[command(
         after_help = "Example:\n  kv-virt adapter mem --bucket app -o kv-mem.wasm\n  wac plug app.wasm --plug kv-mem.wasm -o composed.wasm"
     )]
@@ -29,12 +32,18 @@ pub enum Command {
         backend: Option<BackendKind>,
         #[command(flatten)]
         options: AdapterOptions,
+        /// The shape of the adapter's wasi:keyvalue/batch@0.2.0-draft2
+        /// `get-many`, for `wac plug`: `pr55` (upstream PR #55, as Spin) or
+        /// `2024` (the 2024 text). `kv-virt plug` picks the app's shape itself.
+        #[arg(long, value_name = "SHAPE", default_value = "pr55")]
+        draft2_get_many: GetManyArg,
         /// Where to write the adapter.
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
     },
-    /// Plug a configured adapter into an app that imports wasi:keyvalue.
-    /// The result imports no wasi:keyvalue and runs on any WASI 0.2 runtime.
+    /// Plug a configured adapter into an app that imports wasi:keyvalue or
+    /// Spin's key-value interface. The result imports neither and runs on
+    /// any WASI 0.2 runtime.
     #[command(
         after_help = "Example:\n  kv-virt plug app.wasm mem -o composed.wasm\n  wasmtime run composed.wasm"
     )]
@@ -60,6 +69,16 @@ pub enum Command {
     },
 }
 
+/// `--draft2-get-many`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum GetManyArg {
+    /// `list<tuple<string, option<list<u8>>>>` (upstream PR #55, Spin).
+    Pr55,
+    /// `list<option<tuple<string, list<u8>>>>` (the 2024 text).
+    #[value(name = "2024")]
+    Text2024,
+}
+
 fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
@@ -68,10 +87,26 @@ fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// A configured adapter for these options.
-pub fn configured_adapter(backend: Option<BackendKind>, options: &AdapterOptions) -> Result<Vec<u8>> {
+/// A configured adapter for these options, exporting draft2's `get-many`
+/// in the given shape under the wasi name.
+pub fn configured_adapter_with(
+    backend: Option<BackendKind>,
+    options: &AdapterOptions,
+    draft2_get_many: GetManyShape,
+) -> Result<Vec<u8>> {
     let (kind, config) = options.resolve(backend)?;
-    kv_compose::configure(kind.adapter(), &config.to_bytes())
+    kv_compose::configure(kind.adapter(), &config.to_bytes(), draft2_get_many)
+}
+
+/// A configured adapter for these options (PR #55's draft2 `get-many`
+/// under the wasi name; `kv-virt plug` connects either shape).
+pub fn configured_adapter(backend: Option<BackendKind>, options: &AdapterOptions) -> Result<Vec<u8>> {
+    configured_adapter_with(backend, options, GetManyShape::Pr55)
+}
+
+/// `kv-virt plug`: `app` with a configured adapter for these options plugged in.
+pub fn plug(app: &[u8], backend: Option<BackendKind>, options: &AdapterOptions) -> Result<Vec<u8>> {
+    kv_compose::plug(app, &configured_adapter(backend, options)?)
 }
 
 /// Runs one command; what it prints goes to `out`.
@@ -80,9 +115,14 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<()> {
         Command::Adapter {
             backend,
             options,
+            draft2_get_many,
             output,
         } => {
-            let adapter = configured_adapter(backend, &options)?;
+            let shape = match draft2_get_many {
+                GetManyArg::Pr55 => GetManyShape::Pr55,
+                GetManyArg::Text2024 => GetManyShape::Text2024,
+            };
+            let adapter = configured_adapter_with(backend, &options, shape)?;
             write(&output, &adapter)?;
             writeln!(out, "wrote {} ({} bytes)", output.display(), adapter.len())?;
         }
@@ -109,7 +149,12 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<()> {
                     writeln!(out, "  (none)")?;
                 }
                 for item in items {
-                    writeln!(out, "  {} ({})", item.name, item.kind)?;
+                    match item.get_many_shape {
+                        Some(shape) => {
+                            writeln!(out, "  {} ({}; {})", item.name, item.kind, shape.describe())?
+                        }
+                        None => writeln!(out, "  {} ({})", item.name, item.kind)?,
+                    }
                 }
             }
         }

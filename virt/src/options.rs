@@ -4,6 +4,7 @@
 //! ```toml
 //! backend = "fs"             # or given on the command line
 //! buckets = ["app", "cache"] # allow-list; absent: any valid name
+//! default-bucket = "default" # what open("") and Spin's `default` label open
 //! list-page-keys = 1000
 //!
 //! [fs]
@@ -50,6 +51,11 @@ pub struct AdapterOptions {
     /// fails with access-denied. Default: any valid name.
     #[arg(long = "bucket", value_name = "NAME")]
     pub buckets: Vec<String>,
+
+    /// The bucket `open("")` (wasmtime, wasmCloud) and Spin's `default`
+    /// label open [default: default].
+    #[arg(long, value_name = "NAME")]
+    pub default_bucket: Option<String>,
 
     /// At most this many keys per list-keys page.
     #[arg(long, value_name = "N")]
@@ -184,6 +190,7 @@ pub enum DurabilityArg {
 struct ConfigFile {
     backend: Option<BackendKind>,
     buckets: Option<Vec<String>>,
+    default_bucket: Option<String>,
     list_page_keys: Option<u32>,
     fs: Option<FsFile>,
     http: Option<HttpFile>,
@@ -272,6 +279,9 @@ impl AdapterOptions {
             Some(self.buckets.clone())
         };
         config.allowed_buckets = buckets;
+        if let Some(name) = self.default_bucket.clone().or(file.default_bucket) {
+            config.default_bucket = name;
+        }
         if let Some(n) = self.list_page_keys.or(file.list_page_keys) {
             config.list_page_keys = n;
         }

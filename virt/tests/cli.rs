@@ -54,7 +54,7 @@ fn plug_rejects_an_app_without_keyvalue() {
         "package test:app; interface host { now: func() -> u64; } world app { import host; export run: func(); }",
     );
     let output = kv_virt(&["plug", &app, "mem", "-o", dir.join("out.wasm").to_str().unwrap()]);
-    assert_one_line_error(&output, "imports no wasi:keyvalue interface");
+    assert_one_line_error(&output, "imports no wasi:keyvalue or Spin key-value interface");
 }
 
 #[test]
@@ -79,8 +79,59 @@ fn plug_names_the_versions_on_a_mismatch() {
     assert_one_line_error(&output, "wasi:keyvalue/store@0.1.0");
     assert_one_line_error(
         &output,
-        "wasi:keyvalue@0.2.0-draft, wasi:keyvalue@0.2.0-draft2 supported",
+        "fermyon:spin/key-value@2.0.0, wasi:keyvalue@0.2.0-draft, wasi:keyvalue@0.2.0-draft2",
     );
+}
+
+#[test]
+fn adapter_exports_the_draft2_get_many_shape_asked_for_and_inspect_names_it() {
+    let dir = temp_dir("cli-get-many-shape");
+    for (shape, described) in [
+        (None, "get-many of upstream PR #55"),
+        (Some("pr55"), "get-many of upstream PR #55"),
+        (Some("2024"), "get-many of the 2024 text"),
+    ] {
+        let out = dir.join("kv-mem.wasm");
+        let mut args = vec!["adapter", "mem", "-o", out.to_str().unwrap()];
+        args.extend(shape.iter().flat_map(|shape| ["--draft2-get-many", shape]));
+        let output = kv_virt(&args);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let output = kv_virt(&["inspect", out.to_str().unwrap()]);
+        let listing = String::from_utf8_lossy(&output.stdout);
+        let line = listing
+            .lines()
+            .find(|line| line.trim_start().starts_with("wasi:keyvalue/batch@0.2.0-draft2 "))
+            .unwrap_or_else(|| panic!("{listing}"));
+        assert!(line.contains(described), "{shape:?}: {line}");
+    }
+    let output = kv_virt(&["adapter", "mem", "--draft2-get-many", "2023", "-o", "x.wasm"]);
+    assert!(!output.status.success());
+}
+
+#[test]
+fn the_default_bucket_is_configurable_and_validated() {
+    let dir = temp_dir("cli-default-bucket");
+    let output = adapter_with_config(&dir, "backend = \"mem\"\ndefault-bucket = \"app\"\n");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let output = adapter_with_config(&dir, "backend = \"mem\"\ndefault-bucket = \"../up\"\n");
+    assert_one_line_error(&output, "the default bucket: invalid bucket name \"../up\"");
+    let output = kv_virt(&[
+        "adapter",
+        "mem",
+        "--default-bucket",
+        "",
+        "-o",
+        dir.join("a.wasm").to_str().unwrap(),
+    ]);
+    assert_one_line_error(&output, "the default bucket: invalid bucket name \"\"");
 }
 
 #[test]

@@ -14,8 +14,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-/// Version of the encoding below.
-pub const CONFIG_FORMAT: u32 = 1;
+/// Version of the encoding below (2: `default_bucket`).
+pub const CONFIG_FORMAT: u32 = 2;
+
+/// The bucket `open("")` opens unless configured otherwise. wasmtime's host
+/// accepts only the identifier `""` and wasmCloud's examples open `""`;
+/// Spin's default store is the label `default`: with this name, all of them
+/// open one bucket.
+pub const DEFAULT_BUCKET: &str = "default";
 
 /// The default size of a `list-keys` page.
 pub const DEFAULT_LIST_PAGE_KEYS: u32 = 1000;
@@ -27,8 +33,11 @@ pub const DEFAULT_LIST_PAGE_BYTES: u32 = 1 << 20;
 pub struct AdapterConfig {
     /// Always [`CONFIG_FORMAT`] when written by this version.
     pub format: u32,
-    /// The buckets `open` accepts; `None` accepts every valid name.
+    /// The buckets `open` accepts; `None` accepts every valid name. Checked
+    /// against the resolved name (`""` is [`AdapterConfig::default_bucket`]).
     pub allowed_buckets: Option<Vec<String>>,
+    /// The bucket `open("")` and Spin's `default` label open.
+    pub default_bucket: String,
     /// At most this many keys per `list-keys` page.
     pub list_page_keys: u32,
     /// A page also stops at this many key bytes.
@@ -267,6 +276,7 @@ impl AdapterConfig {
         AdapterConfig {
             format: CONFIG_FORMAT,
             allowed_buckets: None,
+            default_bucket: DEFAULT_BUCKET.into(),
             list_page_keys: DEFAULT_LIST_PAGE_KEYS,
             list_page_bytes: DEFAULT_LIST_PAGE_BYTES,
             backend,
@@ -302,6 +312,8 @@ impl AdapterConfig {
         for name in self.allowed_buckets.iter().flatten() {
             crate::validate_bucket_name(name)?;
         }
+        crate::validate_bucket_name(&self.default_bucket)
+            .map_err(|e| Error::other(format!("kv-virt configuration: the default bucket: {e}")))?;
         if let BackendConfig::Http(http) = &self.backend {
             if http.timeout_ms == 0 || http.retry.max_attempts == 0 {
                 return Err(Error::other(
@@ -328,12 +340,12 @@ mod tests {
         let mut config = AdapterConfig::new(BackendConfig::Mem(MemConfig {}));
         config.allowed_buckets = Some(vec!["a".into(), "b".into()]);
         assert_eq!(AdapterConfig::from_bytes(&config.to_bytes()).unwrap(), config);
-        config.format = 2;
+        config.format = CONFIG_FORMAT + 1;
         assert!(
             AdapterConfig::from_bytes(&config.to_bytes())
                 .unwrap_err()
                 .to_string()
-                .contains("format 2")
+                .contains(&format!("format {}", CONFIG_FORMAT + 1))
         );
         assert!(AdapterConfig::from_bytes(&[]).is_err());
         assert!(AdapterConfig::from_bytes(&[1, 0xff, 0xff]).is_err());

@@ -9,7 +9,7 @@ use alloc::collections::BTreeSet;
 use alloc::rc::Rc;
 use core::cell::RefCell;
 
-use crate::config::AdapterConfig;
+use crate::config::{AdapterConfig, DEFAULT_BUCKET};
 use crate::counter::CounterRange;
 use crate::cursor::{DraftCursors, decode_string_cursor, encode_string_cursor};
 use crate::{Backend, Bucket, Error, ListRequest, Result, Version, validate_bucket_name};
@@ -18,6 +18,7 @@ use crate::{Backend, Bucket, Error, ListRequest, Result, Version, validate_bucke
 pub struct Store<B: Backend> {
     backend: B,
     allowed_buckets: Option<BTreeSet<String>>,
+    default_bucket: String,
     page_keys: usize,
     page_bytes: usize,
     draft_cursors: RefCell<DraftCursors>,
@@ -31,6 +32,7 @@ impl<B: Backend> Store<B> {
                 .allowed_buckets
                 .as_ref()
                 .map(|names| names.iter().cloned().collect()),
+            default_bucket: config.default_bucket.clone(),
             page_keys: config.list_page_keys as usize,
             page_bytes: config.list_page_bytes as usize,
             draft_cursors: RefCell::default(),
@@ -41,8 +43,21 @@ impl<B: Backend> Store<B> {
         &self.backend
     }
 
-    /// `store.open`: a valid name, on the allow-list if there is one.
-    pub fn open(self: &Rc<Self>, name: &str) -> Result<OpenBucket<B>> {
+    /// The bucket an identifier names: `""` (wasmtime, wasmCloud) and Spin's
+    /// `default` label are the configured default bucket; any other name is
+    /// itself.
+    pub fn resolve<'a>(&'a self, identifier: &'a str) -> &'a str {
+        if identifier.is_empty() || identifier == DEFAULT_BUCKET {
+            &self.default_bucket
+        } else {
+            identifier
+        }
+    }
+
+    /// `store.open`: the resolved name, valid and on the allow-list if
+    /// there is one.
+    pub fn open(self: &Rc<Self>, identifier: &str) -> Result<OpenBucket<B>> {
+        let name = self.resolve(identifier);
         validate_bucket_name(name)?;
         if let Some(allowed) = &self.allowed_buckets
             && !allowed.contains(name)
@@ -189,6 +204,17 @@ impl<B: Backend> OpenBucket<B> {
             max_bytes: self.store.page_bytes,
         })?;
         Ok((page.keys, page.next))
+    }
+
+    /// Every key, in key order, page after page (Spin's `get-keys`).
+    pub fn all_keys(&self) -> Result<Vec<String>> {
+        let (mut keys, mut next) = self.list_page(None)?;
+        while let Some(after) = next {
+            let (page, more) = self.list_page(Some(&after))?;
+            keys.extend(page);
+            next = more;
+        }
+        Ok(keys)
     }
 
     /// 0.2.0-draft `list-keys` (`u64` cursors).

@@ -1,7 +1,11 @@
 //! The WIT glue shared by every adapter: exports `store`, `atomics` and
-//! `batch` of `wasi:keyvalue@0.2.0-draft` and `@0.2.0-draft2` from any
-//! [`kv_core::Backend`], reading the baked-in configuration through
-//! `kv-virt:config/config`.
+//! `batch` of `wasi:keyvalue@0.2.0-draft` and `@0.2.0-draft2` (its `batch`
+//! in both shapes: upstream PR #55's under the wasi name, the 2024 text's
+//! as `kv-virt:adapters/draft2-batch-2024`), and Spin's
+//! `fermyon:spin/key-value@2.0.0`, from any [`kv_core::Backend`], reading
+//! the baked-in configuration through `kv-virt:config/config`. All of them
+//! share the instance's one [`Store`]: an app importing several sees one
+//! store.
 //!
 //! This layer only converts types; every rule lives in [`kv_core::Store`].
 //! An adapter crate implements [`Adapter`] and calls [`export_adapter!`].
@@ -37,6 +41,8 @@ pub mod bindings {
     });
 }
 
+use bindings::exports::fermyon::spin::key_value as spin;
+use bindings::exports::kv_virt::adapters::draft2_batch_2024 as draft2_2024;
 use bindings::exports::wasi::keyvalue0_2_0_draft as draft;
 use bindings::exports::wasi::keyvalue0_2_0_draft2 as draft2;
 
@@ -58,7 +64,8 @@ macro_rules! export_adapter {
 /// The type the WIT exports are implemented on.
 pub struct Glue<A>(PhantomData<A>);
 
-/// A bucket resource (one Rust type serves both drafts' `bucket`).
+/// A bucket resource (one Rust type serves both drafts' `bucket` and
+/// Spin's `store`).
 pub struct BucketResource<A: Adapter>(OpenBucket<A>);
 
 /// A draft2 `cas` resource.
@@ -153,6 +160,26 @@ fn open<A: Adapter>(name: &str) -> Result<BucketResource<A>, Error> {
     Ok(BucketResource(store::<A>()?.open(name)?))
 }
 
+/// `set-many` and `delete-many`, spelled the same in every `batch`: `$d` is
+/// the draft whose `bucket` and `error` types the `batch` uses.
+macro_rules! set_many_and_delete_many {
+    ($d:ident) => {
+        fn set_many(
+            bucket: $d::store::BucketBorrow<'_>,
+            key_values: Vec<(String, Vec<u8>)>,
+        ) -> Result<(), $d::store::Error> {
+            Ok(bucket.get::<BucketResource<A>>().0.set_many(&key_values)?)
+        }
+
+        fn delete_many(
+            bucket: $d::store::BucketBorrow<'_>,
+            keys: Vec<String>,
+        ) -> Result<(), $d::store::Error> {
+            Ok(bucket.get::<BucketResource<A>>().0.delete_many(&keys)?)
+        }
+    };
+}
+
 /// The parts of the exports both drafts spell the same way, for draft
 /// module `$d`: the error type, `open`, the `bucket` methods but
 /// `list-keys`, and `set-many`/`delete-many`. `$list_keys` and
@@ -200,18 +227,18 @@ macro_rules! same_in_both_drafts {
         impl<A: Adapter> $d::batch::Guest for Glue<A> {
             $get_many
 
-            fn set_many(
-                bucket: $d::batch::BucketBorrow<'_>,
-                key_values: Vec<(String, Vec<u8>)>,
-            ) -> Result<(), $d::store::Error> {
-                Ok(bucket.get::<BucketResource<A>>().0.set_many(&key_values)?)
-            }
-
-            fn delete_many(bucket: $d::batch::BucketBorrow<'_>, keys: Vec<String>) -> Result<(), $d::store::Error> {
-                Ok(bucket.get::<BucketResource<A>>().0.delete_many(&keys)?)
-            }
+            set_many_and_delete_many!($d);
         }
     };
+}
+
+/// `get-many` as 0.2.0-draft and draft2's 2024 text return it: `none` for a
+/// missing key, the key with its value otherwise.
+fn present_entries(keys: Vec<String>, values: Vec<Option<Vec<u8>>>) -> Vec<Option<(String, Vec<u8>)>> {
+    keys.into_iter()
+        .zip(values)
+        .map(|(key, value)| value.map(|v| (key, v)))
+        .collect()
 }
 
 /// A `u64`/`s64` from the counter range the draft declares.
@@ -232,12 +259,7 @@ same_in_both_drafts!(
         keys: Vec<String>,
     ) -> Result<Vec<Option<(String, Vec<u8>)>>, draft::store::Error> {
         let values = bucket.get::<BucketResource<A>>().0.get_many(&keys)?;
-        // draft: `none` for a missing key, the key with its value otherwise.
-        Ok(keys
-            .into_iter()
-            .zip(values)
-            .map(|(key, value)| value.map(|v| (key, v)))
-            .collect())
+        Ok(present_entries(keys, values))
     }
 );
 
@@ -273,6 +295,19 @@ same_in_both_drafts!(
         Ok(keys.into_iter().zip(values).collect())
     }
 );
+
+/// draft2's `batch` as its 2024 text declares it (see `wit/kv-virt.wit`).
+impl<A: Adapter> draft2_2024::Guest for Glue<A> {
+    fn get_many(
+        bucket: draft2::store::BucketBorrow<'_>,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<(String, Vec<u8>)>>, draft2::store::Error> {
+        let values = bucket.get::<BucketResource<A>>().0.get_many(&keys)?;
+        Ok(present_entries(keys, values))
+    }
+
+    set_many_and_delete_many!(draft2);
+}
 
 impl<A: Adapter> draft2::atomics::Guest for Glue<A> {
     type Cas = CasResource<A>;
@@ -313,5 +348,53 @@ impl<A: Adapter> draft2::atomics::GuestCas for CasResource<A> {
 
     fn current(&self) -> Result<Option<Vec<u8>>, draft2::store::Error> {
         Ok(self.0.current().map(<[u8]>::to_vec))
+    }
+}
+
+// ---- fermyon:spin/key-value@2.0.0 ----
+
+/// Spin's errors, as Spin's host raises them. `store-table-full` is never
+/// raised: Spin raises it when its table of open stores (2^32 entries by
+/// default) is full, and kv-virt keeps no such table.
+impl From<Error> for spin::Error {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::NoSuchStore => spin::Error::NoSuchStore,
+            Error::AccessDenied => spin::Error::AccessDenied,
+            Error::Other(message) => spin::Error::Other(message),
+        }
+    }
+}
+
+impl<A: Adapter> spin::Guest for Glue<A> {
+    type Store = BucketResource<A>;
+}
+
+/// A Spin store is a bucket: the label is the bucket's name, and `default`
+/// (what `Store::open_default()` opens) is the default bucket.
+impl<A: Adapter> spin::GuestStore for BucketResource<A> {
+    fn open(label: String) -> Result<spin::Store, spin::Error> {
+        Ok(spin::Store::new(open::<A>(&label)?))
+    }
+
+    fn get(&self, key: String) -> Result<Option<Vec<u8>>, spin::Error> {
+        Ok(self.0.get(&key)?)
+    }
+
+    fn set(&self, key: String, value: Vec<u8>) -> Result<(), spin::Error> {
+        Ok(self.0.set(&key, &value)?)
+    }
+
+    fn delete(&self, key: String) -> Result<(), spin::Error> {
+        Ok(self.0.delete(&key)?)
+    }
+
+    fn exists(&self, key: String) -> Result<bool, spin::Error> {
+        Ok(self.0.exists(&key)?)
+    }
+
+    /// Every key of the bucket (Spin's `get-keys` has no cursor).
+    fn get_keys(&self) -> Result<Vec<String>, spin::Error> {
+        Ok(self.0.all_keys()?)
     }
 }

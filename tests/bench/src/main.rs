@@ -51,10 +51,10 @@
 //! counts, counter totals); a wrong result is reported, not timed over.
 //!
 //! And, to explain the kv-fs figures (diagnostics, not baselines): kv-fs
-//! with `--durability none`; kv-fs on the harness's own host, which uses
-//! wasmtime-wasi's synchronous bindings (kv-runner uses the asynchronous
-//! ones, each run on a single-threaded tokio runtime; both make file calls
-//! on the calling thread, `allow_blocking_current_thread`); the cost of
+//! with `--durability none`; kv-fs on a second kv-runner runtime with
+//! wasmtime-wasi's synchronous bindings (`Bindings::Sync`; `kv-run` uses the
+//! asynchronous ones, each run on a single-threaded tokio runtime; both make
+//! file calls on the calling thread, `allow_blocking_current_thread`); the cost of
 //! one raw `wasi:filesystem` call (`probe` mode of the guest) on each host
 //! and natively; and how many file operations the engine makes per
 //! `wasi:keyvalue` call (counted natively on the engine's instrumented
@@ -62,22 +62,18 @@
 
 mod native;
 mod output;
-mod wasm_host;
 mod workload;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use kv_runner::{Command, RunOptions, RunOutput};
+use kv_runner::{Bindings, Command, HostKeyValue, RunOptions, RunOutput, Runtime, RuntimeOptions};
 use kv_virt::adapters::{BackendKind, KV_FS, KV_MEM};
 use kv_virt::options::{AdapterOptions, DurabilityArg, FsOptions};
 use serde_json::{Value, json};
-use wasmtime_wasi_keyvalue::WasiKeyValueCtx;
 
-use crate::wasm_host::{Program, WasmHost};
 use crate::workload::{Params, Report};
 
 const GUEST: &str = env!("KV_BENCH_GUEST_WASM");
@@ -214,7 +210,7 @@ struct KvFs {
     /// Durability none, on kv-runner.
     nosync: Command,
     /// Durability sync, on the harness's host (wasmtime's synchronous bindings).
-    sync_host: Option<Program>,
+    sync_host: Option<Command>,
 }
 
 struct Bench {
@@ -298,11 +294,16 @@ fn main() -> Result<()> {
     if let Some(v) = bench.attempt("adapter sizes and kv-virt plug", |b| b.adapter_sizes_and_plug()) {
         bench.sizes_and_plug = v;
     }
-    let host = bench.attempt("creating the harness's wasmtime host", |_| WasmHost::new());
+    let host = bench.attempt("creating the harness's wasmtime host", |_| {
+        Runtime::with_options(RuntimeOptions {
+            bindings: Bindings::Sync,
+            host_keyvalue: true,
+        })
+    });
     let guest = match &host {
         Some(host) => bench.attempt("compiling the guest on the harness's host", |b| {
             b.timed("compiling the guest (not composed) on the harness's host", || {
-                host.program(&b.guest)
+                host.command(&b.guest)
             })
         }),
         None => None,
@@ -477,8 +478,8 @@ fn loadavg() -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
-fn no_keyvalue() -> Arc<WasiKeyValueCtx> {
-    wasm_host::keyvalue_data([])
+fn no_keyvalue() -> HostKeyValue {
+    HostKeyValue::default()
 }
 
 impl Bench {
@@ -597,17 +598,17 @@ impl Bench {
 
     // ------------------------------------------------------------ kv-fs
 
-    fn compile_kvfs(&self, host: Option<&WasmHost>) -> Result<KvFs> {
+    fn compile_kvfs(&self, host: Option<&Runtime>) -> Result<KvFs> {
         let compose =
-            |options: &AdapterOptions| kv_virt_tests::compose(&self.guest, BackendKind::Fs, options);
+            |options: &AdapterOptions| kv_virt::cli::plug(&self.guest, Some(BackendKind::Fs), options);
         let composed = compose(&AdapterOptions::default())?;
         let sync = self.timed("compiling guest + kv-fs (durability sync) on kv-runner", || {
-            kv_virt_tests::runtime().command(&composed)
+            Runtime::shared().command(&composed)
         })?;
         let nosync = self.timed(
             "composing and compiling guest + kv-fs (durability none) on kv-runner",
             || {
-                kv_virt_tests::runtime().command(&compose(&AdapterOptions {
+                Runtime::shared().command(&compose(&AdapterOptions {
                     fs: FsOptions {
                         durability: Some(DurabilityArg::None),
                         ..FsOptions::default()
@@ -618,7 +619,7 @@ impl Bench {
         )?;
         let sync_host = match host {
             Some(host) => Some(self.timed("compiling guest + kv-fs on the harness's host", || {
-                host.program(&composed)
+                host.command(&composed)
             })?),
             None => None,
         };
@@ -640,20 +641,24 @@ impl Bench {
         parse_output(&format!("kv-runner, mode {}", p.mode), &out)
     }
 
-    /// Runs a guest on the harness's host.
+    /// Runs a guest on the harness's second runtime (synchronous bindings),
+    /// with `dir`, if any, preopened as `/data`.
     fn run_program(
         &self,
-        program: &Program,
+        program: &Command,
         dir: Option<&Path>,
         p: &Params,
-        blocking: bool,
-        keyvalue: &Arc<WasiKeyValueCtx>,
+        keyvalue: &HostKeyValue,
     ) -> Result<Report> {
-        let out = program.run(&wasm_host::Run {
+        let out = program.run(&RunOptions {
             args: p.to_args(),
-            preopen: dir,
-            keyvalue,
-            blocking,
+            preopens: dir
+                .map(|dir| (dir.to_path_buf(), "/data".into()))
+                .into_iter()
+                .collect(),
+            capture_output: true,
+            keyvalue: keyvalue.clone(),
+            ..RunOptions::default()
         })?;
         parse_output(&format!("harness host, mode {}", p.mode), &out)
     }
@@ -699,7 +704,6 @@ impl Bench {
                     program,
                     Some(&sync_host_dir),
                     &s.read_params("bench"),
-                    true,
                     &no_keyvalue(),
                 )
             })?;
@@ -761,7 +765,7 @@ impl Bench {
                             sync_host: Some(program),
                             ..
                         }),
-                    ) => self.run_program(program, Some(&sync_host_dir), &p, true, &no_keyvalue()),
+                    ) => self.run_program(program, Some(&sync_host_dir), &p, &no_keyvalue()),
                     (REDB, _) => native::Redb::open(&redb_path)
                         .and_then(|mut kv| workload::run_ops(&mut kv, &p))
                         .map_err(anyhow::Error::msg),
@@ -798,12 +802,12 @@ impl Bench {
 
     // ------------------------------------------------------------ baselines
 
-    fn run_wtmem(&mut self, guest: &Program) -> Result<()> {
+    fn run_wtmem(&mut self, guest: &Command) -> Result<()> {
         let s = self.sizes.clone();
         // The host keeps nothing between instances: load in the same instance.
         let r = self.timed(
             "wasmtime in-memory host: load, then every operation (one instance)",
-            || self.run_program(guest, None, &s.params("load-ops", ""), false, &no_keyvalue()),
+            || self.run_program(guest, None, &s.params("load-ops", ""), &no_keyvalue()),
         )?;
         self.absorb(WTMEM, &r);
         self.raw.insert(WTMEM.into(), report_json(&r));
@@ -879,7 +883,7 @@ impl Bench {
 
     /// The cost of one raw `wasi:filesystem` call, as kv-fs makes them,
     /// on kv-runner, on the harness's synchronous host, and natively.
-    fn probe(&mut self, kvfs: Option<&KvFs>, guest: Option<&Program>) -> Result<()> {
+    fn probe(&mut self, kvfs: Option<&KvFs>, guest: Option<&Command>) -> Result<()> {
         let s = self.sizes.clone();
         let dir = self.work.join("probe");
         std::fs::create_dir_all(&dir)?;
@@ -904,7 +908,7 @@ impl Bench {
             self.probes.push(("kv-runner", r));
         }
         if let Some(guest) = guest {
-            let r = self.run_program(guest, Some(&dir), &p, true, &no_keyvalue())?;
+            let r = self.run_program(guest, Some(&dir), &p, &no_keyvalue())?;
             self.probes.push(("sync host", r));
         }
         let r = native::probe(&dir, pages, s.probe_reads, s.probe_creates)?;
@@ -914,7 +918,7 @@ impl Bench {
 
     // ------------------------------------------------------------ open
 
-    fn open_first_get(&mut self, kvfs: Option<&KvFs>, guest: Option<&Program>) {
+    fn open_first_get(&mut self, kvfs: Option<&KvFs>, guest: Option<&Command>) {
         let s = self.sizes.clone();
         let n = s.big_keys;
         let reps = s.open_reps;
@@ -948,7 +952,7 @@ impl Bench {
                 )?;
                 let file = file_len(&dir.join("big.kvfs"))?;
                 b.set(KVFS, "file_ratio_big", Some(file as f64 / logical));
-                let runs: [(&'static str, Option<&Program>); 2] = [(KVFS, None), (KVFS_SYNC_HOST, kvfs.sync_host.as_ref())];
+                let runs: [(&'static str, Option<&Command>); 2] = [(KVFS, None), (KVFS_SYNC_HOST, kvfs.sync_host.as_ref())];
                 for (store, program) in runs {
                     if store == KVFS_SYNC_HOST && program.is_none() {
                         continue;
@@ -959,7 +963,7 @@ impl Bench {
                         let t = Instant::now();
                         let r = match program {
                             None => b.run_guest(&kvfs.sync, &dir, &p)?,
-                            Some(program) => b.run_program(program, Some(&dir), &p, true, &no_keyvalue())?,
+                            Some(program) => b.run_program(program, Some(&dir), &p, &no_keyvalue())?,
                         };
                         let elapsed = t.elapsed().as_secs_f64() * 1e3;
                         if r.get("found") != Some(1.0) {
@@ -1025,12 +1029,12 @@ impl Bench {
         if let Some(guest) = guest {
             self.attempt("wasmtime-mem open->first get", |b| {
                 let data = b.timed(&format!("wasmtime in-memory host: a map of {n} keys"), || {
-                    Ok(wasm_host::keyvalue_data(entries.drain(..)))
+                    Ok(HostKeyValue::new(entries.drain(..)))
                 })?;
                 let (mut total, mut inside) = (vec![], vec![]);
                 for (i, &pick) in picks.iter().enumerate() {
                     let t = Instant::now();
-                    let r = b.run_program(guest, None, &params(pick, ""), false, &data)?;
+                    let r = b.run_program(guest, None, &params(pick, ""), &data)?;
                     let elapsed = t.elapsed().as_secs_f64() * 1e3;
                     if r.get("found") != Some(1.0) {
                         b.anomalies

@@ -8,7 +8,8 @@
 //! Usage: `conformance [--max-key-bytes N] [--max-value-bytes N]`
 //! (the backend's limits; default 64 KiB keys and 64 MiB values). The
 //! adapter must allow the buckets [`BUCKET`] and [`LIST_BUCKET`] and no
-//! bucket named [`DENIED_BUCKET`].
+//! bucket named [`DENIED_BUCKET`], and have [`BUCKET`] as its default
+//! bucket (`--default-bucket`), which `open("")` and `open("default")` open.
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
@@ -204,6 +205,10 @@ pub fn run<K: Kv>() -> i32 {
         bad_bucket_names::<K>(),
     );
     r.check(
+        "open(\"\") and open(\"default\") open the default bucket",
+        default_bucket::<K>(b),
+    );
+    r.check(
         "missing key: get none, exists false, delete ok",
         missing_key::<K>(b),
     );
@@ -266,7 +271,15 @@ fn buckets_denied<K: Kv>() -> Result<(), String> {
 }
 
 fn bad_bucket_names<K: Kv>() -> Result<(), String> {
-    for name in ["../escape", "..", "a/b", "a\\b", "", "nul\0", "new\nline"] {
+    for name in [
+        "../escape",
+        "..",
+        "a/b",
+        "a\\b",
+        "nul\0",
+        "new\nline",
+        &"n".repeat(129),
+    ] {
         match K::open(name) {
             Err(KvError::Other(_)) | Err(KvError::AccessDenied) => {}
             Err(e) => return Err(format!("open({name:?}): expected other(..), got {e:?}")),
@@ -274,6 +287,30 @@ fn bad_bucket_names<K: Kv>() -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `""` (wasmtime, wasmCloud) and `default` (Spin's default label) are the
+/// configured default bucket, here [`BUCKET`].
+fn default_bucket<K: Kv>(b: &K::Bucket) -> Result<(), String> {
+    let key = "default-bucket/probe";
+    for identifier in ["", "default"] {
+        let other = kv(&format!("open({identifier:?})"), K::open(identifier))?;
+        let by_name = format!("written by name, read through open({identifier:?})");
+        kv("set", K::set(b, key, by_name.as_bytes()))?;
+        let value = kv("get", K::get(&other, key))?;
+        ensure!(
+            value.as_deref() == Some(by_name.as_bytes()),
+            "open({identifier:?}) is not the default bucket: it reads {value:?}"
+        );
+        let through = format!("written through open({identifier:?}), read by name");
+        kv("set", K::set(&other, key, through.as_bytes()))?;
+        let value = kv("get", K::get(b, key))?;
+        ensure!(
+            value.as_deref() == Some(through.as_bytes()),
+            "a write through open({identifier:?}) is not in the default bucket"
+        );
+    }
+    kv("delete", K::delete(b, key))
 }
 
 fn missing_key<K: Kv>(b: &K::Bucket) -> Result<(), String> {
@@ -680,4 +717,78 @@ fn cas_insert_race<K: Kv>(b: &K::Bucket) -> Result<(), String> {
         "get after cas insert"
     );
     Ok(())
+}
+
+/// `get-many` as 0.2.0-draft and draft2's 2024 text return it (`none` for
+/// a missing key, the key and its value otherwise), as [`Kv::get_many`]
+/// wants it; an entry for another key counts as missing.
+pub fn entries_by_key(
+    keys: &[String],
+    entries: Vec<Option<(String, Vec<u8>)>>,
+) -> KvResult<Vec<(String, Option<Vec<u8>>)>> {
+    if entries.len() != keys.len() {
+        return Err(KvError::Other(format!(
+            "get-many returned {} entries for {} keys",
+            entries.len(),
+            keys.len()
+        )));
+    }
+    Ok(keys
+        .iter()
+        .zip(entries)
+        .map(|(key, entry)| (key.clone(), entry.filter(|(k, _)| k == key).map(|(_, v)| v)))
+        .collect())
+}
+
+/// The [`Kv`] implementation of draft2 but `get_many`, which has two
+/// shapes under one version (`wit/README.md`): the conformance guest is
+/// built against each (`src/bin/draft2.rs`, `src/bin/draft2_2024.rs`), with
+/// the text's `store`, `atomics` and `batch` bindings in scope and
+/// `same_in_both_drafts!(conversions)` at module level.
+#[macro_export]
+macro_rules! draft2_but_get_many {
+    () => {
+        type Bucket = store::Bucket;
+        type Cursor = String;
+        type Cas = atomics::Cas;
+        const DRAFT: &'static str = "0.2.0-draft2";
+        $crate::same_in_both_drafts!(methods);
+
+        const COUNTER_MAX: i128 = i64::MAX as i128;
+
+        fn list_keys(
+            b: &Self::Bucket,
+            cursor: Option<String>,
+        ) -> $crate::KvResult<(Vec<String>, Option<String>)> {
+            let response = b.list_keys(cursor.as_deref()).map_err(err)?;
+            Ok((response.keys, response.cursor))
+        }
+        fn garbage_cursors() -> Vec<String> {
+            vec![
+                "".into(),
+                "garbage".into(),
+                "kv1.AAAAAAAA".into(),
+                "\u{0}".into(),
+                "x".repeat(10_000),
+            ]
+        }
+        fn increment(b: &Self::Bucket, key: &str, delta: i64) -> $crate::KvResult<i128> {
+            atomics::increment(b, key, delta)
+                .map(i128::from)
+                .map_err(err)
+        }
+        fn cas_new(b: &Self::Bucket, key: &str) -> Option<$crate::KvResult<atomics::Cas>> {
+            Some(atomics::Cas::new(b, key).map_err(err))
+        }
+        fn cas_current(cas: &atomics::Cas) -> $crate::KvResult<Option<Vec<u8>>> {
+            cas.current().map_err(err)
+        }
+        fn cas_swap(cas: atomics::Cas, value: &[u8]) -> $crate::KvResult<$crate::Swap<atomics::Cas>> {
+            match atomics::swap(cas, value) {
+                Ok(()) => Ok($crate::Swap::Done),
+                Err(atomics::CasError::CasFailed(fresh)) => Ok($crate::Swap::Failed(fresh)),
+                Err(atomics::CasError::StoreError(e)) => Err(err(e)),
+            }
+        }
+    };
 }

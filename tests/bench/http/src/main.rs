@@ -48,13 +48,13 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use kv_core::config::Endpoint;
 use kv_http::client::percent_encode;
 use kv_http::webdis::{self, Reply};
+use kv_runner::Runtime;
 use kv_runner::{Command, RunOptions};
+use kv_test_support::proxy::CountingProxy;
+use kv_test_support::servers::azurite::{self, Azurite};
+use kv_test_support::servers::{Etcd, Moto, Webdis, moto};
 use kv_virt::adapters::BackendKind;
 use kv_virt::options::{AdapterOptions, HttpOptions, ProtocolArg};
-use kv_virt_tests::proxy::CountingProxy;
-use kv_virt_tests::servers::azurite::{self, Azurite};
-use kv_virt_tests::servers::{Etcd, Moto, Webdis, moto};
-use kv_virt_tests::{compose, runtime};
 use serde_json::{Value, json};
 
 use crate::keys::{key, pick, value};
@@ -531,8 +531,8 @@ fn bench_protocol(service: Service, url: &str, sizes: &Sizes, rows: &mut Vec<Row
             http: service.options(url),
             ..AdapterOptions::default()
         };
-        let bytes = compose(&std::fs::read(GUEST)?, BackendKind::Http, &options)?;
-        runtime().command(&bytes)
+        let bytes = kv_virt::cli::plug(&std::fs::read(GUEST)?, Some(BackendKind::Http), &options)?;
+        Runtime::shared().command(&bytes)
     };
     let direct = composed(url.to_string())?;
     let counted = composed(format!("http://127.0.0.1:{}{base_path}", proxy.port()))?;

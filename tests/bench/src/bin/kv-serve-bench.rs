@@ -10,7 +10,7 @@
 //! cargo run -p kv-bench --release --bin kv-serve-bench -- --quick  # seconds
 //! ```
 //!
-//! The load (`kv_virt_tests::notes_load`) is the serve test's: 55% writes
+//! The load (`kv_test_support::notes_load`) is the serve test's: 55% writes
 //! (durable for kv-fs), 45% reads; it runs in rounds interleaved across the
 //! stores, after an untimed warm-up round each. kv-fs must answer every
 //! request and every read with the client's last acknowledged write;
@@ -22,12 +22,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use kv_runner::{HostKeyValue, Runtime, ServeOptions, Server};
+use kv_runner::{HostKeyValue, Runtime, RuntimeOptions, ServeOptions, Server};
+use kv_test_support::http::HttpClient;
+use kv_test_support::notes_load::{LoadReport, LoadSpec, Notes, run_load};
 use kv_virt::adapters::BackendKind;
 use kv_virt::options::{AdapterOptions, DurabilityArg, FsOptions};
-use kv_virt_tests::http::HttpClient;
-use kv_virt_tests::notes_load::{LoadReport, LoadSpec, Notes, run_load};
-use kv_virt_tests::{NOTES, compose, read};
 use serde_json::{Value, json};
 
 const KVFS: &str = "kv-fs";
@@ -84,7 +83,11 @@ fn main() -> Result<()> {
     let rounds = if quick { 1 } else { 3 };
     let seeded = spec.seeded_notes();
 
-    let runtime = Runtime::new()?;
+    // wasmtime's in-memory host wasi:keyvalue too: the ceiling target.
+    let runtime = Runtime::with_options(RuntimeOptions {
+        host_keyvalue: true,
+        ..RuntimeOptions::default()
+    })?;
     let mut targets = vec![
         kv_fs_target(&runtime, KVFS, DurabilityArg::Sync, &work, &seeded)?,
         kv_fs_target(&runtime, KVFS_NOSYNC, DurabilityArg::None, &work, &seeded)?,
@@ -138,6 +141,12 @@ fn main() -> Result<()> {
     Ok(())
 }
 
+/// The notes example, built for wasm32-wasip2 by this crate's build script.
+fn notes() -> Result<Vec<u8>> {
+    let path = env!("NOTES_WASM");
+    std::fs::read(path).with_context(|| format!("reading {path}"))
+}
+
 fn workspace_root() -> PathBuf {
     // tests/bench
     let manifest_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -167,7 +176,8 @@ fn kv_fs_target(
         },
         ..AdapterOptions::default()
     };
-    let composed = compose(&read(NOTES), BackendKind::Fs, &options).context("composing notes with kv-fs")?;
+    let composed = kv_virt::cli::plug(&notes()?, Some(BackendKind::Fs), &options)
+        .context("composing notes with kv-fs")?;
     let server = runtime.service(&composed)?.serve(&ServeOptions {
         preopens: vec![(data, "/data".into())],
         ..ServeOptions::default()
@@ -199,7 +209,7 @@ fn wasmtime_mem_target(runtime: &Runtime, seeded: &Notes) -> Result<Target> {
     let data = seeded
         .iter()
         .filter_map(|(id, value)| Some((format!("note/{id}"), value.clone()?)));
-    let server = runtime.service(&read(NOTES))?.serve(&ServeOptions {
+    let server = runtime.service(&notes()?)?.serve(&ServeOptions {
         env: vec![("NOTES_BUCKET".into(), String::new())],
         keyvalue: HostKeyValue::new(data),
         ..ServeOptions::default()

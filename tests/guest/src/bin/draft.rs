@@ -35,20 +35,7 @@ impl Kv for Draft {
         atomics::increment(b, key, delta).map(i128::from).map_err(err)
     }
     fn get_many(b: &Self::Bucket, keys: &[String]) -> KvResult<Vec<(String, Option<Vec<u8>>)>> {
-        let values = batch::get_many(b, keys).map_err(err)?;
-        if values.len() != keys.len() {
-            return Err(KvError::Other(format!(
-                "get-many returned {} entries for {} keys",
-                values.len(),
-                keys.len()
-            )));
-        }
-        // draft: `none` for a missing key; a present key comes with its name.
-        Ok(keys
-            .iter()
-            .zip(values)
-            .map(|(key, entry)| (key.clone(), entry.filter(|(k, _)| k == key).map(|(_, v)| v)))
-            .collect())
+        kv_conformance::entries_by_key(keys, batch::get_many(b, keys).map_err(err)?)
     }
     fn cas_new(_: &Self::Bucket, _: &str) -> Option<KvResult<()>> {
         None

@@ -10,6 +10,7 @@
 //! times, each run (or request) in its own `Store` (so tests can run many
 //! instances at once on separate threads).
 
+pub mod cli;
 mod pool;
 pub mod serve;
 
@@ -24,6 +25,7 @@ use anyhow::{Context, Result, anyhow};
 use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::p2::bindings::CommandPre;
+use wasmtime_wasi::p2::bindings::sync::CommandPre as SyncCommandPre;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -148,33 +150,64 @@ impl WasiHttpView for Host {
     }
 }
 
-/// The shared engine and linker (WASI 0.2 and outgoing wasi:http, the
-/// asynchronous bindings: a command runs on a single-threaded tokio runtime
-/// of its own, so its outgoing connections are driven on its own thread).
+/// Which of wasmtime-wasi's WASI 0.2 bindings a [`Runtime`] links.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Bindings {
+    /// The asynchronous bindings: a command runs on a single-threaded tokio
+    /// runtime of its own, so its outgoing connections are driven on its own
+    /// thread. What `kv-run` uses; services need them.
+    #[default]
+    Async,
+    /// The synchronous bindings (`wasmtime_wasi::p2::add_to_linker_sync`),
+    /// as a plain embedding would link them: every `poll` is a `block_on`
+    /// on wasmtime-wasi's shared multi-threaded runtime. Commands only; the
+    /// benchmark compares the two.
+    Sync,
+}
+
+/// How a [`Runtime`] is linked.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RuntimeOptions {
+    pub bindings: Bindings,
+    /// Also link wasmtime's in-memory host `wasi:keyvalue`
+    /// (`wasmtime-wasi-keyvalue`, the 0.2.0-draft): the home host of apps
+    /// written for `wasmtime run -S keyvalue`, which tests compare kv-virt
+    /// with, and the benchmarks' ceiling. `kv-run` never links it.
+    #[cfg(feature = "wasi-keyvalue")]
+    pub host_keyvalue: bool,
+}
+
+/// The shared engine and linker (WASI 0.2 and outgoing wasi:http).
 pub struct Runtime {
     engine: Engine,
     linker: Linker<Host>,
+    bindings: Bindings,
 }
 
 /// A compiled command, ready to be instantiated many times.
 #[derive(Clone)]
 pub struct Command {
     engine: Engine,
-    pre: CommandPre<Host>,
+    pre: CommandPreOf,
+}
+
+#[derive(Clone)]
+enum CommandPreOf {
+    Async(CommandPre<Host>),
+    Sync(SyncCommandPre<Host>),
 }
 
 fn wasm_err(e: wasmtime::Error) -> anyhow::Error {
     anyhow!("{e:?}")
 }
 
-/// Adds wasmtime's in-memory `wasi:keyvalue`, when the feature is on.
-fn add_host_keyvalue(_linker: &mut Linker<Host>) -> Result<()> {
-    #[cfg(feature = "wasi-keyvalue")]
-    wasmtime_wasi_keyvalue::add_to_linker(_linker, |h: &mut Host| {
+/// Adds wasmtime's in-memory `wasi:keyvalue`.
+#[cfg(feature = "wasi-keyvalue")]
+fn add_host_keyvalue(linker: &mut Linker<Host>) -> Result<()> {
+    wasmtime_wasi_keyvalue::add_to_linker(linker, |h: &mut Host| {
         wasmtime_wasi_keyvalue::WasiKeyValue::new(&h.keyvalue.0, &mut h.table)
     })
-    .map_err(wasm_err)?;
-    Ok(())
+    .map_err(wasm_err)
 }
 
 /// What every instance's WASI context has, command or service: the
@@ -198,23 +231,59 @@ fn wasi_builder(env: &[(String, String)], preopens: &[(PathBuf, String)]) -> Res
 }
 
 impl Runtime {
+    /// A runtime with the asynchronous bindings, as `kv-run` runs.
     pub fn new() -> Result<Self> {
+        Runtime::with_options(RuntimeOptions::default())
+    }
+
+    /// One runtime (asynchronous bindings) for the whole process, made on
+    /// first use: compiling is per engine, so tests and benchmarks share it.
+    pub fn shared() -> &'static Runtime {
+        static SHARED: std::sync::OnceLock<Runtime> = std::sync::OnceLock::new();
+        SHARED.get_or_init(|| Runtime::new().expect("creating the wasmtime engine"))
+    }
+
+    pub fn with_options(options: RuntimeOptions) -> Result<Self> {
+        let bindings = options.bindings;
         let mut config = Config::new();
         config.wasm_component_model(true);
         let engine = Engine::new(&config).map_err(wasm_err)?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(wasm_err)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(wasm_err)?;
-        add_host_keyvalue(&mut linker)?;
-        Ok(Self { engine, linker })
+        match bindings {
+            Bindings::Async => {
+                wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(wasm_err)?;
+                wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(wasm_err)?;
+            }
+            Bindings::Sync => {
+                wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(wasm_err)?;
+                wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker).map_err(wasm_err)?;
+            }
+        }
+        #[cfg(feature = "wasi-keyvalue")]
+        if options.host_keyvalue {
+            add_host_keyvalue(&mut linker)?;
+        }
+        Ok(Self {
+            engine,
+            linker,
+            bindings,
+        })
+    }
+
+    pub fn bindings(&self) -> Bindings {
+        self.bindings
     }
 
     /// Compiles a component (bytes of a `.wasm` file), or loads one this
     /// runner precompiled ([`Runtime::precompile`]).
     pub fn command(&self, wasm: &[u8]) -> Result<Command> {
-        let pre = CommandPre::new(self.instance_pre(wasm)?)
-            .map_err(wasm_err)
-            .context("the component does not export wasi:cli/run")?;
+        let instance_pre = self.instance_pre(wasm)?;
+        let pre = match self.bindings {
+            Bindings::Async => CommandPre::new(instance_pre).map(CommandPreOf::Async),
+            Bindings::Sync => SyncCommandPre::new(instance_pre).map(CommandPreOf::Sync),
+        }
+        .map_err(wasm_err)
+        .context("the component does not export wasi:cli/run")?;
         Ok(Command {
             engine: self.engine.clone(),
             pre,
@@ -280,15 +349,22 @@ impl Command {
             &options.keyvalue,
         );
         let mut store = Store::new(&self.engine, host);
-        // The pool's connections live on this runtime, made for this run.
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("starting the run's tokio runtime")?;
-        let result = runtime.block_on(async {
-            let command = self.pre.instantiate_async(&mut store).await?;
-            command.wasi_cli_run().call_run(&mut store).await
-        });
+        let result = match &self.pre {
+            CommandPreOf::Async(pre) => {
+                // The pool's connections live on this runtime, made for this run.
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .context("starting the run's tokio runtime")?;
+                runtime.block_on(async {
+                    let command = pre.instantiate_async(&mut store).await?;
+                    command.wasi_cli_run().call_run(&mut store).await
+                })
+            }
+            CommandPreOf::Sync(pre) => pre
+                .instantiate(&mut store)
+                .and_then(|command| command.wasi_cli_run().call_run(&mut store)),
+        };
         let exit_code = match result {
             Ok(Ok(())) => 0,
             Ok(Err(())) => 1,

@@ -1,6 +1,6 @@
 //! Azurite, the Azure Storage emulator (its Table service), from npm:
 //! pinned in `tests/azurite/package.json` and its lock file, installed by
-//! `npm ci` on first use (and by `.ci/run`).
+//! `npm ci` on first use (and by `bash tests/run.sh`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -66,7 +66,7 @@ impl Azurite {
 /// installed yet (once, even with tests and test processes in parallel).
 fn install() -> Result<PathBuf> {
     static INSTALLING: Mutex<()> = Mutex::new(());
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("azurite");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../azurite");
     let program = dir.join("node_modules/.bin/azurite-table");
     let _guard = INSTALLING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let lock = std::fs::File::create(dir.join(".install.lock"))?;
@@ -78,7 +78,9 @@ fn install() -> Result<PathBuf> {
         .args(["ci", "--no-audit", "--no-fund", "--prefix"])
         .arg(&dir)
         .status()
-        .context("azurite is not installed and npm cannot run: install Node.js and npm (.ci/run does)")?;
+        .context(
+            "azurite is not installed and npm cannot run: install Node.js and npm (`bash tests/run.sh` does)",
+        )?;
     if !status.success() || !program.is_file() {
         bail!(
             "`npm ci --prefix {}` failed ({status}): azurite is not installed",

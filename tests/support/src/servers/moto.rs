@@ -3,11 +3,11 @@
 //! unauthenticated (`INITIAL_NO_AUTH_ACTION_COUNT`), which create an IAM
 //! user with an access key and an allow-all policy, and the table; every
 //! later request must be signed by that key. moto comes from PyPI:
-//! `pip install -r tests/requirements.txt` (.ci/run does).
+//! `bash tests/run.sh` installs it (`pip install -r tests/requirements.txt`).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -84,7 +84,7 @@ impl Moto {
         wait_until(&mut [&mut process], "moto", || {
             TcpStream::connect(("127.0.0.1", port)).is_ok()
         })
-        .context("is moto installed? `pip install -r tests/requirements.txt` (.ci/run does)")?;
+        .context("is moto installed? `bash tests/run.sh` installs it")?;
         let mut moto = Moto {
             port,
             access_key_id: String::new(),
@@ -226,10 +226,16 @@ run_simple(sys.argv[1], int(sys.argv[2]), DomainDispatcherApplication(create_bac
 ";
 
 /// Finds python3, or says how to install it.
+/// The Python with moto: `tests/.venv`'s, where `tests/run.sh` made one
+/// (a system Python that takes no packages), else python3 on PATH.
 fn python() -> Result<PathBuf> {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python3");
+    if venv.is_file() {
+        return Ok(venv);
+    }
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .map(|dir| dir.join("python3"))
         .find(|candidate| candidate.is_file())
-        .context("python3 is not installed: moto (tests/requirements.txt) needs it")
+        .context("python3 is not installed: moto (tests/requirements.txt) needs it; `bash tests/run.sh` installs it")
 }

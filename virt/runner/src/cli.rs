@@ -1,13 +1,14 @@
-//! `kv-run`: run a composed component on the embedded wasmtime (`kv-runner`).
+//! The `kv-run` command line: run a composed component on the embedded
+//! wasmtime, or serve it. Its binary (`src/bin/kv-run.rs`) only calls [`main`].
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::{RunOptions, Runtime, ServeOptions};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use kv_runner::{RunOptions, Runtime, ServeOptions};
 
 /// Run a WASI 0.2 command component (wasi:cli/run) on an embedded wasmtime 48
 /// with WASI 0.2 and outgoing wasi:http, or serve a wasi:http/incoming-handler
@@ -142,7 +143,8 @@ fn serve(addr: SocketAddr, instance: InstanceArgs, component: PathBuf) -> Result
     Ok(0)
 }
 
-fn main() -> ExitCode {
+/// Parses the command line, runs it, and gives the exit code.
+pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.serve {
         Some(Serve::Serve {

@@ -1,7 +1,7 @@
 //! Real key-value servers for the kv-http tests, on 127.0.0.1 only: each
 //! starts on free ports with its own temporary data directory, is waited
 //! on until it answers, and is killed (by its own process id) when dropped.
-//! The servers come from Debian's packages, which `.ci/run` installs.
+//! The servers come from Debian's packages, which `bash tests/run.sh` (the README's test command) installs.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -39,7 +39,7 @@ fn program(name: &str, package: &str) -> Result<PathBuf> {
         .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
         .with_context(|| {
-            format!("{name} is not installed: `apt-get install {package}` (.ci/run installs it)")
+            format!("{name} is not installed: `apt-get install {package}` (`bash tests/run.sh` installs it)")
         })
 }
 

@@ -71,6 +71,9 @@ pub struct Service {
 impl Runtime {
     /// Compiles a component that exports `wasi:http/incoming-handler`.
     pub fn service(&self, wasm: &[u8]) -> Result<Service> {
+        if self.bindings() != crate::Bindings::Async {
+            bail!("serving needs a runtime with the asynchronous bindings");
+        }
         let pre = ProxyPre::new(self.instance_pre(wasm)?)
             .map_err(wasm_err)
             .context("the component does not export wasi:http/incoming-handler")?;

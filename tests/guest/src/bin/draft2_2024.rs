@@ -1,0 +1,28 @@
+//! The conformance guest built against wasi:keyvalue@0.2.0-draft2, its
+//! `get-many` in the shape of the 2024 text (as published).
+
+use kv_conformance::{Kv, KvResult};
+
+wit_bindgen::generate!({
+    path: "../../wit/draft2-2024",
+    world: "kv-virt:draft2-2024/app",
+    generate_all,
+});
+
+use wasi::keyvalue::{atomics, batch, store};
+
+struct Draft2;
+
+kv_conformance::same_in_both_drafts!(conversions);
+
+impl Kv for Draft2 {
+    kv_conformance::draft2_but_get_many!();
+
+    fn get_many(b: &Self::Bucket, keys: &[String]) -> KvResult<Vec<(String, Option<Vec<u8>>)>> {
+        kv_conformance::entries_by_key(keys, batch::get_many(b, keys).map_err(err)?)
+    }
+}
+
+fn main() {
+    std::process::exit(kv_conformance::run::<Draft2>());
+}
