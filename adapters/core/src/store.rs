@@ -53,7 +53,7 @@ impl<B: Backend> Store<B> {
         Ok(OpenBucket {
             store: Rc::clone(self),
             name: name.into(),
-            bucket: Rc::new(bucket),
+            bucket: Rc::from(bucket),
         })
     }
 }

@@ -12,6 +12,7 @@ extern crate alloc;
 
 mod wasi_dir;
 
+use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::rc::Rc;
@@ -83,11 +84,11 @@ impl kv_core::Backend for FsBackend {
         LIMITS
     }
 
-    fn open(&self, name: &str) -> Result<FsBucket> {
+    fn open(&self, name: &str) -> Result<Box<FsBucket>> {
         if let Some(store) = self.stores.borrow().get(name) {
-            return Ok(FsBucket {
+            return Ok(Box::new(FsBucket {
                 store: Rc::clone(store),
-            });
+            }));
         }
         let file = file_name(name)?;
         let store = Store::open(self.dir.clone(), &file, self.options.clone())
@@ -95,7 +96,7 @@ impl kv_core::Backend for FsBackend {
             .ok_or(Error::NoSuchStore)?;
         let store = Rc::new(RefCell::new(store));
         self.stores.borrow_mut().insert(name.into(), Rc::clone(&store));
-        Ok(FsBucket { store })
+        Ok(Box::new(FsBucket { store }))
     }
 }
 

@@ -52,7 +52,7 @@ pub struct HttpBackend {
 }
 
 impl kv_core::Backend for HttpBackend {
-    type Bucket = Box<dyn Bucket>;
+    type Bucket = dyn Bucket;
 
     fn name(&self) -> &'static str {
         "kv-http"

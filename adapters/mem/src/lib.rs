@@ -5,6 +5,7 @@
 
 extern crate alloc;
 
+use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::rc::Rc;
@@ -60,7 +61,7 @@ impl kv_core::Backend for MemBackend {
         LIMITS
     }
 
-    fn open(&self, name: &str) -> Result<MemBucket> {
+    fn open(&self, name: &str) -> Result<Box<MemBucket>> {
         let entries = Rc::clone(
             self.shared
                 .buckets
@@ -68,10 +69,10 @@ impl kv_core::Backend for MemBackend {
                 .entry(name.to_string())
                 .or_default(),
         );
-        Ok(MemBucket {
+        Ok(Box::new(MemBucket {
             shared: Rc::clone(&self.shared),
             entries,
-        })
+        }))
     }
 }
 
