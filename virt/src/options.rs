@@ -62,32 +62,74 @@ pub struct AdapterOptions {
     pub http: HttpOptions,
 }
 
-/// kv-fs options.
+/// kv-fs options. Their help (in [`fs_help`]) shows [`FsConfig`]'s
+/// defaults and bounds.
 #[derive(Args, Clone, Debug, Default)]
 #[command(next_help_heading = "kv-fs options")]
 pub struct FsOptions {
-    /// The directory holding the bucket files, as the app sees it: a
-    /// preopened directory or one below it [default: /data].
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", help = fs_help::dir())]
     pub dir: Option<String>,
 
-    /// Page size of new bucket files: a power of two from 1024 to 65536 [default: 4096].
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", help = fs_help::page_size())]
     pub page_size: Option<u32>,
 
-    /// `sync`: a write returns once it is durable; `none`: without waiting
-    /// for the disk (survives a runtime crash, not a power cut) [default: sync].
-    #[arg(long, value_name = "MODE")]
+    #[arg(long, value_name = "MODE", help = fs_help::durability())]
     pub durability: Option<DurabilityArg>,
 
-    /// Whether `open` creates a missing bucket file (else no-such-store) [default: true].
-    #[arg(long, value_name = "BOOL")]
+    #[arg(long, value_name = "BOOL", help = fs_help::create_buckets())]
     pub create_buckets: Option<bool>,
 
-    /// How long a writer that died holding a bucket's lock keeps other
-    /// writers waiting; much longer than any I/O stall [default: 5000].
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", help = fs_help::lock_lease_ms())]
     pub lock_lease_ms: Option<u32>,
+}
+
+/// The kv-fs flags' help, with [`FsConfig`]'s defaults and bounds.
+mod fs_help {
+    use kv_core::config::{Durability, FsConfig};
+
+    pub fn dir() -> String {
+        format!(
+            "The directory holding the bucket files, as the app sees it: a preopened directory or one \
+             below it [default: {}]",
+            FsConfig::DEFAULT_DIR
+        )
+    }
+
+    pub fn page_size() -> String {
+        format!(
+            "Page size of new bucket files: a power of two from {} to {} [default: {}]",
+            FsConfig::MIN_PAGE_SIZE,
+            FsConfig::MAX_PAGE_SIZE,
+            FsConfig::DEFAULT_PAGE_SIZE
+        )
+    }
+
+    pub fn durability() -> String {
+        let default = match FsConfig::DEFAULT_DURABILITY {
+            Durability::Sync => "sync",
+            Durability::None => "none",
+        };
+        format!(
+            "`sync`: a write returns once it is durable; `none`: without waiting for the disk (survives \
+             a runtime crash, not a power cut) [default: {default}]"
+        )
+    }
+
+    pub fn create_buckets() -> String {
+        format!(
+            "Whether `open` creates a missing bucket file (else no-such-store) [default: {}]",
+            FsConfig::DEFAULT_CREATE_BUCKETS
+        )
+    }
+
+    pub fn lock_lease_ms() -> String {
+        format!(
+            "How long a writer that died holding a bucket's lock keeps other writers waiting; much \
+             longer than any I/O stall, at least {} [default: {}]",
+            FsConfig::MIN_LOCK_LEASE_MS,
+            FsConfig::DEFAULT_LOCK_LEASE_MS
+        )
+    }
 }
 
 /// kv-http options.
@@ -302,21 +344,7 @@ impl FsOptions {
                 .or(file.lock_lease_ms)
                 .unwrap_or(defaults.lock_lease_ms),
         };
-        if config.lock_lease_ms < 100 {
-            bail!(
-                "lock lease of {} ms is too short: at least 100 ms",
-                config.lock_lease_ms
-            );
-        }
-        if !config.page_size.is_power_of_two() || !(1024..=65536).contains(&config.page_size) {
-            bail!(
-                "page size {} is not a power of two from 1024 to 65536",
-                config.page_size
-            );
-        }
-        if config.dir.is_empty() {
-            bail!("the kv-fs directory must not be empty");
-        }
+        // Its bounds are checked with the whole configuration (AdapterConfig::validate).
         Ok(config)
     }
 }

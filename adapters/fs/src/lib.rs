@@ -125,8 +125,7 @@ fn options(config: &FsConfig) -> Options {
         },
         create_if_missing: config.create_buckets,
         lock_lease_millis: u64::from(config.lock_lease_ms),
-        // Waiting longer than a lease always outlives a dead writer's lock.
-        lock_wait_millis: 3 * u64::from(config.lock_lease_ms),
+        lock_wait_millis: config.lock_wait_ms(),
         cache_pages: Options::cache_pages_for(config.page_size),
         ..Options::default()
     }
