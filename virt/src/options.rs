@@ -5,6 +5,7 @@
 //! backend = "fs"             # or given on the command line
 //! buckets = ["app", "cache"] # allow-list; absent: any valid name
 //! list-page-keys = 1000
+//! list-page-bytes = 1048576  # a page also stops at this many bytes of keys
 //!
 //! [fs]
 //! dir = "/data"              # as the app sees it: a preopen or below one
@@ -51,9 +52,11 @@ pub struct AdapterOptions {
     #[arg(long = "bucket", value_name = "NAME")]
     pub buckets: Vec<String>,
 
-    /// At most this many keys per list-keys page.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", help = help::list_page_keys())]
     pub list_page_keys: Option<u32>,
+
+    #[arg(long, value_name = "BYTES", help = help::list_page_bytes())]
+    pub list_page_bytes: Option<u32>,
 
     #[command(flatten)]
     pub fs: FsOptions,
@@ -62,30 +65,41 @@ pub struct AdapterOptions {
     pub http: HttpOptions,
 }
 
-/// kv-fs options. Their help (in [`fs_help`]) shows [`FsConfig`]'s
-/// defaults and bounds.
+/// kv-fs options. Their help (in [`help`]) shows [`FsConfig`]'s defaults
+/// and bounds.
 #[derive(Args, Clone, Debug, Default)]
 #[command(next_help_heading = "kv-fs options")]
 pub struct FsOptions {
-    #[arg(long, value_name = "PATH", help = fs_help::dir())]
+    #[arg(long, value_name = "PATH", help = help::dir())]
     pub dir: Option<String>,
 
-    #[arg(long, value_name = "BYTES", help = fs_help::page_size())]
+    #[arg(long, value_name = "BYTES", help = help::page_size())]
     pub page_size: Option<u32>,
 
-    #[arg(long, value_name = "MODE", help = fs_help::durability())]
+    #[arg(long, value_name = "MODE", help = help::durability())]
     pub durability: Option<DurabilityArg>,
 
-    #[arg(long, value_name = "BOOL", help = fs_help::create_buckets())]
+    #[arg(long, value_name = "BOOL", help = help::create_buckets())]
     pub create_buckets: Option<bool>,
 
-    #[arg(long, value_name = "MS", help = fs_help::lock_lease_ms())]
+    #[arg(long, value_name = "MS", help = help::lock_lease_ms())]
     pub lock_lease_ms: Option<u32>,
 }
 
-/// The kv-fs flags' help, with [`FsConfig`]'s defaults and bounds.
-mod fs_help {
-    use kv_core::config::{Durability, FsConfig};
+/// The help of the flags whose defaults and bounds kv-core defines.
+mod help {
+    use kv_core::config::{DEFAULT_LIST_PAGE_BYTES, DEFAULT_LIST_PAGE_KEYS, Durability, FsConfig};
+
+    pub fn list_page_keys() -> String {
+        format!("At most this many keys per list-keys page [default: {DEFAULT_LIST_PAGE_KEYS}]")
+    }
+
+    pub fn list_page_bytes() -> String {
+        format!(
+            "A list-keys page also stops at this many bytes of keys (it always holds one key, however \
+             long) [default: {DEFAULT_LIST_PAGE_BYTES}]"
+        )
+    }
 
     pub fn dir() -> String {
         format!(
@@ -227,6 +241,7 @@ struct ConfigFile {
     backend: Option<BackendKind>,
     buckets: Option<Vec<String>>,
     list_page_keys: Option<u32>,
+    list_page_bytes: Option<u32>,
     fs: Option<FsFile>,
     http: Option<HttpFile>,
 }
@@ -316,6 +331,9 @@ impl AdapterOptions {
         config.allowed_buckets = buckets;
         if let Some(n) = self.list_page_keys.or(file.list_page_keys) {
             config.list_page_keys = n;
+        }
+        if let Some(n) = self.list_page_bytes.or(file.list_page_bytes) {
+            config.list_page_bytes = n;
         }
         config
             .validate()

@@ -41,24 +41,28 @@ impl Versioned {
 }
 
 /// One `list-keys` request as a backend sees it.
+///
+/// A backend lists its keys in an order of its own (the keys' bytes, or
+/// the escaped names a service stores them under), the same every time, and
+/// can resume after any key it listed: that is all the core needs to cut
+/// pages where its own rules say and continue exactly after the last key
+/// it returned (see `OpenBucket::list_page`).
 #[derive(Clone, Copy, Debug)]
 pub struct ListRequest<'a> {
-    /// The backend's own continuation token from the previous page, if any.
+    /// List only the keys after this one (the last key of the previous
+    /// page, possibly deleted since); `None`: from the first key.
     pub after: Option<&'a str>,
-    /// At most this many keys.
+    /// At most this many keys (fewer is fine: `more` says if there are).
     pub max_keys: usize,
-    /// Stop once the page holds this many key bytes (always return at least
-    /// one key when there is one). Backends that cannot cut pages by size
-    /// may ignore it.
-    pub max_bytes: usize,
 }
 
-/// One page of keys and the backend's token to continue after it.
+/// One page of keys, in the backend's listing order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KeyPage {
     pub keys: Vec<String>,
-    /// `None` when there are no more keys.
-    pub next: Option<String>,
+    /// Whether keys may follow the last one. A page is empty only when no
+    /// key follows `after`.
+    pub more: bool,
 }
 
 /// A storage backend: opens buckets by (already validated and allowed) name.
@@ -120,8 +124,7 @@ pub trait Bucket: 'static {
         Ok(self.get(key)?.is_some())
     }
 
-    /// The next page of keys. With `after: None`, the first page.
-    /// A token the backend did not issue must be an error, not a panic.
+    /// The next keys after `request.after` (see [`ListRequest`]).
     fn list_keys(&self, request: ListRequest<'_>) -> Result<KeyPage>;
 
     /// Writes `value` only if the key's version is still `expected`

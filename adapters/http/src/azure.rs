@@ -21,9 +21,10 @@
 //!   insert (`POST`, 409 if it exists meanwhile); otherwise a replace with
 //!   `If-Match: <etag>` (412, or 404 if deleted meanwhile). Increment is
 //!   kv-core's compare-and-swap loop.
-//! - `list-keys` is a query on the partition (`$filter=PartitionKey eq '…'`,
-//!   `$select=RowKey`, `$top`); the cursor is Azure's continuation
-//!   (`x-ms-continuation-NextPartitionKey` and `-NextRowKey`).
+//! - `list-keys` is a query on the partition (`$filter=PartitionKey eq '…'
+//!   and RowKey gt '<last key returned>'`, `$select=RowKey`, `$top`), in
+//!   RowKey order; Azure's continuation (`x-ms-continuation-NextPartitionKey`
+//!   and `-NextRowKey`) is followed past pages it ends early with no entity.
 //! - Batch writes are entity-group transactions (`$batch`, one partition,
 //!   at most 100 operations and 4 MiB each). A batch delete fails whole if
 //!   one key is absent; that batch is then deleted key by key.
@@ -403,21 +404,17 @@ impl Bucket for AzureBucket {
         }
     }
 
+    /// RowKey order, from just after the (escaped) last key returned: a
+    /// `RowKey gt` filter, which resumes exactly wherever the core cut the
+    /// page. Azure's own continuation is followed within one call only.
     fn list_keys(&self, request: ListRequest<'_>) -> Result<KeyPage> {
-        let filter = format!("PartitionKey eq '{}'", odata_quote(&self.partition));
+        let mut filter = format!("PartitionKey eq '{}'", odata_quote(&self.partition));
+        if let Some(after) = request.after {
+            filter.push_str(&format!(" and RowKey gt '{}'", odata_quote(&escape_key(after))));
+        }
         let top = request.max_keys.clamp(1, MAX_PAGE);
         // Azure's continuation: NextPartitionKey and NextRowKey.
-        let mut continuation: Option<(String, String)> = match request.after {
-            None => None,
-            Some(token) => {
-                let (partition, row) = token.split_once('\n').ok_or_else(|| {
-                    self.conn
-                        .client
-                        .error("a list-keys cursor this adapter did not issue")
-                })?;
-                Some((partition.into(), row.into()))
-            }
-        };
+        let mut continuation: Option<(String, String)> = None;
         loop {
             let mut path = format!(
                 "/{}()?$filter={}&$select=RowKey&$top={top}",
@@ -459,7 +456,7 @@ impl Bucket for AzureBucket {
                 next => {
                     return Ok(KeyPage {
                         keys,
-                        next: next.map(|(partition, row)| format!("{partition}\n{row}")),
+                        more: next.is_some(),
                     });
                 }
             }

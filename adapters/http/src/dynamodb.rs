@@ -10,7 +10,7 @@
 //!   stored as decimal text, so `get` reads them as such.
 //! - `list-keys` is a `Query` on the bucket's partition, keys only, in
 //!   sort-key order, continuing from `ExclusiveStartKey` = the last key
-//!   returned (the cursor): never a `Scan`.
+//!   returned: never a `Scan`.
 //! - compare-and-swap is a conditional `PutItem` on `version` (or on the
 //!   key being absent); increment is the shared compare-and-swap loop,
 //!   which goes round again on `ConditionalCheckFailedException`.
@@ -391,11 +391,10 @@ impl Bucket for DynamoDbBucket {
             keys.push(key.to_string());
         }
         // DynamoDB may give a `LastEvaluatedKey` before an empty last page.
-        let next = match answer.get("LastEvaluatedKey") {
-            Some(_) => keys.last().cloned(),
-            None => None,
-        };
-        Ok(KeyPage { keys, next })
+        Ok(KeyPage {
+            keys,
+            more: answer.get("LastEvaluatedKey").is_some(),
+        })
     }
 
     fn compare_and_swap(&self, key: &str, expected: Option<&Version>, value: &[u8]) -> Result<bool> {

@@ -7,8 +7,8 @@
 //!   A failed increment `txn` returns the current value in the same round
 //!   trip, and the loop goes on from there.
 //! - `list-keys` is a ranged, keys-only, limited read from just after the
-//!   last key returned, so concurrent writes never make it repeat or skip a
-//!   key that existed throughout.
+//!   last key returned (in byte order), so concurrent writes never make it
+//!   repeat or skip a key that existed throughout.
 //! - Batches are one `txn` each, split at etcd's default limits (128
 //!   operations, 1.5 MiB per request).
 //! - proto3 JSON leaves out fields that hold their default: an empty value
@@ -312,9 +312,10 @@ impl Bucket for EtcdBucket {
                 })?;
             keys.push(key);
         }
-        let more = answer["more"].as_bool().unwrap_or(false);
-        let next = if more { keys.last().cloned() } else { None };
-        Ok(KeyPage { keys, next })
+        Ok(KeyPage {
+            keys,
+            more: answer["more"].as_bool().unwrap_or(false),
+        })
     }
 
     fn compare_and_swap(&self, key: &str, expected: Option<&Version>, value: &[u8]) -> Result<bool> {

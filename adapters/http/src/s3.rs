@@ -12,8 +12,9 @@
 //!   conditional write) is a lost race. Increment is the shared
 //!   compare-and-swap loop. An ETag is a hash of the content, so a value
 //!   rewritten with the same bytes keeps its version.
-//! - `list-keys` is `ListObjectsV2` under the prefix with `encoding-type=url`;
-//!   the cursor is S3's continuation token.
+//! - `list-keys` is `ListObjectsV2` under the prefix with `encoding-type=url`,
+//!   in object-key order, continuing with `start-after` the object key of
+//!   the last key returned.
 //! - `delete-many` is `DeleteObjects` (1,000 keys a request, `Content-MD5`).
 //! - Credentials: `access-key-id`, `secret-access-key`, optional
 //!   `session-token`; the region is configured.
@@ -293,6 +294,9 @@ impl Bucket for S3Bucket {
         }
     }
 
+    /// Object-key order; `start-after` the object key of the last key
+    /// returned, which S3 resumes after exactly wherever the core cut the
+    /// page (its own continuation token could only resume after a whole page).
     fn list_keys(&self, request: ListRequest<'_>) -> Result<KeyPage> {
         let mut path = format!(
             "{}?list-type=2&encoding-type=url&max-keys={}&prefix={}",
@@ -300,10 +304,10 @@ impl Bucket for S3Bucket {
             request.max_keys.min(1000),
             uri_encode(self.prefix.as_bytes(), false)
         );
-        if let Some(token) = request.after {
+        if let Some(after) = request.after {
             path.push_str(&format!(
-                "&continuation-token={}",
-                uri_encode(token.as_bytes(), false)
+                "&start-after={}",
+                uri_encode(self.object_key(after)?.as_bytes(), false)
             ));
         }
         let response = self.conn.send(Request::new(Method::Get, path))?;
@@ -323,7 +327,7 @@ impl Bucket for S3Bucket {
         }
         Ok(KeyPage {
             keys,
-            next: page.next,
+            more: page.truncated,
         })
     }
 
@@ -368,17 +372,17 @@ fn xml_escape(text: &str, out: &mut String) {
     }
 }
 
-/// What a `ListObjectsV2` page says: the object keys (decoded) and the
-/// continuation token when truncated.
+/// What a `ListObjectsV2` page says: the object keys (decoded) and
+/// whether more follow.
 #[derive(Debug, PartialEq)]
 pub struct ListPage {
     pub keys: Vec<String>,
-    pub next: Option<String>,
+    pub truncated: bool,
 }
 
 /// Reads the few elements of a `ListBucketResult` it needs: every `<Key>`
-/// (URL-encoded, as asked), `<IsTruncated>` and `<NextContinuationToken>`.
-/// Anything malformed is an error message, never a panic.
+/// (URL-encoded, as asked) and `<IsTruncated>`. Anything malformed is an
+/// error message, never a panic.
 pub fn parse_list(body: &[u8]) -> core::result::Result<ListPage, String> {
     let text = core::str::from_utf8(body).map_err(|_| "not UTF-8".to_string())?;
     if !text.contains("<ListBucketResult") || !text.trim_end().ends_with("</ListBucketResult>") {
@@ -396,16 +400,7 @@ pub fn parse_list(body: &[u8]) -> core::result::Result<ListPage, String> {
         Some(&"false") | None => false,
         Some(other) => return Err(format!("IsTruncated is {other:?}")),
     };
-    let next = if truncated {
-        let token = elements(text, "NextContinuationToken")?
-            .first()
-            .copied()
-            .ok_or("truncated without a NextContinuationToken")?;
-        Some(xml_unescape(token)?)
-    } else {
-        None
-    };
-    Ok(ListPage { keys, next })
+    Ok(ListPage { keys, truncated })
 }
 
 /// The text of every `<tag>…</tag>` (elements without children).
@@ -506,7 +501,7 @@ mod tests {
             parse_list(body).unwrap(),
             ListPage {
                 keys: vec!["a/x y+z w".into(), "a/ü&".into()],
-                next: Some("t&1".into()),
+                truncated: true,
             }
         );
     }
@@ -519,7 +514,7 @@ mod tests {
             b"<ListBucketResult><Key>a</Key></ListBucket",
             b"<ListBucketResult><Key>%zz</Key></ListBucketResult>",
             b"<ListBucketResult><Key>&bogus;</Key></ListBucketResult>",
-            b"<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>",
+            b"<ListBucketResult><IsTruncated>yes</IsTruncated></ListBucketResult>",
             b"<ListBucketResult><Key><b>x</b></Key></ListBucketResult>",
             b"<ListBucketResult>\xff</ListBucketResult>",
         ] {

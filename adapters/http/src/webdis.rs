@@ -19,7 +19,8 @@
 //!   signed 64 bits) falls back to the shared compare-and-swap loop, so the
 //!   result and the errors are kv-core's exactly.
 //! - `list-keys` is a script: `KEYS` with the bucket prefix as a pattern
-//!   (its glob characters escaped), sorted, the page after the cursor key.
+//!   (its glob characters escaped), sorted, the keys after the last key
+//!   returned.
 //!   It reads every key of the bucket on the server for each page; `SCAN`
 //!   would not, but the Debian webdis 0.1.9 breaks it.
 //! - Batches: one `MGET` (in a script, for the tags), `MSET` or `DEL` per
@@ -315,8 +316,7 @@ impl Bucket for WebdisBucket {
         }
         let more = keys.len() > request.max_keys;
         keys.truncate(request.max_keys);
-        let next = if more { keys.last().cloned() } else { None };
-        Ok(KeyPage { keys, next })
+        Ok(KeyPage { keys, more })
     }
 
     fn compare_and_swap(&self, key: &str, expected: Option<&Version>, value: &[u8]) -> Result<bool> {
