@@ -190,7 +190,10 @@ impl<B: Backend> OpenBucket<B> {
     /// lists in its own order and resumes after any key it listed (see
     /// [`ListRequest`]), so continuing after the last key returned is exact
     /// wherever the cut falls, whatever the backend's own paging (a
-    /// service's page limit, a cut the service makes early).
+    /// service's page limit, a cut the service makes early). The cost: a
+    /// backend reads up to `list_page_keys` keys whatever their size, and
+    /// the keys past a byte cut are read again for the next page (pages
+    /// are cut by bytes only when keys average over 1 KiB, by default).
     fn list_page(&self, after: Option<&str>) -> Result<(Vec<String>, Option<String>)> {
         let max_keys = self.store.page_keys;
         let page = self.bucket.list_keys(ListRequest { after, max_keys })?;
