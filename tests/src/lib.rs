@@ -32,8 +32,13 @@ pub const CONFORMANCE_BUCKETS: [&str; 2] = ["conformance", "conformance-list"];
 
 /// The checks each draft's conformance guest runs (draft2 adds the three
 /// CAS checks).
-pub const DRAFT_CHECKS: usize = 19;
-pub const DRAFT2_CHECKS: usize = 22;
+pub const DRAFT_CHECKS: usize = 20;
+pub const DRAFT2_CHECKS: usize = 23;
+
+/// The list page byte limit of the conformance runs (`limit_args`,
+/// `conformance_both_drafts`): small, so that the guest sees pages cut by
+/// bytes on every backend, within every backend's key limit.
+pub const CONFORMANCE_LIST_PAGE_BYTES: u32 = 3000;
 
 pub fn read(path: impl AsRef<Path>) -> Vec<u8> {
     let path = path.as_ref();
@@ -66,19 +71,32 @@ pub fn conformance_options() -> AdapterOptions {
     }
 }
 
-/// The conformance guest's arguments for a backend's declared limits.
+/// The conformance guest's arguments for a backend's declared limits and
+/// an adapter composed with [`CONFORMANCE_LIST_PAGE_BYTES`].
 pub fn limit_args(limits: kv_core::Limits) -> Vec<String> {
-    vec![
+    let mut args = vec![
         "--max-key-bytes".into(),
         limits.max_key_bytes.to_string(),
         "--max-value-bytes".into(),
         limits.max_value_bytes.to_string(),
+    ];
+    args.extend(list_page_bytes_args());
+    args
+}
+
+/// The conformance guest's arguments for an adapter composed with
+/// [`CONFORMANCE_LIST_PAGE_BYTES`] (and the guest's default key and value limits).
+pub fn list_page_bytes_args() -> Vec<String> {
+    vec![
+        "--list-page-bytes".into(),
+        CONFORMANCE_LIST_PAGE_BYTES.to_string(),
     ]
 }
 
 /// Both drafts' conformance guests (draft2 against both texts of its
-/// `get-many`) composed with the backend, each run with `run` and required
-/// to pass every check.
+/// `get-many`) composed with the backend (and [`CONFORMANCE_LIST_PAGE_BYTES`],
+/// and the guest's first bucket as the default bucket), each run with `run`
+/// (arguments from [`limit_args`]) and required to pass every check.
 pub fn conformance_both_drafts(
     backend: BackendKind,
     options: &AdapterOptions,
@@ -87,6 +105,7 @@ pub fn conformance_both_drafts(
     // The guest checks that `open("")` is its bucket.
     let options = AdapterOptions {
         default_bucket: Some(CONFORMANCE_BUCKETS[0].into()),
+        list_page_bytes: Some(CONFORMANCE_LIST_PAGE_BYTES),
         ..options.clone()
     };
     for (guest, checks) in [

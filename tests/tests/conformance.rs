@@ -3,11 +3,23 @@
 
 use kv_runner::RunOptions;
 use kv_virt::adapters::BackendKind;
+use kv_virt::options::AdapterOptions;
 use kv_virt_tests::*;
 
+/// With the default list page byte limit, then a small one.
 fn conformance(guest: &str, backend: BackendKind, expected_checks: usize) {
     let command = composed_command(guest, backend, &conformance_options()).unwrap();
     let passed = run_conformance(&command, &RunOptions::default()).unwrap();
+    assert_eq!(passed, expected_checks, "every check ran");
+    let options = AdapterOptions {
+        list_page_bytes: Some(CONFORMANCE_LIST_PAGE_BYTES),
+        ..conformance_options()
+    };
+    let run = RunOptions {
+        args: list_page_bytes_args(),
+        ..RunOptions::default()
+    };
+    let passed = run_conformance(&composed_command(guest, backend, &options).unwrap(), &run).unwrap();
     assert_eq!(passed, expected_checks, "every check ran");
 }
 

@@ -64,16 +64,19 @@ fn native_counter(dir: &Path, bucket_file: &str, key: &str) -> Option<u64> {
 }
 
 /// The conformance guest on kv-fs, twice: on fresh files, then on the files
-/// the first run left.
+/// the first run left (with a small list page byte limit).
 fn conformance(guest: &str, name: &str) {
     let dir = temp_dir(name);
     let options = AdapterOptions {
         default_bucket: Some(CONFORMANCE_BUCKETS[0].into()),
+        list_page_bytes: Some(CONFORMANCE_LIST_PAGE_BYTES),
         ..fs_options(&CONFORMANCE_BUCKETS)
     };
     let command = composed_command(guest, BackendKind::Fs, &options).unwrap();
+    let args = list_page_bytes_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     for _ in 0..2 {
-        run_conformance(&command, &run_options(&dir, &[])).unwrap();
+        run_conformance(&command, &run_options(&dir, &args)).unwrap();
     }
 }
 

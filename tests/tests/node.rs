@@ -133,6 +133,8 @@ fn conformance_kv_http_etcd(guest: &str, name: &str, expected_checks: usize) {
             endpoint: Some(etcd.url()),
             ..HttpOptions::default()
         },
+        // The page byte limit `limit_args` gives the guest.
+        list_page_bytes: Some(CONFORMANCE_LIST_PAGE_BYTES),
         ..conformance_options()
     };
     let app = App::compose(&work, "guest", guest, BackendKind::Http, &options);

@@ -6,6 +6,7 @@
 //! buckets = ["app", "cache"] # allow-list; absent: any valid name
 //! default-bucket = "default" # what open("") and Spin's `default` label open
 //! list-page-keys = 1000
+//! list-page-bytes = 1048576  # a page also stops at this many bytes of keys
 //!
 //! [fs]
 //! dir = "/data"              # as the app sees it: a preopen or below one
@@ -57,9 +58,11 @@ pub struct AdapterOptions {
     #[arg(long, value_name = "NAME")]
     pub default_bucket: Option<String>,
 
-    /// At most this many keys per list-keys page.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", help = help::list_page_keys())]
     pub list_page_keys: Option<u32>,
+
+    #[arg(long, value_name = "BYTES", help = help::list_page_bytes())]
+    pub list_page_bytes: Option<u32>,
 
     #[command(flatten)]
     pub fs: FsOptions,
@@ -68,32 +71,85 @@ pub struct AdapterOptions {
     pub http: HttpOptions,
 }
 
-/// kv-fs options.
+/// kv-fs options. Their help (in [`help`]) shows [`FsConfig`]'s defaults
+/// and bounds.
 #[derive(Args, Clone, Debug, Default)]
 #[command(next_help_heading = "kv-fs options")]
 pub struct FsOptions {
-    /// The directory holding the bucket files, as the app sees it: a
-    /// preopened directory or one below it [default: /data].
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", help = help::dir())]
     pub dir: Option<String>,
 
-    /// Page size of new bucket files: a power of two from 1024 to 65536 [default: 4096].
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", help = help::page_size())]
     pub page_size: Option<u32>,
 
-    /// `sync`: a write returns once it is durable; `none`: without waiting
-    /// for the disk (survives a runtime crash, not a power cut) [default: sync].
-    #[arg(long, value_name = "MODE")]
+    #[arg(long, value_name = "MODE", help = help::durability())]
     pub durability: Option<DurabilityArg>,
 
-    /// Whether `open` creates a missing bucket file (else no-such-store) [default: true].
-    #[arg(long, value_name = "BOOL")]
+    #[arg(long, value_name = "BOOL", help = help::create_buckets())]
     pub create_buckets: Option<bool>,
 
-    /// How long a writer that died holding a bucket's lock keeps other
-    /// writers waiting; much longer than any I/O stall [default: 5000].
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", help = help::lock_lease_ms())]
     pub lock_lease_ms: Option<u32>,
+}
+
+/// The help of the flags whose defaults and bounds kv-core defines.
+mod help {
+    use kv_core::config::{DEFAULT_LIST_PAGE_BYTES, DEFAULT_LIST_PAGE_KEYS, Durability, FsConfig};
+
+    pub fn list_page_keys() -> String {
+        format!("At most this many keys per list-keys page [default: {DEFAULT_LIST_PAGE_KEYS}]")
+    }
+
+    pub fn list_page_bytes() -> String {
+        format!(
+            "A list-keys page also stops at this many bytes of keys (it always holds one key, however \
+             long) [default: {DEFAULT_LIST_PAGE_BYTES}]"
+        )
+    }
+
+    pub fn dir() -> String {
+        format!(
+            "The directory holding the bucket files, as the app sees it: a preopened directory or one \
+             below it [default: {}]",
+            FsConfig::DEFAULT_DIR
+        )
+    }
+
+    pub fn page_size() -> String {
+        format!(
+            "Page size of new bucket files: a power of two from {} to {} [default: {}]",
+            FsConfig::MIN_PAGE_SIZE,
+            FsConfig::MAX_PAGE_SIZE,
+            FsConfig::DEFAULT_PAGE_SIZE
+        )
+    }
+
+    pub fn durability() -> String {
+        let default = match FsConfig::DEFAULT_DURABILITY {
+            Durability::Sync => "sync",
+            Durability::None => "none",
+        };
+        format!(
+            "`sync`: a write returns once it is durable; `none`: without waiting for the disk (survives \
+             a runtime crash, not a power cut) [default: {default}]"
+        )
+    }
+
+    pub fn create_buckets() -> String {
+        format!(
+            "Whether `open` creates a missing bucket file (else no-such-store) [default: {}]",
+            FsConfig::DEFAULT_CREATE_BUCKETS
+        )
+    }
+
+    pub fn lock_lease_ms() -> String {
+        format!(
+            "How long a writer that died holding a bucket's lock keeps other writers waiting; much \
+             longer than any I/O stall, at least {} [default: {}]",
+            FsConfig::MIN_LOCK_LEASE_MS,
+            FsConfig::DEFAULT_LOCK_LEASE_MS
+        )
+    }
 }
 
 /// kv-http options.
@@ -192,6 +248,7 @@ struct ConfigFile {
     buckets: Option<Vec<String>>,
     default_bucket: Option<String>,
     list_page_keys: Option<u32>,
+    list_page_bytes: Option<u32>,
     fs: Option<FsFile>,
     http: Option<HttpFile>,
 }
@@ -285,6 +342,9 @@ impl AdapterOptions {
         if let Some(n) = self.list_page_keys.or(file.list_page_keys) {
             config.list_page_keys = n;
         }
+        if let Some(n) = self.list_page_bytes.or(file.list_page_bytes) {
+            config.list_page_bytes = n;
+        }
         config
             .validate()
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
@@ -312,21 +372,7 @@ impl FsOptions {
                 .or(file.lock_lease_ms)
                 .unwrap_or(defaults.lock_lease_ms),
         };
-        if config.lock_lease_ms < 100 {
-            bail!(
-                "lock lease of {} ms is too short: at least 100 ms",
-                config.lock_lease_ms
-            );
-        }
-        if !config.page_size.is_power_of_two() || !(1024..=65536).contains(&config.page_size) {
-            bail!(
-                "page size {} is not a power of two from 1024 to 65536",
-                config.page_size
-            );
-        }
-        if config.dir.is_empty() {
-            bail!("the kv-fs directory must not be empty");
-        }
+        // Its bounds are checked with the whole configuration (AdapterConfig::validate).
         Ok(config)
     }
 }

@@ -221,6 +221,40 @@ fn config_file_errors_name_the_key() {
     assert_one_line_error(&output, "no backend given");
 }
 
+/// The kv-fs and list-page bounds are kv-core's (`FsConfig`,
+/// `AdapterConfig::validate`): the flags are checked against them and the
+/// help shows them.
+#[test]
+fn flags_are_checked_against_kv_cores_bounds() {
+    let dir = temp_dir("cli-bounds");
+    let out = dir.join("a.wasm");
+    let adapter = |args: &[&str]| kv_virt(&[&["adapter", "-o", out.to_str().unwrap()], args].concat());
+    let output = adapter(&["fs", "--page-size", "3000"]);
+    assert_one_line_error(&output, "page size 3000 is not a power of two from 1024 to 65536");
+    let output = adapter(&["fs", "--page-size", "131072"]);
+    assert_one_line_error(&output, "page size 131072");
+    let output = adapter(&["fs", "--lock-lease-ms", "99"]);
+    assert_one_line_error(&output, "at least 100 ms");
+    let output = adapter(&["mem", "--list-page-bytes", "0"]);
+    assert_one_line_error(&output, "list page sizes must be at least 1");
+    let output = adapter(&["fs", "--page-size", "65536", "--list-page-bytes", "100"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let help = kv_virt(&["adapter", "--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    for shown in [
+        "from 1024 to 65536 [default: 4096]",
+        "[default: 5000]",
+        "[default: 1048576]",
+    ] {
+        assert!(help.contains(shown), "{shown:?} not in: {help}");
+    }
+}
+
 #[test]
 fn every_command_has_help_with_an_example() {
     for command in ["adapter", "plug", "inspect"] {

@@ -2,6 +2,7 @@
 //! rule (validation, limits, cursors, counters, CAS snapshots) lives in
 //! [`crate::Store`] and is shared by all backends.
 
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -40,29 +41,37 @@ impl Versioned {
 }
 
 /// One `list-keys` request as a backend sees it.
+///
+/// A backend lists its keys in an order of its own (the keys' bytes, or
+/// the escaped names a service stores them under), the same every time, and
+/// can resume after any key it listed: that is all the core needs to cut
+/// pages where its own rules say and continue exactly after the last key
+/// it returned (see `OpenBucket::list_page`).
 #[derive(Clone, Copy, Debug)]
 pub struct ListRequest<'a> {
-    /// The backend's own continuation token from the previous page, if any.
+    /// List only the keys after this one (the last key of the previous
+    /// page, possibly deleted since); `None`: from the first key.
     pub after: Option<&'a str>,
-    /// At most this many keys.
+    /// At most this many keys (fewer is fine: `more` says if there are).
     pub max_keys: usize,
-    /// Stop once the page holds this many key bytes (always return at least
-    /// one key when there is one). Backends that cannot cut pages by size
-    /// may ignore it.
-    pub max_bytes: usize,
 }
 
-/// One page of keys and the backend's token to continue after it.
+/// One page of keys, in the backend's listing order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KeyPage {
     pub keys: Vec<String>,
-    /// `None` when there are no more keys.
-    pub next: Option<String>,
+    /// Whether keys may follow the last one. A page is empty only when no
+    /// key follows `after`.
+    pub more: bool,
 }
 
 /// A storage backend: opens buckets by (already validated and allowed) name.
 pub trait Backend: 'static {
-    type Bucket: Bucket;
+    /// A backend's bucket type, or `dyn Bucket` for one chosen at run time
+    /// (kv-http picks its protocol from the configuration). Calls go
+    /// straight to it (through its vtable if `dyn`): there is no forwarding
+    /// impl that could miss a method a bucket overrides.
+    type Bucket: Bucket + ?Sized;
 
     /// The adapter's name, for messages ("kv-mem").
     fn name(&self) -> &'static str;
@@ -71,7 +80,7 @@ pub trait Backend: 'static {
 
     /// Opens the named bucket. `Error::NoSuchStore` if it does not exist and
     /// the backend does not create buckets.
-    fn open(&self, name: &str) -> Result<Self::Bucket>;
+    fn open(&self, name: &str) -> Result<Box<Self::Bucket>>;
 }
 
 /// How many times the default read-modify-write loops retry on conflict
@@ -115,8 +124,7 @@ pub trait Bucket: 'static {
         Ok(self.get(key)?.is_some())
     }
 
-    /// The next page of keys. With `after: None`, the first page.
-    /// A token the backend did not issue must be an error, not a panic.
+    /// The next keys after `request.after` (see [`ListRequest`]).
     fn list_keys(&self, request: ListRequest<'_>) -> Result<KeyPage>;
 
     /// Writes `value` only if the key's version is still `expected`
@@ -141,42 +149,5 @@ pub trait Bucket: 'static {
 
     fn delete_many(&self, keys: &[String]) -> Result<()> {
         keys.iter().try_for_each(|key| self.delete(key))
-    }
-}
-
-/// A bucket chosen at run time (kv-http picks its protocol from the configuration).
-impl<B: Bucket + ?Sized> Bucket for alloc::boxed::Box<B> {
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        (**self).get(key)
-    }
-    fn get_versioned(&self, key: &str) -> Result<Versioned> {
-        (**self).get_versioned(key)
-    }
-    fn set(&self, key: &str, value: &[u8]) -> Result<()> {
-        (**self).set(key, value)
-    }
-    fn delete(&self, key: &str) -> Result<()> {
-        (**self).delete(key)
-    }
-    fn exists(&self, key: &str) -> Result<bool> {
-        (**self).exists(key)
-    }
-    fn list_keys(&self, request: ListRequest<'_>) -> Result<KeyPage> {
-        (**self).list_keys(request)
-    }
-    fn compare_and_swap(&self, key: &str, expected: Option<&Version>, value: &[u8]) -> Result<bool> {
-        (**self).compare_and_swap(key, expected, value)
-    }
-    fn increment(&self, key: &str, delta: i128, range: CounterRange) -> Result<i128> {
-        (**self).increment(key, delta, range)
-    }
-    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
-        (**self).get_many(keys)
-    }
-    fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<()> {
-        (**self).set_many(entries)
-    }
-    fn delete_many(&self, keys: &[String]) -> Result<()> {
-        (**self).delete_many(keys)
     }
 }

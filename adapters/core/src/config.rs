@@ -69,6 +69,10 @@ impl BackendConfig {
 pub struct MemConfig {}
 
 /// kv-fs: one file per bucket in a directory under a WASI preopen.
+///
+/// Its defaults and bounds are the associated constants below, the one
+/// definition the CLI (`kv-virt … --page-size`) and the kv-fs adapter's
+/// engine options both use; [`FsConfig::validate`] checks them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FsConfig {
     /// The directory, as the guest sees it: a preopened directory or a
@@ -86,23 +90,67 @@ pub struct FsConfig {
     pub lock_lease_ms: u32,
 }
 
+impl FsConfig {
+    pub const DEFAULT_DIR: &str = "/data";
+    pub const DEFAULT_PAGE_SIZE: u32 = 4096;
+    /// Page sizes are powers of two in this range (the file format's).
+    pub const MIN_PAGE_SIZE: u32 = 1 << 10;
+    pub const MAX_PAGE_SIZE: u32 = 1 << 16;
+    pub const DEFAULT_DURABILITY: Durability = Durability::Sync;
+    pub const DEFAULT_CREATE_BUCKETS: bool = true;
+    pub const DEFAULT_LOCK_LEASE_MS: u32 = 5000;
+    /// A shorter lease would let a live writer's lock be broken by a
+    /// single slow I/O call.
+    pub const MIN_LOCK_LEASE_MS: u32 = 100;
+    /// A writer waits this many leases for the lock before giving up: more
+    /// than one, so that a dead writer's lock is always recovered within
+    /// one wait.
+    pub const LOCK_WAIT_LEASES: u32 = 3;
+
+    /// How long a writer waits for the lock before giving up.
+    pub fn lock_wait_ms(&self) -> u64 {
+        u64::from(self.lock_lease_ms) * u64::from(Self::LOCK_WAIT_LEASES)
+    }
+
+    /// Checks the bounds above (the CLI and a decoded configuration both).
+    pub fn validate(&self) -> Result<()> {
+        let (min, max) = (Self::MIN_PAGE_SIZE, Self::MAX_PAGE_SIZE);
+        if !self.page_size.is_power_of_two() || !(min..=max).contains(&self.page_size) {
+            return Err(Error::other(format!(
+                "kv-fs page size {} is not a power of two from {min} to {max}",
+                self.page_size
+            )));
+        }
+        if self.lock_lease_ms < Self::MIN_LOCK_LEASE_MS {
+            return Err(Error::other(format!(
+                "kv-fs lock lease of {} ms is too short: at least {} ms",
+                self.lock_lease_ms,
+                Self::MIN_LOCK_LEASE_MS
+            )));
+        }
+        if self.dir.is_empty() {
+            return Err(Error::other("the kv-fs directory must not be empty"));
+        }
+        Ok(())
+    }
+}
+
 impl Default for FsConfig {
     fn default() -> Self {
         FsConfig {
-            dir: "/data".into(),
-            page_size: 4096,
-            durability: Durability::Sync,
-            create_buckets: true,
-            lock_lease_ms: 5000,
+            dir: Self::DEFAULT_DIR.into(),
+            page_size: Self::DEFAULT_PAGE_SIZE,
+            durability: Self::DEFAULT_DURABILITY,
+            create_buckets: Self::DEFAULT_CREATE_BUCKETS,
+            lock_lease_ms: Self::DEFAULT_LOCK_LEASE_MS,
         }
     }
 }
 
 /// When a write is acknowledged.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Durability {
     /// Only once it is durable (survives a power cut).
-    #[default]
     Sync,
     /// Without waiting for the disk (survives a crash of the runtime, not
     /// of the machine).
@@ -314,6 +362,9 @@ impl AdapterConfig {
         }
         crate::validate_bucket_name(&self.default_bucket)
             .map_err(|e| Error::other(format!("kv-virt configuration: the default bucket: {e}")))?;
+        if let BackendConfig::Fs(fs) = &self.backend {
+            fs.validate()?;
+        }
         if let BackendConfig::Http(http) = &self.backend {
             if http.timeout_ms == 0 || http.retry.max_attempts == 0 {
                 return Err(Error::other(
@@ -349,5 +400,40 @@ mod tests {
         );
         assert!(AdapterConfig::from_bytes(&[]).is_err());
         assert!(AdapterConfig::from_bytes(&[1, 0xff, 0xff]).is_err());
+    }
+
+    #[test]
+    fn kv_fs_bounds_are_checked_by_validate() {
+        let fs = |change: fn(&mut FsConfig)| {
+            let mut fs = FsConfig::default();
+            change(&mut fs);
+            AdapterConfig::new(BackendConfig::Fs(fs)).validate()
+        };
+        assert_eq!(fs(|_| {}), Ok(()));
+        assert_eq!(fs(|c| c.page_size = FsConfig::MIN_PAGE_SIZE), Ok(()));
+        assert_eq!(fs(|c| c.page_size = FsConfig::MAX_PAGE_SIZE), Ok(()));
+        assert_eq!(fs(|c| c.lock_lease_ms = FsConfig::MIN_LOCK_LEASE_MS), Ok(()));
+        for (bad, says) in [
+            (fs(|c| c.page_size = FsConfig::MIN_PAGE_SIZE / 2), "page size 512"),
+            (
+                fs(|c| c.page_size = FsConfig::MAX_PAGE_SIZE * 2),
+                "page size 131072",
+            ),
+            (fs(|c| c.page_size = 3000), "not a power of two"),
+            (
+                fs(|c| c.lock_lease_ms = FsConfig::MIN_LOCK_LEASE_MS - 1),
+                "at least 100 ms",
+            ),
+            (fs(|c| c.dir.clear()), "directory"),
+        ] {
+            let message = bad.unwrap_err().to_string();
+            assert!(message.contains(says), "{message:?} does not say {says:?}");
+        }
+        // A decoded configuration is checked too.
+        let mut config = AdapterConfig::new(BackendConfig::Fs(FsConfig::default()));
+        if let BackendConfig::Fs(fs) = &mut config.backend {
+            fs.page_size = 100;
+        }
+        assert!(AdapterConfig::from_bytes(&config.to_bytes()).is_err());
     }
 }

@@ -1,14 +1,14 @@
-//! `list-keys` cursors. A backend continues a listing from its own token
-//! (the last key returned, a service's continuation token, ...). The two
-//! drafts carry that token differently:
+//! `list-keys` cursors. A listing continues after the last key it returned
+//! (see `OpenBucket::list_page`), so a cursor carries that key, for every
+//! backend. The two drafts carry it differently:
 //!
-//! - 0.2.0-draft2 cursors are strings: the token itself, wrapped as
-//!   `kv1.<base64url(checksum ‖ token)>` so that a garbage cursor is
+//! - 0.2.0-draft2 cursors are strings: the key itself, wrapped as
+//!   `kv2.<base64url(checksum ‖ key)>` so that a garbage cursor is
 //!   recognised and rejected instead of being handed to the backend. They
 //!   stay valid across instances (an HTTP handler can return one to its
-//!   client).
-//! - 0.2.0-draft cursors are `u64`s, too small for a token: they are handles
-//!   into a table of the tokens this instance issued (the newest
+//!   client). (`kv1.` cursors held a backend's own token: they are refused.)
+//! - 0.2.0-draft cursors are `u64`s, too small for a key: they are handles
+//!   into a table of the keys this instance's cursors stand for (the newest
 //!   [`MAX_DRAFT_CURSORS`]), valid for the life of the instance.
 
 use alloc::format;
@@ -21,7 +21,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::{Error, Result};
 
-const PREFIX: &str = "kv1.";
+const PREFIX: &str = "kv2.";
 
 /// How many draft cursors an instance remembers.
 pub const MAX_DRAFT_CURSORS: usize = 4096;
@@ -35,9 +35,9 @@ fn checksum(bytes: &[u8]) -> [u8; 4] {
     hash.to_be_bytes()
 }
 
-pub fn encode_string_cursor(token: &str) -> String {
-    let mut raw = checksum(token.as_bytes()).to_vec();
-    raw.extend_from_slice(token.as_bytes());
+pub fn encode_string_cursor(after: &str) -> String {
+    let mut raw = checksum(after.as_bytes()).to_vec();
+    raw.extend_from_slice(after.as_bytes());
     format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(raw))
 }
 
@@ -50,22 +50,23 @@ pub fn decode_string_cursor(cursor: &str) -> Result<String> {
     };
     let encoded = cursor.strip_prefix(PREFIX).ok_or_else(invalid)?;
     let raw = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| invalid())?;
-    let (sum, token) = raw.split_at_checked(4).ok_or_else(invalid)?;
-    if sum != checksum(token) {
+    let (sum, after) = raw.split_at_checked(4).ok_or_else(invalid)?;
+    if sum != checksum(after) {
         return Err(invalid());
     }
-    String::from_utf8(token.to_vec()).map_err(|_| invalid())
+    String::from_utf8(after.to_vec()).map_err(|_| invalid())
 }
 
 fn shorten(s: &str) -> String {
     s.chars().take(40).collect()
 }
 
-/// The tokens behind the `u64` cursors this instance issued.
+/// The keys behind the `u64` cursors this instance issued.
 #[derive(Debug)]
 pub struct DraftCursors {
     next_id: u64,
-    tokens: BTreeMap<u64, (String, String)>,
+    /// id → (bucket, the key to list after).
+    keys: BTreeMap<u64, (String, String)>,
 }
 
 impl Default for DraftCursors {
@@ -73,25 +74,25 @@ impl Default for DraftCursors {
         // Start far from the small numbers a confused caller would pass.
         DraftCursors {
             next_id: 0x6b76_0000_0000_0001,
-            tokens: BTreeMap::new(),
+            keys: BTreeMap::new(),
         }
     }
 }
 
 impl DraftCursors {
-    pub fn issue(&mut self, bucket: &str, token: String) -> u64 {
+    pub fn issue(&mut self, bucket: &str, after: String) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
-        self.tokens.insert(id, (bucket.to_string(), token));
-        while self.tokens.len() > MAX_DRAFT_CURSORS {
-            self.tokens.pop_first();
+        self.keys.insert(id, (bucket.to_string(), after));
+        while self.keys.len() > MAX_DRAFT_CURSORS {
+            self.keys.pop_first();
         }
         id
     }
 
     pub fn resolve(&self, bucket: &str, id: u64) -> Result<String> {
-        match self.tokens.get(&id) {
-            Some((issued_for, token)) if issued_for == bucket => Ok(token.clone()),
+        match self.keys.get(&id) {
+            Some((issued_for, after)) if issued_for == bucket => Ok(after.clone()),
             Some((issued_for, _)) => Err(Error::other(format!(
                 "invalid list-keys cursor {id}: it was issued for bucket {issued_for:?}, not {bucket:?}"
             ))),
@@ -116,7 +117,8 @@ mod tests {
         let good = encode_string_cursor("abc");
         let mut tampered = good.clone();
         tampered.push('A');
-        for bad in ["", "abc", "kv1.", "kv1.!!!", "kv2.AAAA", &tampered] {
+        let old_kind = good.replacen("kv2.", "kv1.", 1);
+        for bad in ["", "abc", "kv2.", "kv2.!!!", "kv3.AAAA", &old_kind, &tampered] {
             assert!(decode_string_cursor(bad).is_err(), "{bad:?}");
         }
     }

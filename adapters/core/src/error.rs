@@ -1,4 +1,5 @@
 use alloc::string::String;
+use alloc::vec::Vec;
 
 use core::fmt;
 
@@ -16,8 +17,22 @@ pub enum Error {
 pub type Result<T, E = Error> = core::result::Result<T, E>;
 
 impl Error {
+    /// `other(message)`, on one line: a message quoting a service's
+    /// multi-line answer has its lines joined with spaces, and any other
+    /// control character is a space.
     pub fn other(message: impl Into<String>) -> Self {
-        Error::Other(message.into())
+        let message = message.into();
+        if !message.contains(char::is_control) {
+            return Error::Other(message);
+        }
+        let lines: Vec<&str> = message.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        let joined = lines.join(" ");
+        Error::Other(
+            joined
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect(),
+        )
     }
 }
 
@@ -32,3 +47,17 @@ impl fmt::Display for Error {
 }
 
 impl core::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_one_line() {
+        assert_eq!(Error::other("plain"), Error::Other("plain".into()));
+        assert_eq!(
+            Error::other("etcd: 500 first\r\n  second\n\nthird\tend\0"),
+            Error::Other("etcd: 500 first second third end ".into())
+        );
+    }
+}

@@ -68,7 +68,7 @@ impl<B: Backend> Store<B> {
         Ok(OpenBucket {
             store: Rc::clone(self),
             name: name.into(),
-            bucket: Rc::new(bucket),
+            bucket: Rc::from(bucket),
         })
     }
 }
@@ -196,14 +196,40 @@ impl<B: Backend> OpenBucket<B> {
         self.bucket.exists(key)
     }
 
-    /// One bounded page after the backend token `after`.
+    /// One `list-keys` page: the keys after `after` (the last key of the
+    /// previous page), at most `list_page_keys` of them and at most
+    /// `list_page_bytes` of key bytes (but always one key if there is
+    /// one), and the key to continue after when more may follow.
+    ///
+    /// The page is cut here, the same way for every backend: a backend
+    /// lists in its own order and resumes after any key it listed (see
+    /// [`ListRequest`]), so continuing after the last key returned is exact
+    /// wherever the cut falls, whatever the backend's own paging (a
+    /// service's page limit, a cut the service makes early). The cost: a
+    /// backend reads up to `list_page_keys` keys whatever their size, and
+    /// the keys past a byte cut are read again for the next page (pages
+    /// are cut by bytes only when keys average over 1 KiB, by default).
     fn list_page(&self, after: Option<&str>) -> Result<(Vec<String>, Option<String>)> {
-        let page = self.bucket.list_keys(ListRequest {
-            after,
-            max_keys: self.store.page_keys,
-            max_bytes: self.store.page_bytes,
-        })?;
-        Ok((page.keys, page.next))
+        let max_keys = self.store.page_keys;
+        let page = self.bucket.list_keys(ListRequest { after, max_keys })?;
+        let mut keys = page.keys;
+        let mut more = page.more;
+        let mut bytes = 0;
+        let within = keys
+            .iter()
+            .take(max_keys)
+            .take_while(|key| {
+                bytes += key.len();
+                bytes <= self.store.page_bytes
+            })
+            .count()
+            .max(1);
+        if within < keys.len() {
+            keys.truncate(within);
+            more = true;
+        }
+        let next = if more { keys.last().cloned() } else { None };
+        Ok((keys, next))
     }
 
     /// Every key, in key order, page after page (Spin's `get-keys`).
@@ -223,7 +249,7 @@ impl<B: Backend> OpenBucket<B> {
             .map(|id| self.store.draft_cursors.borrow().resolve(&self.name, id))
             .transpose()?;
         let (keys, next) = self.list_page(after.as_deref())?;
-        let next = next.map(|token| self.store.draft_cursors.borrow_mut().issue(&self.name, token));
+        let next = next.map(|after| self.store.draft_cursors.borrow_mut().issue(&self.name, after));
         Ok((keys, next))
     }
 
@@ -279,3 +305,6 @@ impl<B: Backend> OpenBucket<B> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -12,6 +12,7 @@ extern crate alloc;
 
 mod wasi_dir;
 
+use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::rc::Rc;
@@ -83,11 +84,11 @@ impl kv_core::Backend for FsBackend {
         LIMITS
     }
 
-    fn open(&self, name: &str) -> Result<FsBucket> {
+    fn open(&self, name: &str) -> Result<Box<FsBucket>> {
         if let Some(store) = self.stores.borrow().get(name) {
-            return Ok(FsBucket {
+            return Ok(Box::new(FsBucket {
                 store: Rc::clone(store),
-            });
+            }));
         }
         let file = file_name(name)?;
         let store = Store::open(self.dir.clone(), &file, self.options.clone())
@@ -95,7 +96,7 @@ impl kv_core::Backend for FsBackend {
             .ok_or(Error::NoSuchStore)?;
         let store = Rc::new(RefCell::new(store));
         self.stores.borrow_mut().insert(name.into(), Rc::clone(&store));
-        Ok(FsBucket { store })
+        Ok(Box::new(FsBucket { store }))
     }
 }
 
@@ -124,8 +125,7 @@ fn options(config: &FsConfig) -> Options {
         },
         create_if_missing: config.create_buckets,
         lock_lease_millis: u64::from(config.lock_lease_ms),
-        // Waiting longer than a lease always outlives a dead writer's lock.
-        lock_wait_millis: 3 * u64::from(config.lock_lease_ms),
+        lock_wait_millis: config.lock_wait_ms(),
         cache_pages: Options::cache_pages_for(config.page_size),
         ..Options::default()
     }
@@ -177,32 +177,22 @@ impl kv_core::Bucket for FsBucket {
             .map_err(engine_error)
     }
 
-    /// Keys in order; the token is the last key returned, so a listing
+    /// Keys in byte order, from just after `request.after`, so a listing
     /// resumes correctly after concurrent inserts and deletes.
     fn list_keys(&self, request: ListRequest<'_>) -> Result<KeyPage> {
         let mut store = self.store.borrow_mut();
-        // One more than the page, to know whether there is a next page.
+        // One more than asked, to know whether more follow.
         let mut keys = store
             .keys_after(request.after.map(str::as_bytes), request.max_keys + 1)
             .map_err(engine_error)?;
-        let mut more = keys.len() > request.max_keys;
+        let more = keys.len() > request.max_keys;
         keys.truncate(request.max_keys);
-        let mut bytes = 0;
-        if let Some(cut) = keys.iter().position(|key| {
-            bytes += key.len();
-            bytes > request.max_bytes
-        }) {
-            let cut = cut.max(1);
-            more |= cut < keys.len();
-            keys.truncate(cut);
-        }
         let file = String::from(store.file_name());
         let keys = keys
             .into_iter()
             .map(|key| utf8_key(&file, key))
             .collect::<Result<Vec<_>>>()?;
-        let next = if more { keys.last().cloned() } else { None };
-        Ok(KeyPage { keys, next })
+        Ok(KeyPage { keys, more })
     }
 
     fn compare_and_swap(&self, key: &str, expected: Option<&Version>, value: &[u8]) -> Result<bool> {

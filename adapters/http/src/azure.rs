@@ -21,9 +21,10 @@
 //!   insert (`POST`, 409 if it exists meanwhile); otherwise a replace with
 //!   `If-Match: <etag>` (412, or 404 if deleted meanwhile). Increment is
 //!   kv-core's compare-and-swap loop.
-//! - `list-keys` is a query on the partition (`$filter=PartitionKey eq '…'`,
-//!   `$select=RowKey`, `$top`); the cursor is Azure's continuation
-//!   (`x-ms-continuation-NextPartitionKey` and `-NextRowKey`).
+//! - `list-keys` is a query on the partition (`$filter=PartitionKey eq '…'
+//!   and RowKey gt '<last key returned>'`, `$select=RowKey`, `$top`), in
+//!   RowKey order; Azure's continuation (`x-ms-continuation-NextPartitionKey`
+//!   and `-NextRowKey`) is followed past pages it ends early with no entity.
 //! - Batch writes are entity-group transactions (`$batch`, one partition,
 //!   at most 100 operations and 4 MiB each). A batch delete fails whole if
 //!   one key is absent; that batch is then deleted key by key.
@@ -74,6 +75,10 @@ const MAX_BATCH_BODY: usize = (4 << 20) - (64 << 10);
 
 /// Azure's most entities per query page.
 const MAX_PAGE: usize = 1000;
+
+/// Pages without an entity that one `list-keys` follows before giving up
+/// (a service that never ends a listing must not hang the app).
+const MAX_EMPTY_PAGES: usize = 100;
 
 pub const API_VERSION: &str = "2019-02-02";
 pub const JSON: &str = "application/json";
@@ -164,7 +169,7 @@ impl Connection {
 
     fn sign(&self, request: Request) -> Result<Request> {
         let path = self.client.endpoint().full_path(&request.path);
-        let now = wasip2::clocks::wall_clock::now().seconds;
+        let now = self.client.unix_seconds();
         Ok(self.signer()?.sign(request, &path, now))
     }
 
@@ -295,7 +300,7 @@ impl AzureBucket {
 
     /// One `$batch` with one changeset.
     fn batch(&self, operations: &[(Method, String, Option<String>)]) -> Result<Option<BatchFailure>> {
-        let id = wasip2::random::random::get_random_u64();
+        let id = self.conn.client.random_u64();
         let batch = format!("batch_{id:016x}");
         let changeset = format!("changeset_{id:016x}");
         let base = self.conn.client.endpoint().to_string();
@@ -403,21 +408,18 @@ impl Bucket for AzureBucket {
         }
     }
 
+    /// RowKey order, from just after the (escaped) last key returned: a
+    /// `RowKey gt` filter, which resumes exactly wherever the core cut the
+    /// page. Azure's own continuation is followed within one call only.
     fn list_keys(&self, request: ListRequest<'_>) -> Result<KeyPage> {
-        let filter = format!("PartitionKey eq '{}'", odata_quote(&self.partition));
+        let mut filter = format!("PartitionKey eq '{}'", odata_quote(&self.partition));
+        if let Some(after) = request.after {
+            filter.push_str(&format!(" and RowKey gt '{}'", odata_quote(&escape_key(after))));
+        }
         let top = request.max_keys.clamp(1, MAX_PAGE);
         // Azure's continuation: NextPartitionKey and NextRowKey.
-        let mut continuation: Option<(String, String)> = match request.after {
-            None => None,
-            Some(token) => {
-                let (partition, row) = token.split_once('\n').ok_or_else(|| {
-                    self.conn
-                        .client
-                        .error("a list-keys cursor this adapter did not issue")
-                })?;
-                Some((partition.into(), row.into()))
-            }
-        };
+        let mut continuation: Option<(String, String)> = None;
+        let mut empty_pages = 0;
         loop {
             let mut path = format!(
                 "/{}()?$filter={}&$select=RowKey&$top={top}",
@@ -453,13 +455,21 @@ impl Bucket for AzureBucket {
                 _ => None,
             };
             // Azure may end a page early, even with no entity: go on until
-            // there is a key or no continuation.
+            // there is a key or no continuation (within reason).
             match next {
-                Some(next) if keys.is_empty() => continuation = Some(next),
+                Some(_) if keys.is_empty() && empty_pages == MAX_EMPTY_PAGES => {
+                    return Err(self.conn.client.error(format_args!(
+                        "list-keys got {MAX_EMPTY_PAGES} pages in a row without a key"
+                    )));
+                }
+                Some(next) if keys.is_empty() => {
+                    empty_pages += 1;
+                    continuation = Some(next);
+                }
                 next => {
                     return Ok(KeyPage {
                         keys,
-                        next: next.map(|(partition, row)| format!("{partition}\n{row}")),
+                        more: next.is_some(),
                     });
                 }
             }
@@ -748,6 +758,118 @@ impl SharedKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{self, Answers, Op, answer};
+
+    const ETAG: &str = "W/\"datetime'2026-11-30T08%3A00%3A00.1234567Z'\"";
+
+    fn entity(value: &str) -> Response {
+        let body = format!(
+            r#"{{"PartitionKey":"b%2F","RowKey":"a","Timestamp":"2026-11-30T08:00:00.1234567Z","v0@odata.type":"Edm.Binary","v0":"{value}"}}"#
+        );
+        answer(200, &[("etag", ETAG), ("content-type", NO_METADATA)], body)
+    }
+
+    fn no_content() -> Response {
+        answer(204, &[("etag", ETAG), ("x-ms-version", API_VERSION)], "")
+    }
+
+    const NOT_FOUND: &str = r#"{"odata.error":{"code":"ResourceNotFound","message":{"lang":"en-US","value":"The specified resource does not exist.
+RequestId:2b6e5f7a-1234
+Time:2026-11-30T08:00:00.1234567Z"}}}"#;
+
+    /// A `$batch` answer: one changeset, a `204` per operation.
+    fn batch(operations: usize) -> Response {
+        let mut body = String::from(
+            "--batchresponse_1\r\nContent-Type: multipart/mixed; boundary=changesetresponse_2\r\n\r\n",
+        );
+        for _ in 0..operations {
+            body.push_str(
+                "--changesetresponse_2\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n\
+                 HTTP/1.1 204 No Content\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-cache\r\n\
+                 DataServiceVersion: 1.0;\r\n\r\n\r\n",
+            );
+        }
+        body.push_str("--changesetresponse_2--\r\n--batchresponse_1--\r\n");
+        let content_type = "multipart/mixed; boundary=batchresponse_1";
+        answer(202, &[("content-type", content_type)], body)
+    }
+
+    fn script(op: Op) -> Vec<Response> {
+        let table_created = answer(204, &[("preference-applied", "return-no-content")], "");
+        let mut answers = vec![table_created];
+        answers.extend(match op {
+            Op::Get | Op::GetVersioned => vec![entity("dmFsdWU=")],
+            Op::Set | Op::Delete | Op::CasInsert | Op::CasReplace => vec![no_content()],
+            Op::Exists => vec![answer(200, &[("etag", ETAG)], r#"{"RowKey":"a"}"#)],
+            Op::ListFirst | Op::ListAfter => vec![answer(
+                200,
+                &[
+                    ("content-type", NO_METADATA),
+                    ("x-ms-continuation-NextPartitionKey", "1!8!YiUyRg--"),
+                    ("x-ms-continuation-NextRowKey", "1!4!Yw--"),
+                ],
+                r#"{"value":[{"RowKey":"a"},{"RowKey":"b%25"}]}"#,
+            )],
+            Op::Increment => vec![entity("NDE="), no_content()],
+            Op::GetMany => vec![
+                entity("dmFsdWU="),
+                answer(404, &[("content-type", JSON)], NOT_FOUND),
+            ],
+            Op::SetMany | Op::DeleteMany => vec![batch(2)],
+        });
+        answers
+    }
+
+    /// The response headers the protocol reads.
+    const AZURE_HEADERS: &[&str] = &[
+        "etag",
+        "content-type",
+        "x-ms-error-code",
+        "x-ms-continuation-NextPartitionKey",
+        "x-ms-continuation-NextRowKey",
+    ];
+
+    fn open(answers: Answers) -> Box<dyn Bucket> {
+        let (client, credentials) = testing::canned("azure-table", answers, &[("account-key", DEV_KEY)]);
+        AzureTable::new(client, credentials, DEV_ACCOUNT, "kvvirt")
+            .unwrap()
+            .open("b/".into())
+            .unwrap()
+    }
+
+    /// A service that ends page after page early without an entity does
+    /// not keep list-keys going forever.
+    #[test]
+    fn endless_empty_pages_are_an_error() {
+        let empty = answer(
+            200,
+            &[
+                ("x-ms-continuation-NextPartitionKey", "1!8!YiUyRg--"),
+                ("x-ms-continuation-NextRowKey", "1!4!Yw--"),
+            ],
+            r#"{"value":[]}"#,
+        );
+        let mut answers = vec![no_content()];
+        answers.extend(core::iter::repeat_n(empty, MAX_EMPTY_PAGES + 1));
+        let bucket = open(Answers::new(answers));
+        let error = bucket
+            .list_keys(ListRequest {
+                after: None,
+                max_keys: 10,
+            })
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "azure-table: list-keys got 100 pages in a row without a key"
+        );
+    }
+
+    /// Any answer, and Azure's own cut short or mistyped: `ok` or a
+    /// one-line `other(..)`, never a panic.
+    #[test]
+    fn answers_are_handled_without_panics() {
+        testing::check_protocol(open, script, ETAG.as_bytes(), AZURE_HEADERS);
+    }
 
     /// Azurite's well-known development account (public, in Microsoft's docs).
     const DEV_ACCOUNT: &str = "devstoreaccount1";

@@ -90,6 +90,7 @@ impl Request {
 }
 
 /// A complete response: any status (the protocol decides what is success).
+#[derive(Clone, Debug)]
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, Vec<u8>)>,
@@ -127,6 +128,17 @@ pub struct Client {
     endpoint: Endpoint,
     timeout_ns: u64,
     retry: RetryPolicy,
+    host: Host,
+}
+
+/// Where requests go and the clock and randomness come from: the runtime
+/// (`wasi:http`, `wasi:clocks`, `wasi:random`), or, in native unit tests,
+/// canned answers (see `crate::testing`), so that every protocol's
+/// handling of answers runs natively.
+enum Host {
+    Wasi,
+    #[cfg(test)]
+    Canned(crate::testing::Answers),
 }
 
 /// Why one attempt failed.
@@ -146,6 +158,48 @@ impl Client {
             endpoint,
             timeout_ns: u64::from(timeout_ms) * 1_000_000,
             retry,
+            host: Host::Wasi,
+        }
+    }
+
+    /// A client whose requests `answers` answers (native unit tests).
+    #[cfg(test)]
+    pub fn canned(service: &'static str, answers: crate::testing::Answers) -> Self {
+        Client {
+            host: Host::Canned(answers),
+            ..Client::new(
+                service,
+                Endpoint::parse("http://127.0.0.1:1").unwrap(),
+                1,
+                RetryPolicy::default(),
+            )
+        }
+    }
+
+    /// The time, in seconds since the Unix epoch (for request signatures).
+    pub fn unix_seconds(&self) -> u64 {
+        match &self.host {
+            Host::Wasi => wasip2::clocks::wall_clock::now().seconds,
+            #[cfg(test)]
+            Host::Canned(_) => 1_795_279_386,
+        }
+    }
+
+    /// A random number (versions, batch boundaries).
+    pub fn random_u64(&self) -> u64 {
+        match &self.host {
+            Host::Wasi => wasip2::random::random::get_random_u64(),
+            #[cfg(test)]
+            Host::Canned(answers) => answers.random_u64(),
+        }
+    }
+
+    /// Waits `ms` milliseconds (a backoff outside [`Client::send`]'s own).
+    pub fn sleep_ms(&self, ms: u64) {
+        match &self.host {
+            Host::Wasi => monotonic_clock::subscribe_duration(ms * 1_000_000).block(),
+            #[cfg(test)]
+            Host::Canned(_) => {}
         }
     }
 
@@ -184,7 +238,11 @@ impl Client {
     /// Returns the last response whatever its status; fails only when no
     /// response could be had.
     pub fn send(&self, request: &Request) -> Result<Response> {
-        self.send_by(request, self.deadline(), None)
+        match &self.host {
+            Host::Wasi => self.send_by(request, self.deadline(), None),
+            #[cfg(test)]
+            Host::Canned(answers) => answers.answer(request),
+        }
     }
 
     /// Sends independent requests at once (at most [`MAX_IN_FLIGHT`] in
@@ -193,6 +251,10 @@ impl Client {
     /// instead of one round trip after another. The results are in
     /// `requests`' order.
     pub fn send_all(&self, requests: &[Request]) -> Vec<Result<Response>> {
+        #[cfg(test)]
+        if let Host::Canned(answers) = &self.host {
+            return requests.iter().map(|request| answers.answer(request)).collect();
+        }
         let first_attempts = self.attempt_all(requests);
         // Retries, rare, are made one request at a time.
         requests

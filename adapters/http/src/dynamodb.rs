@@ -10,7 +10,7 @@
 //!   stored as decimal text, so `get` reads them as such.
 //! - `list-keys` is a `Query` on the bucket's partition, keys only, in
 //!   sort-key order, continuing from `ExclusiveStartKey` = the last key
-//!   returned (the cursor): never a `Scan`.
+//!   returned: never a `Scan`.
 //! - compare-and-swap is a conditional `PutItem` on `version` (or on the
 //!   key being absent); increment is the shared compare-and-swap loop,
 //!   which goes round again on `ConditionalCheckFailedException`.
@@ -30,7 +30,6 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use kv_core::{Bucket, Error, KeyPage, Limits, ListRequest, Result, Version, Versioned};
 use serde_json::{Value, json};
-use wasip2::clocks::{monotonic_clock, wall_clock};
 use wasip2::http::types::Method;
 
 use crate::Service;
@@ -150,7 +149,7 @@ impl Connection {
             &mut request,
             endpoint.authority(),
             &endpoint.full_path("/"),
-            wall_clock::now().seconds,
+            self.client.unix_seconds(),
             &payload_hash,
         );
         let response = self.client.send(&request.body(body))?;
@@ -228,18 +227,6 @@ pub struct DynamoDbBucket {
     prefix: String,
 }
 
-/// A fresh version: random, so that a compare-and-swap never mistakes a
-/// rewritten value for the one it read.
-fn new_version() -> String {
-    (wasip2::random::random::get_random_u64() >> 1).to_string()
-}
-
-/// Sleeps before sending unprocessed batch items again: 10 ms doubling to 1 s.
-fn batch_backoff(round: u32) {
-    let ms = (10u64 << round.min(7)).min(1000);
-    monotonic_clock::subscribe_duration(ms * 1_000_000).block();
-}
-
 /// The last occurrence of each key, in first-seen order: a batch must not
 /// name a key twice.
 fn last_per_key<T>(items: &[T], key: impl Fn(&T) -> &str) -> Vec<&T> {
@@ -258,6 +245,17 @@ fn last_per_key<T>(items: &[T], key: impl Fn(&T) -> &str) -> Vec<&T> {
 }
 
 impl DynamoDbBucket {
+    /// A fresh version: random, so that a compare-and-swap never mistakes a
+    /// rewritten value for the one it read.
+    fn new_version(&self) -> String {
+        (self.conn.client.random_u64() >> 1).to_string()
+    }
+
+    /// Sleeps before sending unprocessed batch items again: 10 ms doubling to 1 s.
+    fn batch_backoff(&self, round: u32) {
+        self.conn.client.sleep_ms((10u64 << round.min(7)).min(1000));
+    }
+
     /// The item's primary key.
     fn item_key(&self, key: &str) -> Value {
         json!({ "bucket": { "S": self.prefix }, "key": { "S": key } })
@@ -268,7 +266,7 @@ impl DynamoDbBucket {
             "bucket": { "S": self.prefix },
             "key": { "S": key },
             "value": { "B": BASE64.encode(value) },
-            "version": { "N": new_version() },
+            "version": { "N": self.new_version() },
         })
     }
 
@@ -307,7 +305,7 @@ impl DynamoDbBucket {
         let mut pending = requests;
         for round in 0..MAX_BATCH_ROUNDS {
             if round > 0 {
-                batch_backoff(round);
+                self.batch_backoff(round);
             }
             let answer = self.conn.call(
                 "BatchWriteItem",
@@ -391,11 +389,10 @@ impl Bucket for DynamoDbBucket {
             keys.push(key.to_string());
         }
         // DynamoDB may give a `LastEvaluatedKey` before an empty last page.
-        let next = match answer.get("LastEvaluatedKey") {
-            Some(_) => keys.last().cloned(),
-            None => None,
-        };
-        Ok(KeyPage { keys, next })
+        Ok(KeyPage {
+            keys,
+            more: answer.get("LastEvaluatedKey").is_some(),
+        })
     }
 
     fn compare_and_swap(&self, key: &str, expected: Option<&Version>, value: &[u8]) -> Result<bool> {
@@ -434,7 +431,7 @@ impl Bucket for DynamoDbBucket {
                     )));
                 }
                 if round > 0 {
-                    batch_backoff(round);
+                    self.batch_backoff(round);
                 }
                 round += 1;
                 let answer = self.conn.call(
@@ -489,6 +486,55 @@ impl Bucket for DynamoDbBucket {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{self, Answers, Op, answer};
+
+    /// DynamoDB's JSON 1.0 answers (table `t`, bucket prefix `b/`).
+    fn dynamo(body: &str) -> Response {
+        answer(200, &[("content-type", "application/x-amz-json-1.0")], body)
+    }
+
+    fn item(value: &str) -> String {
+        format!(
+            r#"{{"bucket":{{"S":"b/"}},"key":{{"S":"a"}},"value":{{"B":"{value}"}},"version":{{"N":"4611686018427387904"}}}}"#
+        )
+    }
+
+    fn script(op: Op) -> Vec<Response> {
+        let found = format!(r#"{{"Item":{}}}"#, item("dmFsdWU="));
+        match op {
+            Op::Get | Op::GetVersioned => vec![dynamo(&found)],
+            Op::Set | Op::Delete | Op::CasInsert | Op::CasReplace => vec![dynamo("{}")],
+            Op::Exists => vec![dynamo(r#"{"Item":{"key":{"S":"a"}}}"#)],
+            Op::ListFirst | Op::ListAfter => vec![dynamo(
+                r#"{"Count":2,"Items":[{"key":{"S":"a"}},{"key":{"S":"b"}}],"LastEvaluatedKey":{"bucket":{"S":"b/"},"key":{"S":"b"}},"ScannedCount":2}"#,
+            )],
+            Op::Increment => vec![dynamo(&format!(r#"{{"Item":{}}}"#, item("NDE="))), dynamo("{}")],
+            Op::GetMany => vec![dynamo(&format!(
+                r#"{{"Responses":{{"t":[{}]}},"UnprocessedKeys":{{}}}}"#,
+                item("dmFsdWU=")
+            ))],
+            Op::SetMany | Op::DeleteMany => vec![dynamo(r#"{"UnprocessedItems":{}}"#)],
+        }
+    }
+
+    fn open(answers: Answers) -> Box<dyn Bucket> {
+        let (client, credentials) = testing::canned("dynamodb", answers, testing::AWS_CREDENTIALS);
+        DynamoDb::new(client, credentials, "t", "us-east-1", true)
+            .open("b/".into())
+            .unwrap()
+    }
+
+    /// Any answer, and DynamoDB's own cut short or mistyped: `ok` or a
+    /// one-line `other(..)`, never a panic.
+    #[test]
+    fn answers_are_handled_without_panics() {
+        testing::check_protocol(
+            open,
+            script,
+            b"4611686018427387904",
+            &["content-type", "x-amzn-requestid"],
+        );
+    }
 
     #[test]
     fn batches_name_each_key_once_keeping_the_last() {

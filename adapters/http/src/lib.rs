@@ -6,7 +6,10 @@
 //!   whose buckets implement [`kv_core::Bucket`];
 //! - [`buckets`]: how a bucket maps to a key prefix;
 //! - [`credentials`]: secrets read at run time from the environment;
-//! - [`sigv4`]: AWS request signing.
+//! - [`sigv4`]: AWS request signing;
+//! - `testing` (unit tests only): every protocol's handling of answers,
+//!   natively, on canned answers (any bytes; real answers cut short or with
+//!   fields of the wrong type): `ok` or a one-line `other(..)`, never a panic.
 //!
 //! Every `wasi:keyvalue` rule (validation, limits, cursors, counters) is
 //! kv-core's; a protocol only stores.
@@ -26,6 +29,8 @@ pub mod dynamodb;
 pub mod etcd;
 pub mod s3;
 pub mod sigv4;
+#[cfg(test)]
+mod testing;
 pub mod webdis;
 
 use alloc::boxed::Box;
@@ -52,7 +57,7 @@ pub struct HttpBackend {
 }
 
 impl kv_core::Backend for HttpBackend {
-    type Bucket = Box<dyn Bucket>;
+    type Bucket = dyn Bucket;
 
     fn name(&self) -> &'static str {
         "kv-http"

@@ -5,6 +5,7 @@
 
 extern crate alloc;
 
+use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::rc::Rc;
@@ -60,7 +61,7 @@ impl kv_core::Backend for MemBackend {
         LIMITS
     }
 
-    fn open(&self, name: &str) -> Result<MemBucket> {
+    fn open(&self, name: &str) -> Result<Box<MemBucket>> {
         let entries = Rc::clone(
             self.shared
                 .buckets
@@ -68,10 +69,10 @@ impl kv_core::Backend for MemBackend {
                 .entry(name.to_string())
                 .or_default(),
         );
-        Ok(MemBucket {
+        Ok(Box::new(MemBucket {
             shared: Rc::clone(&self.shared),
             entries,
-        })
+        }))
     }
 }
 
@@ -131,21 +132,16 @@ impl kv_core::Bucket for MemBucket {
         Ok(self.entries.borrow().contains_key(key))
     }
 
-    /// The token is the last key returned: listing resumes after it.
+    /// Keys in byte order, from just after `request.after`.
     fn list_keys(&self, request: ListRequest<'_>) -> Result<KeyPage> {
         let entries = self.entries.borrow();
         let start = request.after.map_or(Bound::Unbounded, Bound::Excluded);
-        let mut page = KeyPage::default();
-        let mut bytes = 0;
-        for key in entries.range::<str, _>((start, Bound::Unbounded)).map(|(k, _)| k) {
-            if page.keys.len() == request.max_keys || (bytes >= request.max_bytes && !page.keys.is_empty()) {
-                page.next = page.keys.last().cloned();
-                break;
-            }
-            bytes += key.len();
-            page.keys.push(key.clone());
-        }
-        Ok(page)
+        let mut after = entries.range::<str, _>((start, Bound::Unbounded)).map(|(k, _)| k);
+        let keys: Vec<String> = after.by_ref().take(request.max_keys).cloned().collect();
+        Ok(KeyPage {
+            keys,
+            more: after.next().is_some(),
+        })
     }
 
     fn compare_and_swap(&self, key: &str, expected: Option<&Version>, value: &[u8]) -> Result<bool> {

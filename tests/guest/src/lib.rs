@@ -5,8 +5,9 @@
 //! The checks are written once, against [`Kv`]; each binary implements
 //! [`Kv`] over its draft's bindings.
 //!
-//! Usage: `conformance [--max-key-bytes N] [--max-value-bytes N]`
-//! (the backend's limits; default 64 KiB keys and 64 MiB values). The
+//! Usage: `conformance [--max-key-bytes N] [--max-value-bytes N]
+//! [--list-page-bytes N]` (the backend's limits, default 64 KiB keys and
+//! 64 MiB values; the adapter's list page byte limit, default 1 MiB). The
 //! adapter must allow the buckets [`BUCKET`] and [`LIST_BUCKET`] and no
 //! bucket named [`DENIED_BUCKET`], and have [`BUCKET`] as its default
 //! bucket (`--default-bucket`), which `open("")` and `open("default")` open.
@@ -105,10 +106,12 @@ macro_rules! same_in_both_drafts {
     };
 }
 
-/// The backend's limits, from the command line.
+/// The backend's limits and the adapter's page byte limit, from the command line.
 pub struct Limits {
     pub max_key_bytes: usize,
     pub max_value_bytes: usize,
+    /// A `list-keys` page stops at this many bytes of keys.
+    pub list_page_bytes: usize,
 }
 
 impl Limits {
@@ -116,6 +119,7 @@ impl Limits {
         let mut limits = Limits {
             max_key_bytes: 64 << 10,
             max_value_bytes: 64 << 20,
+            list_page_bytes: 1 << 20,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -126,6 +130,7 @@ impl Limits {
             match arg.as_str() {
                 "--max-key-bytes" => limits.max_key_bytes = n,
                 "--max-value-bytes" => limits.max_value_bytes = n,
+                "--list-page-bytes" => limits.list_page_bytes = n,
                 _ => return Err(format!("unknown argument {arg}")),
             }
         }
@@ -234,6 +239,10 @@ pub fn run<K: Kv>() -> i32 {
     r.check(
         "list-keys over 2,500 keys returns each key once, in pages",
         list_keys::<K>(),
+    );
+    r.check(
+        "list-keys pages stop at the page byte limit and go on after their last key",
+        list_page_bytes::<K>(&limits),
     );
     r.check(
         "a garbage list-keys cursor is an error, not a trap",
@@ -508,6 +517,71 @@ fn list_keys<K: Kv>() -> Result<(), String> {
         expected.len()
     );
     ensure!(pages > 1, "2,500 keys came in one page: pages are not bounded");
+    clear::<K>(b)
+}
+
+/// Keys of many lengths, together several times the page byte limit (each
+/// shorter than a quarter of it, and within the key limit): every page
+/// holds at most the limit's bytes, stops only where its next key would not
+/// fit, and the next page starts right after it.
+fn list_page_bytes<K: Kv>(limits: &Limits) -> Result<(), String> {
+    let b = &kv("open", K::open(LIST_BUCKET))?;
+    clear::<K>(b)?;
+    let longest = (limits.list_page_bytes / 4).min(limits.max_key_bytes).max(64);
+    let expected: BTreeSet<String> = (0..40)
+        .map(|i| {
+            let key = format!("pagebytes/{i:02}/");
+            let len = longest - (i * 37) % (longest / 2);
+            format!("{key}{}", "x".repeat(len - key.len()))
+        })
+        .collect();
+    let entries: Vec<(String, Vec<u8>)> = expected.iter().map(|k| (k.clone(), b"v".to_vec())).collect();
+    kv("set-many", K::set_many(b, &entries))?;
+    let mut pages: Vec<Vec<String>> = Vec::new();
+    let mut cursor = None;
+    loop {
+        let (keys, next) = kv("list-keys", K::list_keys(b, cursor.clone()))?;
+        pages.push(keys);
+        ensure!(
+            pages.len() <= 40,
+            "more pages than keys: the cursor does not advance"
+        );
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let bytes = |page: &[String]| page.iter().map(String::len).sum::<usize>();
+    for (i, page) in pages.iter().enumerate() {
+        ensure!(
+            page.len() <= 1 || bytes(page) <= limits.list_page_bytes,
+            "page {i} holds {} bytes of keys, over the limit of {}",
+            bytes(page),
+            limits.list_page_bytes
+        );
+        if let Some(next) = pages.get(i + 1).and_then(|next| next.first()) {
+            ensure!(
+                bytes(page) + next.len() > limits.list_page_bytes,
+                "page {i} ({} bytes) stopped before a key of {} bytes that fits",
+                bytes(page),
+                next.len()
+            );
+        }
+    }
+    let listed: Vec<&String> = pages.iter().flatten().collect();
+    let unique: BTreeSet<&String> = listed.iter().copied().collect();
+    ensure!(listed.len() == unique.len(), "a key was listed twice");
+    ensure!(
+        unique == expected.iter().collect(),
+        "listed {} keys, expected {}",
+        unique.len(),
+        expected.len()
+    );
+    let total: usize = expected.iter().map(String::len).sum();
+    ensure!(
+        total <= limits.list_page_bytes || pages.len() > 1,
+        "{total} bytes of keys came in one page"
+    );
     clear::<K>(b)
 }
 
