@@ -2,13 +2,17 @@
 
 fn main() {
     let artifacts = kv_wasm_build::build(&["kv-mem", "kv-fs", "kv-http"], &["adapters"]);
-    println!(
-        "cargo:rustc-env=KV_MEM_WASM={}",
-        artifacts.wasm("kv_mem").display()
-    );
-    println!("cargo:rustc-env=KV_FS_WASM={}", artifacts.wasm("kv_fs").display());
-    println!(
-        "cargo:rustc-env=KV_HTTP_WASM={}",
-        artifacts.wasm("kv_http").display()
-    );
+    // kv-route links the other adapters' crates without their component
+    // exports: built on its own (its own target directory too), or cargo
+    // would unify their features with the standalone adapters', or write
+    // their export-less `.wasm` over them.
+    let route = kv_wasm_build::build_in("wasm-build-route", &["kv-route"], &["adapters"]);
+    for (var, artifacts, name) in [
+        ("KV_MEM_WASM", &artifacts, "kv_mem"),
+        ("KV_FS_WASM", &artifacts, "kv_fs"),
+        ("KV_HTTP_WASM", &artifacts, "kv_http"),
+        ("KV_ROUTE_WASM", &route, "kv_route"),
+    ] {
+        println!("cargo:rustc-env={var}={}", artifacts.wasm(name).display());
+    }
 }

@@ -76,7 +76,8 @@ fn provider_module(config: &[u8]) -> Result<Vec<u8>> {
 }
 
 /// Bakes `config` into an unconfigured adapter: the result exports what the
-/// adapter exports and no longer imports `kv-virt:config/config`.
+/// adapter exports and no longer imports `kv-virt:config/config`. The
+/// bytes are also kept in a custom section ([`crate::baked_configs`]).
 ///
 /// `draft2_get_many` is the shape its `wasi:keyvalue/batch@0.2.0-draft2`
 /// export has, for `wac plug`, which connects by name: PR #55's (the
@@ -104,7 +105,9 @@ pub fn configure(adapter: &[u8], config: &[u8], draft2_get_many: GetManyShape) -
         }
     }
     let provider = config_provider(config)?;
-    let config = [(CONFIG_INTERFACE.to_string(), CONFIG_INTERFACE.to_string())];
-    connect(&provider, adapter, &config, &exports)
-        .map_err(|e| anyhow::anyhow!("baking the configuration: {}", one_line(&e)))
+    let connections = [(CONFIG_INTERFACE.to_string(), CONFIG_INTERFACE.to_string())];
+    let configured = connect(&provider, adapter, &connections, &exports)
+        .map_err(|e| anyhow::anyhow!("baking the configuration: {}", one_line(&e)))?;
+    // Also where `kv-virt inspect` finds it.
+    Ok(crate::baked::append_section(configured, config))
 }

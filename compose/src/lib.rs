@@ -4,19 +4,26 @@
 //! - [`configure`]: bake a configuration into an adapter, giving a
 //!   self-contained component (`wac plug` alone can use it);
 //! - [`plug`]: plug a configured adapter into an app, as `wac plug` does,
-//!   with clear errors for the mistakes users make.
+//!   with clear errors for the mistakes users make;
+//! - [`baked_configs`]: the configurations baked into a component, for
+//!   `kv-virt inspect`;
+//! - [`stand_in_for_package`]: satisfy imports a component will not use.
 //!
 //! Every error is one line that names the problem.
 
+mod baked;
 mod configure;
 mod dummy;
 mod inspect;
 mod plug;
+mod stand_in;
 
+pub use baked::{baked_configs, describe as describe_config};
 pub use configure::{config_provider, configure};
 pub use dummy::dummy_component;
 pub use inspect::{ComponentInfo, GetManyShape, Item, inspect};
 pub use plug::{is_key_value_interface, plug};
+pub use stand_in::stand_in_for_package;
 
 /// The `wasi:keyvalue` package name, with no version.
 pub const KEYVALUE_PACKAGE: &str = "wasi:keyvalue";

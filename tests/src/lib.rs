@@ -40,6 +40,33 @@ pub const DRAFT2_CHECKS: usize = 23;
 /// bytes on every backend, within every backend's key limit.
 pub const CONFORMANCE_LIST_PAGE_BYTES: u32 = 3000;
 
+/// A fresh directory `<area>/<name>` under the test target's temporary
+/// directory, with an empty `data/` (preopened as `/data` by [`with_data`]).
+/// A macro, for `CARGO_TARGET_TMPDIR` is the integration test's.
+#[macro_export]
+macro_rules! work_dir {
+    ($area:expr, $name:expr) => {
+        $crate::fresh_work_dir(::std::path::Path::new(env!("CARGO_TARGET_TMPDIR")), $area, $name)
+    };
+}
+
+pub fn fresh_work_dir(tmp: &Path, area: &str, name: &str) -> std::path::PathBuf {
+    let dir = tmp.join(area).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    dir
+}
+
+/// A run with `args`, capturing its output, with `work/data` preopened as `/data`.
+pub fn with_data(work: &Path, args: &[&str]) -> RunOptions {
+    RunOptions {
+        args: args.iter().map(|s| s.to_string()).collect(),
+        preopens: vec![(work.join("data"), "/data".into())],
+        capture_output: true,
+        ..RunOptions::default()
+    }
+}
+
 pub fn read(path: impl AsRef<Path>) -> Vec<u8> {
     let path = path.as_ref();
     std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))

@@ -23,14 +23,6 @@ use kv_virt_tests::node::run_on_node;
 use kv_virt_tests::servers::Etcd;
 use kv_virt_tests::*;
 
-/// A fresh directory for one test, with an empty `data/` for kv-fs.
-fn work_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("apps").join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("data")).unwrap();
-    dir
-}
-
 /// A backend an app is composed with, and what a run of it needs.
 struct Backend {
     name: &'static str,
@@ -198,7 +190,7 @@ fn on_wasmtimes_host(args: &[&str]) -> String {
 fn a_wasmtime_command_answers_as_on_wasmtimes_own_host() {
     let home = on_wasmtimes_host(&VISITS);
     assert_eq!(home, VISITS_OUTPUT);
-    let work = work_dir("wasmtime-command");
+    let work = work_dir!("apps", "wasmtime-command");
     for backend in Backend::all(&work, "wasmtime-command") {
         assert_eq!(
             backend.run(WASMTIME_COMMAND, &VISITS),
@@ -211,7 +203,7 @@ fn a_wasmtime_command_answers_as_on_wasmtimes_own_host() {
 
 #[test]
 fn a_wasmtime_commands_bucket_persists_on_kv_fs_as_the_default_bucket() {
-    let work = work_dir("wasmtime-command-fs");
+    let work = work_dir!("apps", "wasmtime-command-fs");
     let data = work.join("data");
     let fs = Backend::fs(&data);
     assert_eq!(fs.run(WASMTIME_COMMAND, &VISITS), VISITS_OUTPUT);
@@ -257,7 +249,7 @@ fn a_wasmtime_commands_bucket_persists_on_kv_fs_as_the_default_bucket() {
 
 #[test]
 fn a_wasmtime_command_on_node() {
-    let work = work_dir("wasmtime-command-node");
+    let work = work_dir!("apps", "wasmtime-command-node");
     let mem = Backend::mem();
     assert_eq!(mem.run_on_node(WASMTIME_COMMAND, &VISITS, &work), VISITS_OUTPUT);
     // kv-fs: Node continues what wasmtime wrote, in the same file.
@@ -304,7 +296,7 @@ fn ask_counter(backend: &Backend, names: &[&str]) -> Vec<String> {
 
 #[test]
 fn a_wasmcloud_http_counter_counts_on_every_backend() {
-    let work = work_dir("wasmcloud-counter");
+    let work = work_dir!("apps", "wasmcloud-counter");
     let [mem, fs, etcd] = Backend::all(&work, "wasmcloud-counter");
     let names = ["Alice", "Alice", "", "Alice"];
     let counted = [
@@ -382,7 +374,7 @@ fn draft2_apps_of_both_get_many_shapes_plug_and_run() {
             .find(|i| i.name == kv_compose::DRAFT2_BATCH)
             .unwrap();
         assert_eq!(batch.get_many_shape, Some(shape), "{app}");
-        let work = work_dir(&format!("draft2-{shape:?}"));
+        let work = work_dir!("apps", &format!("draft2-{shape:?}"));
         for backend in Backend::all(&work, &format!("draft2-{shape:?}")) {
             assert_eq!(
                 backend.run(app, &STOCK),
@@ -397,7 +389,7 @@ fn draft2_apps_of_both_get_many_shapes_plug_and_run() {
 #[test]
 fn draft2_apps_of_both_get_many_shapes_on_node() {
     for (app, name) in [(DRAFT2_APP_PR55, "pr55"), (DRAFT2_APP_2024, "2024")] {
-        let work = work_dir(&format!("draft2-node-{name}"));
+        let work = work_dir!("apps", &format!("draft2-node-{name}"));
         for backend in [Backend::mem(), Backend::fs(&work.join("data"))] {
             assert_eq!(
                 backend.run_on_node(app, &STOCK, &work),
@@ -419,7 +411,7 @@ fn a_spin_app_runs_without_spin_on_every_backend() {
         "{:?}",
         app.imports
     );
-    let work = work_dir("spin-app");
+    let work = work_dir!("apps", "spin-app");
     for backend in Backend::all(&work, "spin-app") {
         let composed = backend.compose(SPIN_APP);
         let info = kv_compose::inspect(&composed).unwrap();
@@ -502,7 +494,7 @@ fn a_spin_app_sees_access_denied_and_other_errors_as_spin_raises_them() {
     assert_eq!(response.status, 500, "{}", response.text());
     assert!(response.text().contains("AccessDenied"), "{}", response.text());
     // A missing store with create-buckets off: Spin's no-such-store.
-    let work = work_dir("spin-no-such-store");
+    let work = work_dir!("apps", "spin-no-such-store");
     let options = AdapterOptions {
         fs: FsOptions {
             dir: Some("/data".into()),

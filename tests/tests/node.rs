@@ -10,14 +10,6 @@ use kv_virt::options::{AdapterOptions, FsOptions, HttpOptions, ProtocolArg};
 use kv_virt_tests::node::run_on_node;
 use kv_virt_tests::*;
 
-/// A fresh directory for one test, with an empty `data/` for the store.
-fn work_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("node").join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("data")).unwrap();
-    dir
-}
-
 /// One composed component, runnable on both runtimes.
 struct App {
     file: PathBuf,
@@ -55,23 +47,13 @@ fn kv_fs(dir: &str, buckets: &[&str]) -> AdapterOptions {
     }
 }
 
-/// `work/data` preopened as `/data`.
-fn with_data(work: &Path, args: &[&str]) -> RunOptions {
-    RunOptions {
-        args: args.iter().map(|s| s.to_string()).collect(),
-        preopens: vec![(work.join("data"), "/data".into())],
-        capture_output: true,
-        ..RunOptions::default()
-    }
-}
-
 fn assert_counted(output: &RunOutput, expected: &str) {
     assert_eq!(output.exit_code, 0, "{}", output.stderr_text());
     assert_eq!(output.stdout_text(), expected, "{}", output.stderr_text());
 }
 
 fn conformance_kv_mem(guest: &str, name: &str, expected_checks: usize) {
-    let work = work_dir(name);
+    let work = work_dir!("node", name);
     let app = App::compose(&work, "guest", guest, BackendKind::Mem, &conformance_options());
     let passed = check_conformance_output(&app.on_node(&RunOptions::default())).unwrap();
     assert_eq!(passed, expected_checks, "every check ran");
@@ -95,7 +77,7 @@ fn conformance_kv_mem_draft2_built_against_the_2024_text() {
 /// The conformance guest on kv-fs on Node, on fresh files, then on wasmtime
 /// on the files Node left.
 fn conformance_kv_fs(guest: &str, name: &str, expected_checks: usize) {
-    let work = work_dir(name);
+    let work = work_dir!("node", name);
     let app = App::compose(
         &work,
         "guest",
@@ -126,7 +108,7 @@ fn conformance_kv_fs_draft2() {
 /// `wasi:http` carries the adapter's requests.
 fn conformance_kv_http_etcd(guest: &str, name: &str, expected_checks: usize) {
     let etcd = servers::Etcd::start(&format!("node-{name}")).unwrap();
-    let work = work_dir(name);
+    let work = work_dir!("node", name);
     let options = AdapterOptions {
         http: HttpOptions {
             protocol: Some(ProtocolArg::Etcd),
@@ -159,7 +141,7 @@ fn conformance_kv_http_etcd_draft2() {
 
 #[test]
 fn a_counter_continues_across_wasmtime_and_node() {
-    let work = work_dir("counter");
+    let work = work_dir!("node", "counter");
     let app = App::compose(&work, "counter", COUNTER, BackendKind::Fs, &kv_fs("/data", &[]));
     assert_counted(&app.on_wasmtime(&with_data(&work, &[])), "counter/hits = 1\n");
     assert_counted(&app.on_node(&with_data(&work, &[])), "counter/hits = 2\n");
@@ -175,7 +157,7 @@ fn a_counter_continues_across_wasmtime_and_node() {
 /// the shim refuses: it falls back to opening it without.
 #[test]
 fn a_store_directory_below_the_preopen_works_on_node() {
-    let work = work_dir("subdirectory");
+    let work = work_dir!("node", "subdirectory");
     std::fs::create_dir(work.join("data/counters")).unwrap();
     let app = App::compose(
         &work,
@@ -192,7 +174,7 @@ fn a_store_directory_below_the_preopen_works_on_node() {
 
 #[test]
 fn a_failing_guest_fails_on_node() {
-    let work = work_dir("failures");
+    let work = work_dir!("node", "failures");
     // No preopen: kv-fs reports it, the counter exits 1.
     let counter = App::compose(&work, "counter", COUNTER, BackendKind::Fs, &kv_fs("/data", &[]));
     let output = counter.on_node(&RunOptions::default());

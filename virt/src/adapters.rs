@@ -10,8 +10,10 @@ pub enum BackendKind {
     Mem,
     /// One crash-safe file per bucket, in a directory under a WASI preopen.
     Fs,
-    /// A key-value service (etcd, Redis) through its HTTP API.
+    /// A key-value service (etcd, Redis, DynamoDB, S3, Azure Table) through its HTTP API.
     Http,
+    /// A backend per bucket: the `[[route]]` tables of a --config file.
+    Route,
 }
 
 impl BackendKind {
@@ -20,6 +22,7 @@ impl BackendKind {
             BackendKind::Mem => "mem",
             BackendKind::Fs => "fs",
             BackendKind::Http => "http",
+            BackendKind::Route => "route",
         }
     }
 
@@ -29,6 +32,7 @@ impl BackendKind {
             BackendKind::Mem => KV_MEM,
             BackendKind::Fs => KV_FS,
             BackendKind::Http => KV_HTTP,
+            BackendKind::Route => KV_ROUTE,
         }
     }
 }
@@ -36,3 +40,4 @@ impl BackendKind {
 pub const KV_MEM: &[u8] = include_bytes!(env!("KV_MEM_WASM"));
 pub const KV_FS: &[u8] = include_bytes!(env!("KV_FS_WASM"));
 pub const KV_HTTP: &[u8] = include_bytes!(env!("KV_HTTP_WASM"));
+pub const KV_ROUTE: &[u8] = include_bytes!(env!("KV_ROUTE_WASM"));

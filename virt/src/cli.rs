@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use kv_compose::GetManyShape;
+use kv_core::config::BackendConfig;
 
 use crate::adapters::BackendKind;
 use crate::options::AdapterOptions;
@@ -61,7 +62,9 @@ pub enum Command {
     /// Work on kv-fs bucket files natively: check, inspect, dump, load.
     #[command(subcommand)]
     Fs(crate::fs_tools::FsCommand),
-    /// List a component's imports and exports.
+    /// List a component's imports and exports, and the kv-virt
+    /// configuration baked into it (its routes, if any; secrets only by
+    /// where they come from).
     #[command(after_help = "Example:\n  kv-virt inspect composed.wasm")]
     Inspect {
         /// The component.
@@ -95,7 +98,19 @@ pub fn configured_adapter_with(
     draft2_get_many: GetManyShape,
 ) -> Result<Vec<u8>> {
     let (kind, config) = options.resolve(backend)?;
-    kv_compose::configure(kind.adapter(), &config.to_bytes(), draft2_get_many)
+    let adapter = kv_compose::configure(kind.adapter(), &config.to_bytes(), draft2_get_many)?;
+    match &config.backend {
+        // kv-route imports wasi:http for its kv-http routes; with none, a
+        // stand-in keeps the composed app from needing it.
+        BackendConfig::Routed(routes)
+            if !routes
+                .iter()
+                .any(|route| matches!(route.backend, BackendConfig::Http(_))) =>
+        {
+            kv_compose::stand_in_for_package(&adapter, "wasi:http")
+        }
+        _ => Ok(adapter),
+    }
 }
 
 /// A configured adapter for these options (PR #55's draft2 `get-many`
@@ -141,8 +156,8 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<()> {
         }
         Command::Fs(command) => crate::fs_tools::run(command, out)?,
         Command::Inspect { component } => {
-            let info = kv_compose::inspect(&read(&component)?)
-                .with_context(|| format!("{}", component.display()))?;
+            let bytes = read(&component)?;
+            let info = kv_compose::inspect(&bytes).with_context(|| format!("{}", component.display()))?;
             for (title, items) in [("imports", &info.imports), ("exports", &info.exports)] {
                 writeln!(out, "{title}:")?;
                 if items.is_empty() {
@@ -155,6 +170,14 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<()> {
                         }
                         None => writeln!(out, "  {} ({})", item.name, item.kind)?,
                     }
+                }
+            }
+            let configs =
+                kv_compose::baked_configs(&bytes).with_context(|| format!("{}", component.display()))?;
+            for config in configs {
+                writeln!(out, "kv-virt configuration:")?;
+                for line in kv_compose::describe_config(&config) {
+                    writeln!(out, "  {line}")?;
                 }
             }
         }

@@ -29,13 +29,30 @@
 //! azure-account = "myaccount" # protocol "azure-table": the storage account
 //! azure-table = "kvvirt"      # and its table (credential account-key)
 //! ```
+//!
+//! Or a backend per bucket (backend `route`): `[[route]]` tables, each with
+//! its buckets (names, or patterns with `*`), its backend and that
+//! backend's own `[route.fs]` / `[route.http]` table. The first route that
+//! serves a bucket wins; a bucket no route serves is `access-denied`.
+//!
+//! ```toml
+//! [[route]]
+//! buckets = ["cache", "tmp-*"]
+//! backend = "mem"
+//!
+//! [[route]]
+//! buckets = ["*"]            # every other bucket
+//! backend = "fs"
+//! [route.fs]
+//! dir = "/data"
+//! ```
 
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use kv_core::config::{
-    AdapterConfig, BackendConfig, Durability, FsConfig, HttpConfig, HttpProtocol, MemConfig, Secret,
+    AdapterConfig, BackendConfig, Durability, FsConfig, HttpConfig, HttpProtocol, MemConfig, Route, Secret,
 };
 use serde::Deserialize;
 
@@ -73,7 +90,7 @@ pub struct AdapterOptions {
 
 /// kv-fs options. Their help (in [`help`]) shows [`FsConfig`]'s defaults
 /// and bounds.
-#[derive(Args, Clone, Debug, Default)]
+#[derive(Args, Clone, Debug, Default, PartialEq)]
 #[command(next_help_heading = "kv-fs options")]
 pub struct FsOptions {
     #[arg(long, value_name = "PATH", help = help::dir())]
@@ -153,7 +170,7 @@ mod help {
 }
 
 /// kv-http options.
-#[derive(Args, Clone, Debug, Default)]
+#[derive(Args, Clone, Debug, Default, PartialEq)]
 #[command(next_help_heading = "kv-http options")]
 pub struct HttpOptions {
     /// The service's API.
@@ -251,6 +268,18 @@ struct ConfigFile {
     list_page_bytes: Option<u32>,
     fs: Option<FsFile>,
     http: Option<HttpFile>,
+    #[serde(default, rename = "route")]
+    routes: Vec<RouteFile>,
+}
+
+/// One `[[route]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RouteFile {
+    buckets: Vec<String>,
+    backend: BackendKind,
+    fs: Option<FsFile>,
+    http: Option<HttpFile>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -310,10 +339,14 @@ impl AdapterOptions {
             Some(path) => ConfigFile::read(path)?,
             None => ConfigFile::default(),
         };
-        let Some(kind) = backend.or(file.backend) else {
-            bail!(
-                "no backend given: name one (mem, fs, http) on the command line or as `backend = \"...\"` in the config file"
-            );
+        let named = backend.or(file.backend);
+        let kind = match named {
+            // `[[route]]` tables make a routed configuration by themselves.
+            None if !file.routes.is_empty() => BackendKind::Route,
+            Some(kind) => kind,
+            None => bail!(
+                "no backend given: name one (mem, fs, http, route) on the command line or as `backend = \"...\"` in the config file"
+            ),
         };
         if let (Some(a), Some(b)) = (backend, file.backend)
             && a != b
@@ -324,10 +357,17 @@ impl AdapterOptions {
                 b.name()
             );
         }
+        if kind != BackendKind::Route && !file.routes.is_empty() {
+            bail!(
+                "the config file has [[route]] tables, which make a backend per bucket: drop backend {}",
+                kind.name()
+            );
+        }
         let backend_config = match kind {
             BackendKind::Mem => BackendConfig::Mem(MemConfig {}),
             BackendKind::Fs => BackendConfig::Fs(self.fs.resolve(file.fs.unwrap_or_default())?),
             BackendKind::Http => BackendConfig::Http(self.http.resolve(file.http.unwrap_or_default())?),
+            BackendKind::Route => self.routes(file.routes, file.fs.is_some() || file.http.is_some())?,
         };
         let mut config = AdapterConfig::new(backend_config);
         let buckets = if self.buckets.is_empty() {
@@ -349,6 +389,50 @@ impl AdapterOptions {
             .validate()
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         Ok((kind, config))
+    }
+}
+
+impl AdapterOptions {
+    /// The routes of a routed configuration: each route's backend takes its
+    /// options from its own tables only.
+    fn routes(&self, routes: Vec<RouteFile>, top_level_tables: bool) -> Result<BackendConfig> {
+        if routes.is_empty() {
+            bail!(
+                "backend route needs [[route]] tables in a --config file (each with buckets, a backend and its options)"
+            );
+        }
+        if self.fs != FsOptions::default() || self.http != HttpOptions::default() || top_level_tables {
+            bail!(
+                "with routes, each route sets its backend's options in its own [route.fs] or [route.http] table, \
+                 not with kv-fs or kv-http flags or top-level [fs] or [http] tables"
+            );
+        }
+        let route = |route: RouteFile| -> Result<Route> {
+            let backend = match (route.backend, route.fs, route.http) {
+                (BackendKind::Mem, None, None) => BackendConfig::Mem(MemConfig {}),
+                (BackendKind::Fs, fs, None) => {
+                    BackendConfig::Fs(FsOptions::default().resolve(fs.unwrap_or_default())?)
+                }
+                (BackendKind::Http, None, http) => {
+                    BackendConfig::Http(HttpOptions::default().resolve(http.unwrap_or_default())?)
+                }
+                (BackendKind::Route, ..) => bail!("a route's backend is mem, fs or http"),
+                (kind, _, _) => bail!(
+                    "a {} route takes no [route.fs] or [route.http] table but its own",
+                    kind.name()
+                ),
+            };
+            Ok(Route {
+                buckets: route.buckets,
+                backend,
+            })
+        };
+        let routes = routes
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| route(r).with_context(|| format!("route {}", i + 1)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(BackendConfig::Routed(routes))
     }
 }
 

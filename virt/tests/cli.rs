@@ -322,3 +322,53 @@ fn http_secrets_are_read_at_run_time_unless_baking_is_asked_for() {
     ]);
     assert_one_line_error(&output, "must start with http:// or https://");
 }
+
+#[test]
+fn route_tables_make_a_routed_adapter_and_their_mistakes_are_one_line_errors() {
+    let dir = temp_dir("cli-routes");
+    let ok = adapter_with_config(
+        &dir,
+        "[[route]]\nbuckets = [\"cache\"]\nbackend = \"mem\"\n[[route]]\nbuckets = [\"*\"]\nbackend = \"fs\"\n[route.fs]\ndir = \"/kv\"\n",
+    );
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let listing = kv_virt(&["inspect", dir.join("a.wasm").to_str().unwrap()]);
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        listing.contains("cache -> kv-mem") && listing.contains("* -> kv-fs dir=/kv"),
+        "{listing}"
+    );
+    for (text, error) in [
+        (
+            "[[route]]\nbuckets = [\"a\"]\nbackend = \"route\"\n",
+            "route 1: a route's backend is mem, fs or http",
+        ),
+        (
+            "[[route]]\nbuckets = [\"a\"]\nbackend = \"mem\"\n[route.fs]\ndir = \"/kv\"\n",
+            "route 1: a mem route takes no [route.fs] or [route.http] table",
+        ),
+        (
+            "[[route]]\nbuckets = [\"a\"]\nbackend = \"mem\"\n[[route]]\nbuckets = [\"../*\"]\nbackend = \"mem\"\n",
+            "route 2: \"../*\" is not a bucket name or pattern",
+        ),
+        (
+            "[[route]]\nbuckets = []\nbackend = \"mem\"\n",
+            "route 1: it names no bucket",
+        ),
+        (
+            "[[route]]\nbucket = [\"a\"]\nbackend = \"mem\"\n",
+            "unknown field `bucket`",
+        ),
+        (
+            "backend = \"fs\"\n[[route]]\nbuckets = [\"a\"]\nbackend = \"mem\"\n",
+            "[[route]] tables, which make a backend per bucket: drop backend fs",
+        ),
+        (
+            "[fs]\ndir = \"/kv\"\n[[route]]\nbuckets = [\"a\"]\nbackend = \"mem\"\n",
+            "each route sets its backend's options in its own",
+        ),
+    ] {
+        assert_one_line_error(&adapter_with_config(&dir, text), error);
+    }
+    let output = kv_virt(&["adapter", "route", "-o", dir.join("b.wasm").to_str().unwrap()]);
+    assert_one_line_error(&output, "backend route needs [[route]] tables");
+}

@@ -73,14 +73,49 @@ pub trait Backend: 'static {
     /// impl that could miss a method a bucket overrides.
     type Bucket: Bucket + ?Sized;
 
-    /// The adapter's name, for messages ("kv-mem").
-    fn name(&self) -> &'static str;
+    /// The name of the backend that serves `bucket`, for messages
+    /// ("kv-mem"): this one, but for a router, which names the route's.
+    fn name(&self, bucket: &str) -> &'static str;
 
-    fn limits(&self) -> Limits;
+    /// The largest key and value `bucket` takes.
+    fn limits(&self, bucket: &str) -> Limits;
 
     /// Opens the named bucket. `Error::NoSuchStore` if it does not exist and
     /// the backend does not create buckets.
     fn open(&self, name: &str) -> Result<Box<Self::Bucket>>;
+}
+
+/// A backend whose bucket type is erased to `dyn Bucket`: what a router
+/// holds, one per route, whatever the backends are.
+pub type DynBackend = dyn Backend<Bucket = dyn Bucket>;
+
+/// `backend` as a [`DynBackend`].
+pub fn erase<B: Backend>(backend: B) -> Box<DynBackend>
+where
+    B::Bucket: Sized,
+{
+    Box::new(Erased(backend))
+}
+
+struct Erased<B>(B);
+
+impl<B: Backend> Backend for Erased<B>
+where
+    B::Bucket: Sized,
+{
+    type Bucket = dyn Bucket;
+
+    fn name(&self, bucket: &str) -> &'static str {
+        self.0.name(bucket)
+    }
+
+    fn limits(&self, bucket: &str) -> Limits {
+        self.0.limits(bucket)
+    }
+
+    fn open(&self, name: &str) -> Result<Box<dyn Bucket>> {
+        Ok(self.0.open(name)?)
+    }
 }
 
 /// How many times the default read-modify-write loops retry on conflict

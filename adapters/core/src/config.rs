@@ -51,6 +51,49 @@ pub enum BackendConfig {
     Mem(MemConfig),
     Fs(FsConfig),
     Http(HttpConfig),
+    /// A backend per bucket (kv-route): each bucket goes to the first route
+    /// one of whose patterns its name matches; a name no route matches is
+    /// `access-denied`.
+    Routed(Vec<Route>),
+}
+
+/// One route of a [`BackendConfig::Routed`]: the buckets it serves, and
+/// the backend (not itself routed) that serves them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Route {
+    /// Bucket names, or patterns in which `*` stands for any run of
+    /// characters (`cache-*`; `*` alone: every bucket, a default route).
+    pub buckets: Vec<String>,
+    pub backend: BackendConfig,
+}
+
+impl Route {
+    /// Whether `bucket` is one of this route's buckets.
+    pub fn serves(&self, bucket: &str) -> bool {
+        self.buckets
+            .iter()
+            .any(|pattern| pattern_matches(pattern, bucket))
+    }
+}
+
+/// `*` matches any run of characters (none included); anything else itself.
+fn pattern_matches(pattern: &str, name: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = name.strip_prefix(first) else {
+        return false;
+    };
+    let mut parts: Vec<&str> = parts.collect();
+    let Some(last) = parts.pop() else {
+        return rest.is_empty(); // no `*`: the whole name
+    };
+    for part in parts {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.ends_with(last)
 }
 
 impl BackendConfig {
@@ -60,6 +103,49 @@ impl BackendConfig {
             BackendConfig::Mem(_) => "kv-mem",
             BackendConfig::Fs(_) => "kv-fs",
             BackendConfig::Http(_) => "kv-http",
+            BackendConfig::Routed(_) => "kv-route",
+        }
+    }
+
+    /// The error of an adapter given another adapter's configuration.
+    pub fn wrong_adapter(&self, adapter: &str) -> Error {
+        Error::other(format!(
+            "this adapter is {adapter} but its configuration is for {}: recompose the app",
+            self.adapter_name()
+        ))
+    }
+
+    /// Checks the values a hand-written or corrupted configuration could get wrong.
+    fn validate(&self) -> Result<()> {
+        match self {
+            BackendConfig::Mem(_) => Ok(()),
+            BackendConfig::Fs(fs) => fs.validate(),
+            BackendConfig::Http(http) => http.validate(),
+            BackendConfig::Routed(routes) => {
+                if routes.is_empty() {
+                    return Err(Error::other(
+                        "kv-virt configuration: routed, but there is no route",
+                    ));
+                }
+                for (i, route) in routes.iter().enumerate() {
+                    let which =
+                        |why: &str| Error::other(format!("kv-virt configuration: route {}: {why}", i + 1));
+                    if route.buckets.is_empty() {
+                        return Err(which("it names no bucket"));
+                    }
+                    for pattern in &route.buckets {
+                        // A pattern's literal parts must be possible in a bucket name.
+                        let literal = pattern.replace('*', "x");
+                        crate::validate_bucket_name(&literal)
+                            .map_err(|_| which(&format!("{pattern:?} is not a bucket name or pattern")))?;
+                    }
+                    if let BackendConfig::Routed(_) = route.backend {
+                        return Err(which("a route's backend cannot itself be routed"));
+                    }
+                    route.backend.validate().map_err(|e| which(&format!("{e}")))?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -189,6 +275,21 @@ impl HttpConfig {
             retry: RetryPolicy::default(),
             credentials: Vec::new(),
         }
+    }
+}
+
+impl HttpConfig {
+    fn validate(&self) -> Result<()> {
+        if self.timeout_ms == 0 || self.retry.max_attempts == 0 {
+            return Err(Error::other(
+                "kv-virt configuration: the HTTP timeout and the number of attempts must be at least 1",
+            ));
+        }
+        Endpoint::parse(&self.endpoint)?;
+        for (name, _) in &self.bucket_prefixes {
+            crate::validate_bucket_name(name)?;
+        }
+        Ok(())
     }
 }
 
@@ -362,21 +463,7 @@ impl AdapterConfig {
         }
         crate::validate_bucket_name(&self.default_bucket)
             .map_err(|e| Error::other(format!("kv-virt configuration: the default bucket: {e}")))?;
-        if let BackendConfig::Fs(fs) = &self.backend {
-            fs.validate()?;
-        }
-        if let BackendConfig::Http(http) = &self.backend {
-            if http.timeout_ms == 0 || http.retry.max_attempts == 0 {
-                return Err(Error::other(
-                    "kv-virt configuration: the HTTP timeout and the number of attempts must be at least 1",
-                ));
-            }
-            Endpoint::parse(&http.endpoint)?;
-            for (name, _) in &http.bucket_prefixes {
-                crate::validate_bucket_name(name)?;
-            }
-        }
-        Ok(())
+        self.backend.validate()
     }
 }
 
@@ -385,6 +472,66 @@ mod tests {
     use super::*;
     use std::prelude::rust_2024::*;
     use std::vec;
+
+    #[test]
+    fn route_patterns_match_names_and_runs() {
+        for (pattern, name, matches) in [
+            ("cache", "cache", true),
+            ("cache", "cache2", false),
+            ("cache-*", "cache-", true),
+            ("cache-*", "cache-x", true),
+            ("cache-*", "cach", false),
+            ("*", "anything", true),
+            ("*-tmp", "a-tmp", true),
+            ("*-tmp", "a-tmpx", false),
+            ("a*b*c", "abc", true),
+            ("a*b*c", "axxbyyc", true),
+            ("a*b*c", "acb", false),
+            ("a*a", "a", false),
+        ] {
+            assert_eq!(pattern_matches(pattern, name), matches, "{pattern:?} {name:?}");
+        }
+    }
+
+    #[test]
+    fn routes_are_validated() {
+        let route = |buckets: &[&str], backend| Route {
+            buckets: buckets.iter().map(|b| b.to_string()).collect(),
+            backend,
+        };
+        let config = |routes| AdapterConfig::new(BackendConfig::Routed(routes));
+        let mem = || BackendConfig::Mem(MemConfig {});
+        assert!(
+            config(vec![route(&["a", "b-*"], mem()), route(&["*"], mem())])
+                .validate()
+                .is_ok()
+        );
+        for (routes, why) in [
+            (vec![], "no route"),
+            (vec![route(&[], mem())], "route 1: it names no bucket"),
+            (
+                vec![route(&["a"], mem()), route(&["../*"], mem())],
+                "route 2: \"../*\"",
+            ),
+            (
+                vec![route(&["a"], BackendConfig::Routed(vec![]))],
+                "cannot itself be routed",
+            ),
+            (
+                vec![route(
+                    &["a"],
+                    BackendConfig::Fs(FsConfig {
+                        page_size: 3,
+                        ..FsConfig::default()
+                    }),
+                )],
+                "route 1: kv-fs page size 3",
+            ),
+        ] {
+            let e = config(routes).validate().unwrap_err().to_string();
+            assert!(e.contains(why), "{why}: {e}");
+        }
+    }
 
     #[test]
     fn round_trips_and_rejects_other_formats() {

@@ -1,6 +1,7 @@
 //! The `wasi:keyvalue` contract on top of any [`Backend`]: what `open`,
 //! `get`, `list-keys`, `increment`, `cas` ... mean, for both drafts.
 
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -12,7 +13,7 @@ use core::cell::RefCell;
 use crate::config::{AdapterConfig, DEFAULT_BUCKET};
 use crate::counter::CounterRange;
 use crate::cursor::{DraftCursors, decode_string_cursor, encode_string_cursor};
-use crate::{Backend, Bucket, Error, ListRequest, Result, Version, validate_bucket_name};
+use crate::{Backend, Bucket, Error, Limits, ListRequest, Result, Version, validate_bucket_name};
 
 /// A configured backend: the state of one adapter instance.
 pub struct Store<B: Backend> {
@@ -68,6 +69,8 @@ impl<B: Backend> Store<B> {
         Ok(OpenBucket {
             store: Rc::clone(self),
             name: name.into(),
+            backend_name: self.backend.name(name),
+            limits: self.backend.limits(name),
             bucket: Rc::from(bucket),
         })
     }
@@ -77,6 +80,9 @@ impl<B: Backend> Store<B> {
 pub struct OpenBucket<B: Backend> {
     store: Rc<Store<B>>,
     name: Rc<str>,
+    /// The backend that serves it and its limits (a route's, under a router).
+    backend_name: &'static str,
+    limits: Limits,
     bucket: Rc<B::Bucket>,
 }
 
@@ -85,6 +91,8 @@ impl<B: Backend> Clone for OpenBucket<B> {
         OpenBucket {
             store: Rc::clone(&self.store),
             name: Rc::clone(&self.name),
+            backend_name: self.backend_name,
+            limits: self.limits,
             bucket: Rc::clone(&self.bucket),
         }
     }
@@ -93,7 +101,7 @@ impl<B: Backend> Clone for OpenBucket<B> {
 /// Why a compare-and-swap did not happen.
 pub enum CasError<B: Backend> {
     /// The key changed since the snapshot: here is a fresh one.
-    Conflict(CasSnapshot<B>),
+    Conflict(Box<CasSnapshot<B>>),
     Store(Error),
 }
 
@@ -127,7 +135,7 @@ impl<B: Backend> CasSnapshot<B> {
         {
             Ok(())
         } else {
-            Err(CasError::Conflict(bucket.cas(self.key)?))
+            Err(CasError::Conflict(Box::new(bucket.cas(self.key)?)))
         }
     }
 }
@@ -146,14 +154,14 @@ impl<B: Backend> OpenBucket<B> {
     }
 
     fn check_key(&self, key: &str) -> Result<()> {
-        let max = self.store.backend.limits().max_key_bytes;
+        let max = self.limits.max_key_bytes;
         if key.is_empty() {
             Err(Error::other("key must not be empty"))
         } else if key.len() > max {
             Err(Error::other(format!(
                 "key of {} bytes is over {}'s key limit of {}",
                 key.len(),
-                self.store.backend.name(),
+                self.backend_name,
                 size(max)
             )))
         } else {
@@ -163,13 +171,13 @@ impl<B: Backend> OpenBucket<B> {
 
     fn check_value(&self, key: &str, value: &[u8]) -> Result<()> {
         self.check_key(key)?;
-        let max = self.store.backend.limits().max_value_bytes;
+        let max = self.limits.max_value_bytes;
         if value.len() > max {
             return Err(Error::other(format!(
                 "value of {} bytes for key {:?} is over {}'s value limit of {}",
                 value.len(),
                 key.chars().take(64).collect::<String>(),
-                self.store.backend.name(),
+                self.backend_name,
                 size(max)
             )));
         }
@@ -272,7 +280,7 @@ impl<B: Backend> OpenBucket<B> {
         if values.len() != keys.len() {
             return Err(Error::other(format!(
                 "{}: get-many returned {} values for {} keys",
-                self.store.backend.name(),
+                self.backend_name,
                 values.len(),
                 keys.len()
             )));

@@ -76,11 +76,11 @@ pub fn file_name(bucket: &str) -> Result<String> {
 impl kv_core::Backend for FsBackend {
     type Bucket = FsBucket;
 
-    fn name(&self) -> &'static str {
+    fn name(&self, _bucket: &str) -> &'static str {
         "kv-fs"
     }
 
-    fn limits(&self) -> Limits {
+    fn limits(&self, _bucket: &str) -> Limits {
         LIMITS
     }
 
@@ -100,19 +100,23 @@ impl kv_core::Backend for FsBackend {
     }
 }
 
-impl kv_glue::Adapter for FsBackend {
-    fn from_config(config: &AdapterConfig) -> Result<Self> {
-        let BackendConfig::Fs(fs) = &config.backend else {
-            return Err(Error::other(format!(
-                "this adapter is kv-fs but its configuration is for {}",
-                config.backend.adapter_name()
-            )));
-        };
+impl FsBackend {
+    /// kv-fs on the directory the configuration names.
+    pub fn new(fs: &FsConfig) -> Result<Self> {
         Ok(FsBackend {
             dir: WasiDir::open(&fs.dir)?,
             options: options(fs),
             stores: RefCell::default(),
         })
+    }
+}
+
+impl kv_glue::Adapter for FsBackend {
+    fn from_config(config: &AdapterConfig) -> Result<Self> {
+        match &config.backend {
+            BackendConfig::Fs(fs) => FsBackend::new(fs),
+            other => Err(other.wrong_adapter("kv-fs")),
+        }
     }
 }
 
@@ -240,4 +244,6 @@ impl kv_core::Bucket for FsBucket {
     }
 }
 
+// The component's exports; kv-route links this crate without them.
+#[cfg(feature = "component")]
 kv_glue::export_adapter!(FsBackend);

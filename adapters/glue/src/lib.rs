@@ -330,7 +330,7 @@ impl<A: Adapter> draft2::atomics::Guest for Glue<A> {
         let snapshot = cas.into_inner::<CasResource<A>>().0;
         snapshot.swap(&value).map_err(|e| match e {
             CasError::Conflict(fresh) => {
-                draft2::atomics::CasError::CasFailed(draft2::atomics::Cas::new(CasResource(fresh)))
+                draft2::atomics::CasError::CasFailed(draft2::atomics::Cas::new(CasResource(*fresh)))
             }
             CasError::Store(e) => draft2::atomics::CasError::StoreError(e.into()),
         })

@@ -34,11 +34,10 @@ mod testing;
 pub mod webdis;
 
 use alloc::boxed::Box;
-use alloc::format;
 use alloc::rc::Rc;
 
 use kv_core::config::{AdapterConfig, BackendConfig, Endpoint, HttpConfig, HttpProtocol};
-use kv_core::{Bucket, Error, Limits, Result};
+use kv_core::{Bucket, Limits, Result};
 
 use crate::client::Client;
 use crate::credentials::Credentials;
@@ -59,11 +58,11 @@ pub struct HttpBackend {
 impl kv_core::Backend for HttpBackend {
     type Bucket = dyn Bucket;
 
-    fn name(&self) -> &'static str {
+    fn name(&self, _bucket: &str) -> &'static str {
         "kv-http"
     }
 
-    fn limits(&self) -> Limits {
+    fn limits(&self, _bucket: &str) -> Limits {
         self.service.limits()
     }
 
@@ -75,12 +74,16 @@ impl kv_core::Backend for HttpBackend {
 
 impl kv_glue::Adapter for HttpBackend {
     fn from_config(config: &AdapterConfig) -> Result<Self> {
-        let BackendConfig::Http(http) = &config.backend else {
-            return Err(Error::other(format!(
-                "this adapter is kv-http but its configuration is for {}",
-                config.backend.adapter_name()
-            )));
-        };
+        match &config.backend {
+            BackendConfig::Http(http) => HttpBackend::new(http),
+            other => Err(other.wrong_adapter("kv-http")),
+        }
+    }
+}
+
+impl HttpBackend {
+    /// kv-http on the service the configuration names.
+    pub fn new(http: &HttpConfig) -> Result<Self> {
         let name = http.protocol.name();
         let client = Rc::new(Client::new(
             name,
@@ -116,5 +119,6 @@ impl kv_glue::Adapter for HttpBackend {
 }
 
 // The exports are the component's; natively (unit tests) there is none.
-#[cfg(target_arch = "wasm32")]
+// kv-route links this crate without them.
+#[cfg(all(target_arch = "wasm32", feature = "component"))]
 kv_glue::export_adapter!(HttpBackend);

@@ -7,7 +7,6 @@ extern crate alloc;
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
-use alloc::format;
 use alloc::rc::Rc;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -15,7 +14,7 @@ use core::cell::{Cell, RefCell};
 use core::ops::Bound;
 
 use kv_core::config::{AdapterConfig, BackendConfig};
-use kv_core::{Error, KeyPage, Limits, ListRequest, Result, Version, Versioned};
+use kv_core::{KeyPage, Limits, ListRequest, Result, Version, Versioned};
 
 /// kv-mem's limits (the project's contract for local stores).
 pub const LIMITS: Limits = Limits {
@@ -53,11 +52,11 @@ pub struct MemBucket {
 impl kv_core::Backend for MemBackend {
     type Bucket = MemBucket;
 
-    fn name(&self) -> &'static str {
+    fn name(&self, _bucket: &str) -> &'static str {
         "kv-mem"
     }
 
-    fn limits(&self) -> Limits {
+    fn limits(&self, _bucket: &str) -> Limits {
         LIMITS
     }
 
@@ -80,10 +79,7 @@ impl kv_glue::Adapter for MemBackend {
     fn from_config(config: &AdapterConfig) -> Result<Self> {
         match &config.backend {
             BackendConfig::Mem(_) => Ok(MemBackend::default()),
-            other => Err(Error::other(format!(
-                "this adapter is kv-mem but its configuration is for {}",
-                other.adapter_name()
-            ))),
+            other => Err(other.wrong_adapter("kv-mem")),
         }
     }
 }
@@ -154,4 +150,6 @@ impl kv_core::Bucket for MemBucket {
     }
 }
 
+// The component's exports; kv-route links this crate without them.
+#[cfg(feature = "component")]
 kv_glue::export_adapter!(MemBackend);

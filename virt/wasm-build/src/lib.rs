@@ -26,10 +26,19 @@ impl Artifacts {
     }
 }
 
-/// Builds `packages` for wasm32-wasip2 with the `wasm` profile. Call it
-/// from a build script; `watch` lists the directories (relative to the
-/// workspace root) whose changes must rebuild them.
+/// Builds `packages` for wasm32-wasip2 with the `wasm` profile, in
+/// `<target>/wasm-build`. Call it from a build script; `watch` lists the
+/// directories (relative to the workspace root) whose changes must rebuild
+/// them.
 pub fn build(packages: &[&str], watch: &[&str]) -> Artifacts {
+    build_in("wasm-build", packages, watch)
+}
+
+/// [`build`], in `<target>/<dir>`: for packages that need features of a
+/// shared dependency other than those the packages built in `wasm-build`
+/// use (cargo builds and writes out a cdylib dependency too, so one build
+/// would overwrite the other's `.wasm`).
+pub fn build_in(dir: &str, packages: &[&str], watch: &[&str]) -> Artifacts {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("run from a build script"));
     let root = workspace_root(&manifest_dir);
     for dir in watch.iter().chain(&[
@@ -44,7 +53,7 @@ pub fn build(packages: &[&str], watch: &[&str]) -> Artifacts {
     let target_dir = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"))
-        .join("wasm-build");
+        .join(dir);
 
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);

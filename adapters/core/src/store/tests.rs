@@ -78,11 +78,11 @@ struct TestBucket {
 impl Backend for TestBackend {
     type Bucket = dyn Bucket;
 
-    fn name(&self) -> &'static str {
+    fn name(&self, _bucket: &str) -> &'static str {
         "kv-test"
     }
 
-    fn limits(&self) -> Limits {
+    fn limits(&self, _bucket: &str) -> Limits {
         LIMITS
     }
 
