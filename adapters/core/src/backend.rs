@@ -8,6 +8,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use crate::counter::{self, CounterRange};
+use crate::error::Quoted;
 use crate::{Error, Result};
 
 /// The largest key and value a backend stores. Requests over them fail
@@ -138,7 +139,8 @@ pub fn increment_by_cas<B: Bucket + ?Sized>(
         }
     }
     Err(Error::other(format!(
-        "increment of key {key:?} gave up after {MAX_CAS_ATTEMPTS} conflicting concurrent writes"
+        "increment of key {} gave up after {MAX_CAS_ATTEMPTS} conflicting concurrent writes",
+        Quoted(key)
     )))
 }
 

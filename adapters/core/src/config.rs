@@ -12,6 +12,7 @@ use core::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::Quoted;
 use crate::{Error, Result};
 
 /// Version of the encoding below (2: `default_bucket`).
@@ -136,8 +137,9 @@ impl BackendConfig {
                     for pattern in &route.buckets {
                         // A pattern's literal parts must be possible in a bucket name.
                         let literal = pattern.replace('*', "x");
-                        crate::validate_bucket_name(&literal)
-                            .map_err(|_| which(&format!("{pattern:?} is not a bucket name or pattern")))?;
+                        crate::validate_bucket_name(&literal).map_err(|_| {
+                            which(&format!("{} is not a bucket name or pattern", Quoted(pattern)))
+                        })?;
                     }
                     if let BackendConfig::Routed(_) = route.backend {
                         return Err(which("a route's backend cannot itself be routed"));
@@ -304,7 +306,7 @@ pub struct Endpoint {
 
 impl Endpoint {
     pub fn parse(url: &str) -> Result<Self> {
-        let bad = |why: &str| Error::other(format!("the endpoint {url:?} {why}"));
+        let bad = |why: &str| Error::other(format!("the endpoint {} {why}", Quoted(url)));
         let (https, rest) = if let Some(rest) = url.strip_prefix("http://") {
             (false, rest)
         } else if let Some(rest) = url.strip_prefix("https://") {

@@ -6,6 +6,7 @@ use alloc::string::String;
 
 use core::fmt;
 
+use crate::error::Quoted;
 use crate::{Error, Result};
 
 /// The range of a counter: the 0.2.0-draft `increment` is `u64`, the
@@ -55,13 +56,15 @@ pub fn next_value(key: &str, current: Option<&[u8]>, delta: i128, range: Counter
             Some(n) if (min..=max).contains(&n) => n,
             Some(n) => {
                 return Err(Error::other(format!(
-                    "cannot increment key {key:?}: its value {n} is outside the {range} counter range"
+                    "cannot increment key {}: its value {n} is outside the {range} counter range",
+                    Quoted(key)
                 )));
             }
             None => {
                 return Err(Error::other(format!(
-                    "cannot increment key {key:?}: its value is not a decimal integer (starts with {:?})",
-                    preview(bytes)
+                    "cannot increment key {}: its value is not a decimal integer (starts with {})",
+                    Quoted(key),
+                    Quoted(&preview(bytes))
                 )));
             }
         },
@@ -69,7 +72,8 @@ pub fn next_value(key: &str, current: Option<&[u8]>, delta: i128, range: Counter
     match current.checked_add(delta) {
         Some(next) if (min..=max).contains(&next) => Ok(next),
         _ => Err(Error::other(format!(
-            "cannot increment key {key:?}: {current} + {delta} overflows the {range} counter range"
+            "cannot increment key {}: {current} + {delta} overflows the {range} counter range",
+            Quoted(key)
         ))),
     }
 }

@@ -14,11 +14,12 @@
 use alloc::format;
 use alloc::string::{String, ToString};
 
-use alloc::collections::BTreeMap;
+use alloc::collections::VecDeque;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use crate::error::Quoted;
 use crate::{Error, Result};
 
 const PREFIX: &str = "kv2.";
@@ -44,8 +45,8 @@ pub fn encode_string_cursor(after: &str) -> String {
 pub fn decode_string_cursor(cursor: &str) -> Result<String> {
     let invalid = || {
         Error::other(format!(
-            "invalid list-keys cursor {:?}: it was not returned by list-keys",
-            shorten(cursor)
+            "invalid list-keys cursor {}: it was not returned by list-keys",
+            Quoted(&shorten(cursor))
         ))
     };
     let encoded = cursor.strip_prefix(PREFIX).ok_or_else(invalid)?;
@@ -61,40 +62,47 @@ fn shorten(s: &str) -> String {
     s.chars().take(40).collect()
 }
 
-/// The keys behind the `u64` cursors this instance issued.
+/// The keys behind the `u64` cursors this instance issued: the newest
+/// [`MAX_DRAFT_CURSORS`], numbered consecutively, so a cursor's place in
+/// the queue is its distance from the oldest's number.
 #[derive(Debug)]
 pub struct DraftCursors {
-    next_id: u64,
-    /// id → (bucket, the key to list after).
-    keys: BTreeMap<u64, (String, String)>,
+    /// The number of `keys[0]`.
+    first_id: u64,
+    /// (bucket, the key to list after), oldest first.
+    keys: VecDeque<(String, String)>,
 }
 
 impl Default for DraftCursors {
     fn default() -> Self {
         // Start far from the small numbers a confused caller would pass.
         DraftCursors {
-            next_id: 0x6b76_0000_0000_0001,
-            keys: BTreeMap::new(),
+            first_id: 0x6b76_0000_0000_0001,
+            keys: VecDeque::new(),
         }
     }
 }
 
 impl DraftCursors {
     pub fn issue(&mut self, bucket: &str, after: String) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.keys.insert(id, (bucket.to_string(), after));
-        while self.keys.len() > MAX_DRAFT_CURSORS {
-            self.keys.pop_first();
+        self.keys.push_back((bucket.to_string(), after));
+        if self.keys.len() > MAX_DRAFT_CURSORS {
+            self.keys.pop_front();
+            self.first_id += 1;
         }
-        id
+        self.first_id + (self.keys.len() as u64 - 1)
     }
 
     pub fn resolve(&self, bucket: &str, id: u64) -> Result<String> {
-        match self.keys.get(&id) {
+        let place = id
+            .checked_sub(self.first_id)
+            .and_then(|i| usize::try_from(i).ok());
+        match place.and_then(|i| self.keys.get(i)) {
             Some((issued_for, after)) if issued_for == bucket => Ok(after.clone()),
             Some((issued_for, _)) => Err(Error::other(format!(
-                "invalid list-keys cursor {id}: it was issued for bucket {issued_for:?}, not {bucket:?}"
+                "invalid list-keys cursor {id}: it was issued for bucket {}, not {}",
+                Quoted(issued_for),
+                Quoted(bucket)
             ))),
             None => Err(Error::other(format!(
                 "invalid list-keys cursor {id}: this instance did not issue it, or it is one of more than \

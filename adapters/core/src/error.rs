@@ -48,8 +48,38 @@ impl fmt::Display for Error {
 
 impl core::error::Error for Error {}
 
+/// A name or key in a message, in double quotes (`"` and `\` escaped): what
+/// `{:?}` shows, without the code for `Debug`'s escapes, which would add
+/// kilobytes to every adapter (control characters are spaces in messages
+/// anyway, see [`Error::other`]).
+pub struct Quoted<'a>(pub &'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"")?;
+        for part in self.0.split_inclusive(['"', '\\']) {
+            match part.strip_suffix(['"', '\\']) {
+                Some(head) => {
+                    f.write_str(head)?;
+                    f.write_str("\\")?;
+                    f.write_str(&part[head.len()..])?;
+                }
+                None => f.write_str(part)?,
+            }
+        }
+        f.write_str("\"")
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn quoted_escapes_quotes_and_backslashes() {
+        use alloc::format;
+        assert_eq!(format!("{}", super::Quoted("a\"b\\c")), "\"a\\\"b\\\\c\"");
+        assert_eq!(format!("{}", super::Quoted("ünï cödé")), "\"ünï cödé\"");
+    }
+
     use super::*;
 
     #[test]

@@ -31,7 +31,7 @@ pub use backend::{
     Backend, Bucket, DynBackend, KeyPage, Limits, ListRequest, Version, Versioned, erase, increment_by_cas,
 };
 pub use counter::{CounterRange, next_value as next_counter_value, parse as parse_counter};
-pub use error::{Error, Result};
+pub use error::{Error, Quoted, Result};
 pub use names::{MAX_BUCKET_NAME_BYTES, validate_bucket_name};
 pub use router::{BuildBackend, Router};
 pub use store::{CasError, CasSnapshot, OpenBucket, Store};

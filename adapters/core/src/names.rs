@@ -4,6 +4,7 @@
 use alloc::format;
 use alloc::string::ToString;
 
+use crate::error::Quoted;
 use crate::{Error, Result};
 
 pub const MAX_BUCKET_NAME_BYTES: usize = 128;
@@ -20,10 +21,13 @@ pub fn validate_bucket_name(name: &str) -> Result<()> {
     } else {
         name.chars()
             .find(|c| matches!(c, '/' | '\\') || c.is_control())
-            .map(|c| format!("it contains the character {c:?}"))
+            .map(|c| format!("it contains the character U+{:04X}", u32::from(c)))
     };
     match problem {
-        Some(problem) => Err(Error::other(format!("invalid bucket name {name:?}: {problem}"))),
+        Some(problem) => Err(Error::other(format!(
+            "invalid bucket name {}: {problem}",
+            Quoted(name)
+        ))),
         None => Ok(()),
     }
 }

@@ -16,6 +16,7 @@ use alloc::vec::Vec;
 use core::cell::RefCell;
 
 use crate::config::{BackendConfig, Route};
+use crate::error::Quoted;
 use crate::{Backend, Bucket, DynBackend, Error, Limits, Result};
 
 /// Builds the backend a route's configuration describes.
@@ -59,7 +60,8 @@ impl Router {
         }
         let backend: Rc<DynBackend> = Rc::from((self.build)(&state.route.backend).map_err(|e| match e {
             Error::Other(why) => Error::other(format!(
-                "bucket {bucket:?}: its route's {} backend: {why}",
+                "bucket {}: its route's {} backend: {why}",
+                Quoted(bucket),
                 state.route.backend.adapter_name()
             )),
             other => other,

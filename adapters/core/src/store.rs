@@ -6,19 +6,20 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use alloc::collections::BTreeSet;
 use alloc::rc::Rc;
 use core::cell::RefCell;
 
 use crate::config::{AdapterConfig, DEFAULT_BUCKET};
 use crate::counter::CounterRange;
 use crate::cursor::{DraftCursors, decode_string_cursor, encode_string_cursor};
+use crate::error::Quoted;
 use crate::{Backend, Bucket, Error, Limits, ListRequest, Result, Version, validate_bucket_name};
 
 /// A configured backend: the state of one adapter instance.
 pub struct Store<B: Backend> {
     backend: B,
-    allowed_buckets: Option<BTreeSet<String>>,
+    /// A short list (a set would add its code to every adapter).
+    allowed_buckets: Option<Vec<String>>,
     default_bucket: String,
     page_keys: usize,
     page_bytes: usize,
@@ -29,10 +30,7 @@ impl<B: Backend> Store<B> {
     pub fn new(backend: B, config: &AdapterConfig) -> Rc<Self> {
         Rc::new(Store {
             backend,
-            allowed_buckets: config
-                .allowed_buckets
-                .as_ref()
-                .map(|names| names.iter().cloned().collect()),
+            allowed_buckets: config.allowed_buckets.clone(),
             default_bucket: config.default_bucket.clone(),
             page_keys: config.list_page_keys as usize,
             page_bytes: config.list_page_bytes as usize,
@@ -61,7 +59,7 @@ impl<B: Backend> Store<B> {
         let name = self.resolve(identifier);
         validate_bucket_name(name)?;
         if let Some(allowed) = &self.allowed_buckets
-            && !allowed.contains(name)
+            && !allowed.iter().any(|allowed| allowed == name)
         {
             return Err(Error::AccessDenied);
         }
@@ -174,9 +172,9 @@ impl<B: Backend> OpenBucket<B> {
         let max = self.limits.max_value_bytes;
         if value.len() > max {
             return Err(Error::other(format!(
-                "value of {} bytes for key {:?} is over {}'s value limit of {}",
+                "value of {} bytes for key {} is over {}'s value limit of {}",
                 value.len(),
-                key.chars().take(64).collect::<String>(),
+                Quoted(&key.chars().take(64).collect::<String>()),
                 self.backend_name,
                 size(max)
             )));

@@ -21,7 +21,7 @@ use alloc::vec::Vec;
 use core::cell::RefCell;
 
 use kv_core::config::{AdapterConfig, BackendConfig, Durability, FsConfig};
-use kv_core::{CounterRange, Error, KeyPage, Limits, ListRequest, Result, Version, Versioned};
+use kv_core::{CounterRange, Error, KeyPage, Limits, ListRequest, Quoted, Result, Version, Versioned};
 use kv_fs_engine::{Options, Store};
 
 use crate::wasi_dir::WasiDir;
@@ -66,7 +66,8 @@ pub fn file_name(bucket: &str) -> Result<String> {
     // Leave room for the engine's lock and temporary file suffixes.
     if name.len() > 200 {
         return Err(Error::other(format!(
-            "bucket name {bucket:?} is too long for kv-fs: its file name would be {} bytes (at most 200)",
+            "bucket name {} is too long for kv-fs: its file name would be {} bytes (at most 200)",
+            Quoted(bucket),
             name.len()
         )));
     }

@@ -9,7 +9,7 @@ use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use kv_core::Error;
+use kv_core::{Error, Quoted};
 use kv_fs_engine::{IoError, IoErrorKind, IoResult};
 use wasip2::clocks::{monotonic_clock, wall_clock};
 use wasip2::filesystem::preopens::get_directories;
@@ -61,8 +61,9 @@ impl WasiDir {
         let Some((preopen, rest)) = find_preopen(path) else {
             let preopens: Vec<String> = get_directories().into_iter().map(|(_, p)| p).collect();
             return Err(Error::other(format!(
-                "kv-fs: directory {path:?} is not under a preopened directory (the runtime preopened: {}); \
+                "kv-fs: directory {} is not under a preopened directory (the runtime preopened: {}); \
                  give the runtime the directory (e.g. `wasmtime run --dir HOST::{path}`) or compose with `--dir`",
+                Quoted(path),
                 if preopens.is_empty() {
                     "none".into()
                 } else {
@@ -83,7 +84,13 @@ impl WasiDir {
             Err(ErrorCode::Unsupported) => open(DescriptorFlags::READ),
             result => result,
         }
-        .map_err(|code| Error::other(format!("kv-fs: opening directory {path:?}: {}", code.message())))?;
+        .map_err(|code| {
+            Error::other(format!(
+                "kv-fs: opening directory {}: {}",
+                Quoted(path),
+                code.message()
+            ))
+        })?;
         Ok(WasiDir { dir: Rc::new(dir) })
     }
 

@@ -43,7 +43,7 @@ use core::cell::{Cell, OnceCell};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, Mac};
-use kv_core::{Bucket, Error, KeyPage, Limits, ListRequest, Result, Version, Versioned};
+use kv_core::{Bucket, Error, KeyPage, Limits, ListRequest, Quoted, Result, Version, Versioned};
 use serde_json::{Map, Value, json};
 use sha2::Sha256;
 use wasip2::http::types::Method;
@@ -112,7 +112,8 @@ impl Service for AzureTable {
         let partition = escape_key(&prefix);
         if utf16_len(&partition) > 1024 {
             return Err(self.conn.client.error(format_args!(
-                "the bucket's key prefix {prefix:?} is over Azure's 1 KiB PartitionKey limit once escaped"
+                "the bucket's key prefix {} is over Azure's 1 KiB PartitionKey limit once escaped",
+                Quoted(&prefix)
             )));
         }
         Ok(Box::new(AzureBucket {
@@ -238,7 +239,8 @@ impl AzureBucket {
         let body = entity_body(&self.partition, &escape_key(key), value).to_string();
         if body.len() > MAX_ENTITY_BODY {
             return Err(self.conn.client.error(format_args!(
-                "key {key:?} with a value of {} bytes is over Azure's 1 MiB entity limit",
+                "key {} with a value of {} bytes is over Azure's 1 MiB entity limit",
+                Quoted(key),
                 value.len()
             )));
         }

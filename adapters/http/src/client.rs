@@ -16,7 +16,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use kv_core::config::{Endpoint, RetryPolicy};
-use kv_core::{Error, Result};
+use kv_core::{Error, Quoted, Result};
 use wasip2::clocks::monotonic_clock;
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{
@@ -436,7 +436,7 @@ impl Client {
             .and(outgoing.set_scheme(Some(&scheme)))
             .and(outgoing.set_authority(Some(self.endpoint.authority())))
             .and(outgoing.set_path_with_query(Some(&path)))
-            .map_err(|()| format!("the runtime refused the request line for {path:?}"))?;
+            .map_err(|()| format!("the runtime refused the request line for {}", Quoted(&path)))?;
         Ok(outgoing)
     }
 

@@ -25,7 +25,9 @@ use core::cell::RefCell;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use kv_core::{Bucket, CounterRange, Error, KeyPage, Limits, ListRequest, Result, Version, Versioned};
+use kv_core::{
+    Bucket, CounterRange, Error, KeyPage, Limits, ListRequest, Quoted, Result, Version, Versioned,
+};
 use serde_json::{Value, json};
 use wasip2::http::types::Method;
 
@@ -351,7 +353,8 @@ impl Bucket for EtcdBucket {
             current = self.found(&answer["responses"][0]["response_range"])?;
         }
         Err(Error::other(format!(
-            "etcd: increment of key {key:?} gave up after {MAX_INCREMENT_ATTEMPTS} conflicting concurrent writes"
+            "etcd: increment of key {} gave up after {MAX_INCREMENT_ATTEMPTS} conflicting concurrent writes",
+            Quoted(key)
         )))
     }
 

@@ -27,7 +27,7 @@ use alloc::vec::Vec;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use kv_core::{Bucket, Error, KeyPage, Limits, ListRequest, Result, Version, Versioned};
+use kv_core::{Bucket, Error, KeyPage, Limits, ListRequest, Quoted, Result, Version, Versioned};
 use md5::{Digest, Md5};
 use wasip2::http::types::Method;
 
@@ -162,8 +162,9 @@ impl S3Bucket {
         }
         if object.len() > 1024 {
             return Err(self.conn.client.error(format_args!(
-                "key {key:?} is {} bytes as an object key (with the bucket's prefix and `%XX` escapes), \
+                "key {} is {} bytes as an object key (with the bucket's prefix and `%XX` escapes), \
                  over S3's 1,024",
+                Quoted(key),
                 object.len()
             )));
         }

@@ -35,7 +35,9 @@ type Entries = Rc<RefCell<BTreeMap<String, Entry>>>;
 struct Shared {
     /// Bumped on every write: the version of what it wrote.
     writes: Cell<u64>,
-    buckets: RefCell<BTreeMap<String, Entries>>,
+    /// Bucket name → its entries: a few buckets, searched in turn (a map
+    /// would add a second copy of `BTreeMap`'s code to the component).
+    buckets: RefCell<Vec<(String, Entries)>>,
 }
 
 /// The in-memory backend: buckets are created on first `open`.
@@ -61,13 +63,15 @@ impl kv_core::Backend for MemBackend {
     }
 
     fn open(&self, name: &str) -> Result<Box<MemBucket>> {
-        let entries = Rc::clone(
-            self.shared
-                .buckets
-                .borrow_mut()
-                .entry(name.to_string())
-                .or_default(),
-        );
+        let mut buckets = self.shared.buckets.borrow_mut();
+        let entries = match buckets.iter().find(|(bucket, _)| bucket == name) {
+            Some((_, entries)) => Rc::clone(entries),
+            None => {
+                let entries = Entries::default();
+                buckets.push((name.to_string(), Rc::clone(&entries)));
+                entries
+            }
+        };
         Ok(Box::new(MemBucket {
             shared: Rc::clone(&self.shared),
             entries,
