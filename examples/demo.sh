@@ -25,21 +25,23 @@ if [ -z "$runtime" ]; then
     fi
 fi
 
+target=${CARGO_TARGET_DIR:-target}
 echo "== building kv-virt (it carries the adapters, built for wasm32-wasip2) and the counter example"
 packages=(-p kv-virt)
 [ "$runtime" = kv-run ] && packages+=(-p kv-runner)
 cargo build --quiet "${packages[@]}"
 # The counter, as kv-virt's build script builds the adapters (same target
 # directory and profile).
-cargo build --quiet --target wasm32-wasip2 --profile wasm --target-dir target/wasm-build -p kv-counter
-counter=target/wasm-build/wasm32-wasip2/wasm/kv-counter.wasm
+cargo build --quiet --target wasm32-wasip2 --profile wasm --target-dir "$target/wasm-build" -p kv-counter
+counter=$target/wasm-build/wasm32-wasip2/wasm/kv-counter.wasm
+kv_virt=$target/debug/kv-virt
 mkdir -p target/demo demo-data
 
 run() {
     case "$runtime" in
     wasmtime) wasmtime run --dir demo-data::/data "$@" ;;
     node) node tests/node/run.mjs --dir demo-data::/data "$@" ;;
-    kv-run) ./target/debug/kv-run --dir demo-data::/data "$@" ;;
+    kv-run) "$target/debug/kv-run" --dir demo-data::/data "$@" ;;
     *) echo "KV_DEMO_RUNTIME=$runtime: expected wasmtime, node or kv-run" >&2; exit 2 ;;
     esac
 }
@@ -49,12 +51,12 @@ if [ "$runtime" = node ] && [ ! tests/node/node_modules/.package-lock.json -nt t
 fi
 
 echo "== kv-virt plug counter.wasm fs --dir /data -o target/demo/counter-fs.wasm"
-./target/debug/kv-virt plug "$counter" fs --dir /data -o target/demo/counter-fs.wasm
+"$kv_virt" plug "$counter" fs --dir /data -o target/demo/counter-fs.wasm
 echo "== kv-virt inspect target/demo/counter-fs.wasm   (no wasi:keyvalue import left)"
-./target/debug/kv-virt inspect target/demo/counter-fs.wasm
+"$kv_virt" inspect target/demo/counter-fs.wasm
 for n in 1 2 3; do
     echo "== run $n on $runtime: --dir demo-data::/data target/demo/counter-fs.wasm"
     run target/demo/counter-fs.wasm
 done
 echo "== kv-virt fs check demo-data/counter.kvfs"
-./target/debug/kv-virt fs check demo-data/counter.kvfs
+"$kv_virt" fs check demo-data/counter.kvfs
