@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use kv_fs_engine::std_dir::StdDir;
-use kv_fs_engine::{Durability, Options, Store};
+use kv_fs_engine::{BucketFile, Options, SyncPolicy};
 
 fn key(i: u64) -> Vec<u8> {
     // Scrambled order, fixed width.
@@ -18,11 +18,11 @@ fn main() {
     let batch: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let tmp = tempfile::tempdir().expect("tempdir");
     let opts = Options {
-        durability: Durability::None,
+        sync: SyncPolicy::Never,
         cache_pages: 4096,
         ..Options::default()
     };
-    let mut s = Store::open(StdDir::new(tmp.path()), "bench.kvfs", opts.clone())
+    let mut s = BucketFile::open(StdDir::new(tmp.path()), "bench.kvfs", opts.clone())
         .unwrap()
         .unwrap();
     let t = Instant::now();
@@ -47,7 +47,7 @@ fn main() {
     drop(s);
 
     let t = Instant::now();
-    let mut s = Store::open(StdDir::new(tmp.path()), "bench.kvfs", opts.clone())
+    let mut s = BucketFile::open(StdDir::new(tmp.path()), "bench.kvfs", opts.clone())
         .unwrap()
         .unwrap();
     println!("open: {:?}", t.elapsed());
@@ -92,11 +92,11 @@ fn main() {
         s.stats().unwrap()
     );
     drop(s);
-    let mut s = Store::open(
+    let mut s = BucketFile::open(
         StdDir::new(tmp.path()),
         "bench.kvfs",
         Options {
-            durability: Durability::Sync,
+            sync: SyncPolicy::EveryCommit,
             ..opts
         },
     )

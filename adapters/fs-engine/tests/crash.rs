@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 
 use kv_fs_engine::testing::{MemDir, Rng};
-use kv_fs_engine::{Durability, Options, Store};
+use kv_fs_engine::{BucketFile, Options, SyncPolicy};
 
 type Txn = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -83,17 +83,21 @@ fn states(txns: &[Txn]) -> Vec<Model> {
     s
 }
 
-fn opts(durability: Durability) -> Options {
+/// 1 KiB pages and an 8 KiB log ring (32 cells): commits are appended to
+/// the log, wrap around it, are folded by checkpoints every few commits,
+/// and the larger ones go straight into the tree.
+fn opts(sync: SyncPolicy) -> Options {
     Options {
         page_size: 1024,
-        durability,
+        log_bytes: 8192,
+        sync,
         lock_lease_millis: 200,
         lock_wait_millis: 5_000,
         ..Options::default()
     }
 }
 
-fn apply(s: &mut Store<MemDir>, t: &Txn) -> Result<(), kv_fs_engine::Error> {
+fn apply(s: &mut BucketFile<MemDir>, t: &Txn) -> Result<(), kv_fs_engine::Error> {
     s.write(|w| {
         for (k, v) in t {
             match v {
@@ -109,8 +113,8 @@ fn apply(s: &mut Store<MemDir>, t: &Txn) -> Result<(), kv_fs_engine::Error> {
 
 /// Runs the workload until the first failure. Returns (store opened,
 /// number of acknowledged transactions).
-fn run(dir: &MemDir, txns: &[Txn], d: Durability) -> (bool, usize) {
-    let mut s = match Store::open(dir.clone(), NAME, opts(d)) {
+fn run(dir: &MemDir, txns: &[Txn], d: SyncPolicy) -> (bool, usize) {
+    let mut s = match BucketFile::open(dir.clone(), NAME, opts(d)) {
         Ok(Some(s)) => s,
         _ => return (false, 0),
     };
@@ -122,7 +126,7 @@ fn run(dir: &MemDir, txns: &[Txn], d: Durability) -> (bool, usize) {
     (true, txns.len())
 }
 
-fn read_all(s: &mut Store<MemDir>) -> Model {
+fn read_all(s: &mut BucketFile<MemDir>) -> Model {
     let mut m = Model::new();
     for e in s.iter(16) {
         let e = e.unwrap_or_else(|e| panic!("reading after recovery: {e}"));
@@ -142,9 +146,9 @@ enum Outcome {
 fn verify_recovered(img: MemDir, st: &[Model], opened: bool, acked: usize, ctx: &str) -> Outcome {
     let o = Options {
         create_if_missing: false,
-        ..opts(Durability::Sync)
+        ..opts(SyncPolicy::EveryCommit)
     };
-    let mut s = match Store::open(img.clone(), NAME, o) {
+    let mut s = match BucketFile::open(img.clone(), NAME, o) {
         Ok(Some(s)) => s,
         Ok(None) => {
             assert!(!opened, "{ctx}: acknowledged store creation was lost");
@@ -196,7 +200,7 @@ fn power_loss(seeds: std::ops::Range<u64>, points_per_workload: u64) -> u64 {
         let st = states(&txns);
         // Dry run: how many mutating operations does the workload make?
         let dry = MemDir::new();
-        let (_, acked) = run(&dry, &txns, Durability::Sync);
+        let (_, acked) = run(&dry, &txns, SyncPolicy::EveryCommit);
         assert_eq!(acked, txns.len());
         let ops = dry.op_count();
         let mut r = Rng::new(seed * 7 + 1);
@@ -209,7 +213,7 @@ fn power_loss(seeds: std::ops::Range<u64>, points_per_workload: u64) -> u64 {
             };
             let dir = MemDir::new();
             dir.set_crash_at(Some(c));
-            let (opened, acked) = run(&dir, &txns, Durability::Sync);
+            let (opened, acked) = run(&dir, &txns, SyncPolicy::EveryCommit);
             for k in 0..2 {
                 let img = dir.crash_image(seed ^ (c << 20) ^ (k << 40));
                 let o = verify_recovered(
@@ -246,7 +250,7 @@ fn power_loss_at_random_points_b() {
     assert!(n >= 5_000, "{n}");
 }
 
-/// Process crash (no power loss) with Durability::None: everything the
+/// Process crash (no power loss) with SyncPolicy::Never: everything the
 /// dead process wrote stays, so every acknowledged commit must survive.
 #[test]
 fn process_crash_without_fsync() {
@@ -254,12 +258,12 @@ fn process_crash_without_fsync() {
         let txns = workload(seed);
         let st = states(&txns);
         let dry = MemDir::new();
-        run(&dry, &txns, Durability::None);
+        run(&dry, &txns, SyncPolicy::Never);
         let ops = dry.op_count();
         for c in (0..=ops).step_by(3) {
             let dir = MemDir::new();
             dir.set_crash_at(Some(c));
-            let (opened, acked) = run(&dir, &txns, Durability::None);
+            let (opened, acked) = run(&dir, &txns, SyncPolicy::Never);
             let _ = verify_recovered(
                 dir.process_crash_image(),
                 &st,
@@ -280,15 +284,15 @@ fn io_error_at_every_point() {
     for seed in 2000..2040 {
         let txns = workload(seed);
         let dry = MemDir::new();
-        run(&dry, &txns, Durability::Sync);
+        run(&dry, &txns, SyncPolicy::EveryCommit);
         let ops = dry.op_count();
         for c in 0..ops {
             let ctx = format!("seed {seed} I/O error at op {c}/{ops}");
             let dir = MemDir::new();
             dir.set_fail_at(Some(c));
-            let mut s = match Store::open(dir.clone(), NAME, opts(Durability::Sync)) {
+            let mut s = match BucketFile::open(dir.clone(), NAME, opts(SyncPolicy::EveryCommit)) {
                 Ok(Some(s)) => s,
-                _ => Store::open(dir.clone(), NAME, opts(Durability::Sync))
+                _ => BucketFile::open(dir.clone(), NAME, opts(SyncPolicy::EveryCommit))
                     .unwrap_or_else(|e| panic!("{ctx}: reopen after failed create: {e}"))
                     .unwrap(),
             };
@@ -325,91 +329,112 @@ fn io_error_at_every_point() {
             assert!(p.is_empty(), "{ctx}: {p:?}");
             // Everything acknowledged is durable.
             let img = dir.crash_image(c);
-            let mut s2 = Store::open(img, NAME, opts(Durability::Sync)).unwrap().unwrap();
+            let mut s2 = BucketFile::open(img, NAME, opts(SyncPolicy::EveryCommit))
+                .unwrap()
+                .unwrap();
             assert_eq!(read_all(&mut s2), model, "{ctx}: after power cut");
         }
     }
 }
 
 /// The bucket file as a power cut during the last commit could leave it:
-/// the commit record on disk but not its completion stamp, and (if
-/// `lose_pages`) none of the pages the commit wrote. Returns the image.
-fn cut_during_last_commit(lose_pages: bool) -> MemDir {
+/// its log record written (in full, or with its last `lose` cells lost),
+/// its stamp not. Returns the image.
+fn cut_during_last_commit(lose: usize) -> MemDir {
     let dir = MemDir::new();
-    let mut s = Store::open(dir.clone(), NAME, opts(Durability::Sync))
+    let mut s = BucketFile::open(dir.clone(), NAME, opts(SyncPolicy::EveryCommit))
         .unwrap()
         .unwrap();
     for i in 0..50u32 {
         s.put(format!("k{i}").as_bytes(), b"old").unwrap();
     }
     dir.set_trace(true);
-    s.put_many(&[(b"k7".as_slice(), b"new".as_slice()), (b"added", b"new")])
+    s.put_many(&[(b"k7".as_slice(), &[b'n'; 300][..]), (b"added", b"new")])
         .unwrap();
     let writes: Vec<_> = dir.take_trace().into_iter().filter(|w| w.file == NAME).collect();
     drop(s);
     let mut bytes = dir.file_bytes(NAME).unwrap();
-    let [pages @ .., record, stamp] = writes.as_slice() else {
-        panic!("a commit writes pages, its record and its stamp: {writes:?}");
+    let [record, stamp] = writes.as_slice() else {
+        panic!("a commit writes its record and its stamp: {writes:?}");
     };
-    assert_eq!(stamp.offset, record.offset + 160);
+    assert_eq!(stamp.offset, record.offset + record.len as u64);
+    assert_eq!(record.len, 512, "the record takes two cells");
     bytes[stamp.offset as usize..][..stamp.len].fill(0);
-    if lose_pages {
-        assert!(!pages.is_empty());
-        for w in pages {
-            bytes[w.offset as usize..][..w.len].fill(0);
-        }
-    }
+    bytes[(record.offset as usize + record.len - 256 * lose)..][..256 * lose].fill(0);
     let img = MemDir::new();
     img.put_file(NAME, &bytes);
     img
 }
 
-fn open(img: &MemDir) -> Store<MemDir> {
-    Store::open(img.clone(), NAME, opts(Durability::Sync))
+fn open(img: &MemDir) -> BucketFile<MemDir> {
+    BucketFile::open(img.clone(), NAME, opts(SyncPolicy::EveryCommit))
         .unwrap()
         .unwrap()
 }
 
-fn read_k7_and_added(s: &mut Store<MemDir>) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+fn read_k7_and_added(s: &mut BucketFile<MemDir>) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
     (s.get(b"k7").unwrap(), s.get(b"added").unwrap())
 }
 
-/// One sync per commit (FORMAT.md §9, §12): a power cut can keep a commit
-/// record whose pages never reached the disk. Opening finds it without its
-/// completion stamp, checks the commit's own pages, rejects it and serves
-/// the previous commit; the next write replaces it for good.
+/// A power cut can keep part of a record whose sync never returned: it
+/// fails its checksums, ends the log, and the previous commit is the
+/// newest; the next commit takes its place.
 #[test]
-fn record_without_its_pages_falls_back_to_the_previous_commit() {
-    let img = cut_during_last_commit(true);
+fn record_cut_short_ends_the_log() {
+    let img = cut_during_last_commit(1);
     let mut s = open(&img);
     assert_eq!(read_k7_and_added(&mut s), (Some(b"old".to_vec()), None));
     assert_eq!(s.check().unwrap(), vec![]);
     s.put(b"after", b"cut").unwrap();
     assert_eq!(s.check().unwrap(), vec![]);
-    // Another instance (and a reopen) agree, with no rejection left.
+    // Another instance (and a reopen) agree.
     let mut t = open(&img);
     assert_eq!(read_k7_and_added(&mut t), (Some(b"old".to_vec()), None));
     assert_eq!(t.get(b"after").unwrap(), Some(b"cut".to_vec()));
     assert_eq!(t.check().unwrap(), vec![]);
 }
 
-/// A commit whose pages did reach the disk but whose stamp did not (its
-/// writer died before its sync returned, or the stamp write was lost) is
-/// kept; the next writer syncs it and stamps it before committing over its
-/// predecessor's slot, so that write alone costs a second sync.
+/// A record that reached the disk whole but whose stamp did not (the power
+/// went right after the sync) is kept.
 #[test]
-fn complete_commit_without_its_stamp_is_kept_and_synced_by_the_next_writer() {
-    let img = cut_during_last_commit(false);
+fn complete_record_without_its_stamp_is_kept() {
+    let img = cut_during_last_commit(0);
     let mut s = open(&img);
     assert_eq!(
         read_k7_and_added(&mut s),
-        (Some(b"new".to_vec()), Some(b"new".to_vec()))
+        (Some(vec![b'n'; 300]), Some(b"new".to_vec()))
     );
-    img.reset_counters();
     s.put(b"after", b"cut").unwrap();
-    assert_eq!(img.counters().syncs, 2, "the base is synced, then the commit");
-    img.reset_counters();
-    s.put(b"after", b"again").unwrap();
-    assert_eq!(img.counters().syncs, 1);
     assert_eq!(s.check().unwrap(), vec![]);
+}
+
+/// A record damaged after it was written (a stamp or a later record
+/// follows it) is corruption, reported with the file and the page, not a
+/// crash's torn tail to be silently dropped.
+#[test]
+fn damaged_record_before_intact_ones_is_corruption() {
+    let dir = MemDir::new();
+    let mut s = BucketFile::open(dir.clone(), NAME, opts(SyncPolicy::EveryCommit))
+        .unwrap()
+        .unwrap();
+    s.put(b"a", b"1").unwrap();
+    dir.set_trace(true);
+    s.put(b"b", b"2").unwrap();
+    let record = dir.take_trace().into_iter().find(|w| w.file == NAME).unwrap();
+    for later in [false, true] {
+        if later {
+            s.put(b"c", b"3").unwrap();
+        }
+        let mut bytes = dir.file_bytes(NAME).unwrap();
+        bytes[record.offset as usize + 40] ^= 4;
+        let img = MemDir::new();
+        img.put_file(NAME, &bytes);
+        let e = BucketFile::open(img, NAME, opts(SyncPolicy::EveryCommit))
+            .err()
+            .expect("a damaged record must not pass for the end of the log");
+        let page = record.offset / 1024;
+        assert!(e.is_corruption(), "{e}");
+        let m = e.to_string();
+        assert!(m.contains(NAME) && m.contains(&format!("page {page}")), "{m}");
+    }
 }

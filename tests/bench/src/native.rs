@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use kv_fs_engine::std_dir::StdDir;
 use kv_fs_engine::testing::{Counters, MemDir};
-use kv_fs_engine::{Durability, Options, Store};
+use kv_fs_engine::{BucketFile, Options, SyncPolicy};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -227,10 +227,10 @@ impl Kv for Sqlite {
 /// syncs.
 pub fn build_kvfs(dir: &Path, name: &str, entries: &[(String, Vec<u8>)], batch: usize) -> Result<()> {
     let options = Options {
-        durability: Durability::None,
+        sync: SyncPolicy::Never,
         ..Options::default()
     };
-    let mut store = Store::open(StdDir::new(dir), name, options)
+    let mut store = BucketFile::open(StdDir::new(dir), name, options)
         .map_err(|e| anyhow::anyhow!("kv-fs engine: {e}"))?
         .context("the engine did not create the file")?;
     for chunk in entries.chunks(batch) {
@@ -272,11 +272,11 @@ impl OpCount {
 /// operations (each one `wasi:filesystem` call under kv-fs), counted by the
 /// engine's instrumented in-memory directory
 /// (`kv_fs_engine::testing::MemDir`) with kv-fs's options (the engine's
-/// defaults: `Durability::Sync`, 4 KiB pages, 256 cached pages), on a
+/// defaults: `SyncPolicy::EveryCommit`, 4 KiB pages, a 1 MiB log), on a
 /// bucket of `keys` keys loaded as the benchmark loads it. The calls are
 /// the ones kv-fs makes: `get`, `put`, `put_many`, a `write` with a get and
 /// a put (increment), `keys_after` pages of 1001 (list-keys), and
-/// `Store::open` + `get` (a fresh instance's first get).
+/// `BucketFile::open` + `get` (a fresh instance's first get).
 #[derive(Debug, Clone)]
 pub struct EngineCounts {
     pub keys: u64,
@@ -294,7 +294,7 @@ pub fn count_engine_ops(keys: u64, batch: u64, gets: u64) -> Result<EngineCounts
     let engine = |e: kv_fs_engine::Error| anyhow::anyhow!("kv-fs engine: {e}");
     let dir = MemDir::new_untracked();
     let name = "count.kvfs";
-    let mut store = Store::open(dir.clone(), name, Options::default())
+    let mut store = BucketFile::open(dir.clone(), name, Options::default())
         .map_err(engine)?
         .context("the engine did not create the file")?;
     let entries: Vec<(String, Vec<u8>)> = (0..keys)
@@ -306,10 +306,10 @@ pub fn count_engine_ops(keys: u64, batch: u64, gets: u64) -> Result<EngineCounts
     drop(entries);
     let mut rng = workload::Rng(99);
     let mut ops = vec![];
-    let mut count = |store: &mut Store<MemDir>,
+    let mut count = |store: &mut BucketFile<MemDir>,
                      name: &'static str,
                      calls: u64,
-                     f: &mut dyn FnMut(&mut Store<MemDir>) -> Result<()>| {
+                     f: &mut dyn FnMut(&mut BucketFile<MemDir>) -> Result<()>| {
         dir.reset_counters();
         for _ in 0..calls {
             f(store)?;
@@ -371,7 +371,7 @@ pub fn count_engine_ops(keys: u64, batch: u64, gets: u64) -> Result<EngineCounts
     })?;
     let reopen_dir = dir.clone();
     count(&mut store, "open + first get", 5, &mut |_| {
-        let mut fresh = Store::open(reopen_dir.clone(), name, Options::default())
+        let mut fresh = BucketFile::open(reopen_dir.clone(), name, Options::default())
             .map_err(engine)?
             .context("the file vanished")?;
         fresh
