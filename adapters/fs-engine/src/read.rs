@@ -305,6 +305,13 @@ impl<D: Dir> BucketFile<D> {
                     &format!("record of {cells} cells is larger than half the ring"),
                 ));
             }
+            if cells * CELL as u64 > 1 << 20 {
+                // Never allocate a large buffer on the word of a header alone.
+                let len = self.pager.file.len().map_err(|e| self.pager.io("stat", e))?;
+                if u64::from(ring.end_page()) * u64::from(self.header.page_size) > len {
+                    return Err(self.log_corrupt(at, "the log ring runs past the end of the file"));
+                }
+            }
             let record = if pos as u64 + cells <= n {
                 buf[pos * CELL..(pos + cells as usize) * CELL].to_vec()
             } else {

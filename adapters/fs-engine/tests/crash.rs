@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 
-use kv_fs_engine::testing::{MemDir, Rng};
+use kv_fs_engine::testing::{MemDir, OpEvent, Rng};
 use kv_fs_engine::{BucketFile, Options, SyncPolicy};
 
 type Txn = Vec<(Vec<u8>, Option<Vec<u8>>)>;
@@ -191,26 +191,85 @@ fn scale() -> u64 {
         .max(1)
 }
 
-fn power_loss(seeds: std::ops::Range<u64>, points_per_workload: u64) -> u64 {
+/// What a crash point interrupts.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    /// A commit's log record, its sync and its stamp.
+    Append,
+    /// A checkpoint: its pages, syncs, checkpoint record, the record
+    /// announcing it in the log and that record's stamp.
+    Checkpoint,
+    /// Creating the file, the lock file.
+    Other,
+}
+
+/// The log ring of the files `opts` makes: pages 2..10 of 1 KiB.
+const RING: std::ops::Range<u64> = 2048..10_240;
+
+/// The phase of every mutating operation of a run, from its trace.
+fn phases(ops: &[OpEvent]) -> Vec<Phase> {
+    let (mut checkpoint_syncs_left, mut stamp_of_checkpoint) = (0, false);
+    ops.iter()
+        .map(|op| match op {
+            OpEvent::Write { file, offset, .. } if file == NAME && !RING.contains(offset) => {
+                if checkpoint_syncs_left == 0 {
+                    checkpoint_syncs_left = 2;
+                }
+                Phase::Checkpoint
+            }
+            OpEvent::SetLen(file) if file == NAME => Phase::Checkpoint,
+            OpEvent::Sync(file) if file == NAME && checkpoint_syncs_left > 0 => {
+                checkpoint_syncs_left -= 1;
+                stamp_of_checkpoint = checkpoint_syncs_left == 0;
+                Phase::Checkpoint
+            }
+            OpEvent::Write { file, .. } if file == NAME && checkpoint_syncs_left > 0 => Phase::Checkpoint,
+            OpEvent::Write { file, .. } if file == NAME && stamp_of_checkpoint => {
+                stamp_of_checkpoint = false;
+                Phase::Checkpoint
+            }
+            OpEvent::Write { file, .. } | OpEvent::Sync(file) if file == NAME => {
+                stamp_of_checkpoint = false;
+                Phase::Append
+            }
+            _ => Phase::Other,
+        })
+        .collect()
+}
+
+/// Crash points per phase and recoveries verified.
+#[derive(Default, Debug)]
+struct Tally {
+    points: [u64; 3],
+    recoveries: u64,
+}
+
+fn power_loss(seeds: std::ops::Range<u64>, points_per_workload: u64) -> Tally {
     let seeds = seeds.start * scale()..seeds.start * scale() + (seeds.end - seeds.start) * scale();
-    let mut total = 0;
+    let mut tally = Tally::default();
     let mut outcomes = [0u64; 3];
     for seed in seeds {
         let txns = workload(seed);
         let st = states(&txns);
-        // Dry run: how many mutating operations does the workload make?
+        // Dry run: every mutating operation the workload makes.
         let dry = MemDir::new();
+        dry.set_op_trace(true);
         let (_, acked) = run(&dry, &txns, SyncPolicy::EveryCommit);
         assert_eq!(acked, txns.len());
-        let ops = dry.op_count();
+        let phase = phases(&dry.take_op_trace());
+        let ops = phase.len() as u64;
+        let in_log_or_checkpoint: Vec<u64> =
+            (0..ops).filter(|&c| phase[c as usize] != Phase::Other).collect();
         let mut r = Rng::new(seed * 7 + 1);
         for j in 0..points_per_workload {
-            // Spread crash points over the whole run, plus random ones.
+            // Spread crash points over the whole run, plus random ones
+            // inside appends and checkpoints.
             let c = if j < points_per_workload / 2 {
                 j * ops / (points_per_workload / 2)
             } else {
-                r.below(ops + 1)
+                in_log_or_checkpoint[r.below(in_log_or_checkpoint.len() as u64) as usize]
             };
+            tally.points[phase.get(c as usize).map_or(2, |&p| p as usize)] += 1;
             let dir = MemDir::new();
             dir.set_crash_at(Some(c));
             let (opened, acked) = run(&dir, &txns, SyncPolicy::EveryCommit);
@@ -221,33 +280,43 @@ fn power_loss(seeds: std::ops::Range<u64>, points_per_workload: u64) -> u64 {
                     &st,
                     opened,
                     acked,
-                    &format!("seed {seed} crash at op {c}/{ops} image {k}"),
+                    &format!(
+                        "seed {seed} crash at op {c}/{ops} ({:?}) image {k}",
+                        phase.get(c as usize)
+                    ),
                 );
                 outcomes[o as usize] += 1;
-                total += 1;
+                tally.recoveries += 1;
             }
         }
     }
     // The simulation must really hit every case: crashes before the store
     // existed, commits lost in flight, and commits that made it anyway.
     eprintln!(
-        "power-loss outcomes: no store {}, acknowledged only {}, in-flight commit too {}",
-        outcomes[0], outcomes[1], outcomes[2]
+        "power-loss outcomes: no store {}, acknowledged only {}, in-flight commit too {}; \
+         crash points in appends {}, in checkpoints {}, elsewhere {}",
+        outcomes[0], outcomes[1], outcomes[2], tally.points[0], tally.points[1], tally.points[2]
     );
     assert!(outcomes.iter().all(|&n| n > 0), "{outcomes:?}");
-    total
+    tally
 }
 
+/// Half of the 10,000 crash points inside log appends and checkpoints (the
+/// other test has the other half), each recovered from two power-cut images.
 #[test]
 fn power_loss_at_random_points_a() {
-    let n = power_loss(0..130, 40);
-    assert!(n >= 5_000, "{n}");
+    let t = power_loss(0..130, 60);
+    assert!(t.points[Phase::Append as usize] >= 2_000, "{t:?}");
+    assert!(t.points[Phase::Checkpoint as usize] >= 2_000, "{t:?}");
+    assert!(t.points[0] + t.points[1] >= 5_000, "{t:?}");
 }
 
 #[test]
 fn power_loss_at_random_points_b() {
-    let n = power_loss(1000..1130, 40);
-    assert!(n >= 5_000, "{n}");
+    let t = power_loss(1000..1130, 60);
+    assert!(t.points[Phase::Append as usize] >= 2_000, "{t:?}");
+    assert!(t.points[Phase::Checkpoint as usize] >= 2_000, "{t:?}");
+    assert!(t.points[0] + t.points[1] >= 5_000, "{t:?}");
 }
 
 /// Process crash (no power loss) with SyncPolicy::Never: everything the
