@@ -468,8 +468,13 @@ impl Checkpoint {
         // Internal consistency: a record that passes its checksum but makes
         // no sense is treated as invalid too.
         let ring_end = u64::from(c.ring.first_page) + u64::from(c.ring.pages);
+        // Counters far from overflowing: arithmetic on them never wraps.
+        let sane = |x: u64| x < 1 << 62;
         let ok = c.page_size == h.page_size
             && c.file_id == h.file_id
+            && sane(c.number)
+            && sane(c.seq)
+            && sane(c.log_start)
             && (c.number % 2) as usize == slot
             && c.ring.first_page >= FIRST_RING_PAGE
             && c.ring.pages > 0

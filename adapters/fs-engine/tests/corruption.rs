@@ -380,8 +380,10 @@ fn corpus_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/open_read")
 }
 
-/// The fuzz corpus seeds (valid small stores) go through the fuzz entry
-/// point, and open cleanly as stores.
+/// The fuzz corpus (valid small stores, and the inputs that crashed the
+/// fuzzer once: `crash-*`) goes through the fuzz entry point, with
+/// checksums enforced and, as under the fuzzer, not; the valid seeds open
+/// cleanly as stores.
 #[test]
 fn fuzz_corpus_seeds() {
     let mut n = 0;
@@ -389,6 +391,10 @@ fn fuzz_corpus_seeds() {
         let p = e.unwrap().path();
         let bytes = std::fs::read(&p).unwrap();
         fuzz_open_and_read(&bytes);
+        set_checksum_verification(false);
+        let r = std::panic::catch_unwind(|| fuzz_open_and_read(&bytes));
+        set_checksum_verification(true);
+        assert!(r.is_ok(), "seed {p:?} panics without checksums");
         if p.file_name().unwrap().to_string_lossy().starts_with("valid-") {
             assert!(!exercise(&bytes), "seed {p:?} is not a clean store");
         }
