@@ -17,7 +17,13 @@ fn main() {
     let n: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
     let batch: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let tmp = tempfile::tempdir().expect("tempdir");
+    // `KVFS_LOG_BYTES=8388608` tries another log ring size.
+    let log_bytes: u32 = std::env::var("KVFS_LOG_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(Options::DEFAULT_LOG_BYTES);
     let opts = Options {
+        log_bytes,
         sync: SyncPolicy::Never,
         cache_pages: 4096,
         ..Options::default()

@@ -174,7 +174,7 @@ enum Step {
     Unsure,
 }
 
-/// Looks at most this many cells ahead in one read (a lookup reads two;
+/// Looks at most this many cells ahead in one read (a lookup reads one;
 /// catching up after many commits reads more at a time).
 const MAX_CHUNK_CELLS: u64 = 1024;
 
@@ -200,7 +200,10 @@ impl<D: Dir> BucketFile<D> {
 
     /// Follows the log from the tail to the newest commit (FORMAT.md §8.1).
     pub(crate) fn refresh(&mut self) -> Result<(), Error> {
-        let mut chunk = 2u64;
+        // A view that follows the log reads one cell (the stamp of the last
+        // record, normally); a fresh one two (a checkpoint's record and its
+        // stamp, normally).
+        let mut chunk = if self.view.last_record.is_some() { 1 } else { 2 };
         let mut suspect: Option<u64> = None;
         for _ in 0..64 {
             match self.log_step(chunk)? {

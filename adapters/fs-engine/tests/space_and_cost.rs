@@ -105,10 +105,10 @@ fn file_shrinks_after_mass_delete() {
     assert_eq!(s.get(b"k0005").unwrap(), Some(vec![5u8; 20_000]));
 }
 
-/// Opening a store of 200,000 keys reads O(1) pages (header and the two
-/// commit records), and a lookup reads the commit records plus one page
-/// per tree level; repeated lookups are served by the page cache, which
-/// survives other instances' commits.
+/// Opening a store of 200,000 keys reads O(1) pages (header, checkpoint
+/// records, the log since the last checkpoint), and a lookup reads the
+/// log's tail plus one page per tree level; repeated lookups are served by
+/// the page cache, which survives other instances' checkpoints.
 #[test]
 fn open_and_lookup_cost_is_o1_plus_depth() {
     let dir = MemDir::new_untracked();
@@ -143,8 +143,7 @@ fn open_and_lookup_cost_is_o1_plus_depth() {
     let k = key(123_456);
     assert!(s.get(&k).unwrap().is_some());
     let get_reads = dir.counters().reads - open_reads;
-    // One commit record (the slot the next commit would overwrite) plus at
-    // most one page per level.
+    // The cell at the log's tail plus at most one page per level.
     assert!(
         get_reads <= 1 + depth,
         "first lookup read {get_reads} times at depth {depth}"
