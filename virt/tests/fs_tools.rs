@@ -45,9 +45,9 @@ fn check_passes_a_good_file_and_fails_a_damaged_one() {
     assert!(report.contains("2 logged commits checked"), "{report}");
 
     // Flip a byte in the middle of the tree's pages (after the header, the
-    // checkpoint page and the 1 MiB log ring).
+    // checkpoint page and the 256 KiB log ring).
     let mut bytes = std::fs::read(&file).unwrap();
-    let ring_end = (2 + 256) * 4096;
+    let ring_end = (2 + 64) * 4096;
     let middle = ring_end + (bytes.len() - ring_end) / 2;
     bytes[middle] ^= 0x55;
     std::fs::write(&file, bytes).unwrap();
@@ -92,7 +92,7 @@ fn inspect_reports_keys_depth_and_sizes() {
         "file / logical:",
         "pages free:",
         "commits in the log: 2",
-        "log ring pages: 256",
+        "log ring pages: 64",
     ] {
         assert!(report.contains(line), "{line:?} missing from:\n{report}");
     }

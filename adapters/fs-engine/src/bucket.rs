@@ -36,10 +36,12 @@ pub struct Options {
     /// Page size for a *new* file (power of two, 1 KiB..=64 KiB). An
     /// existing file keeps the page size recorded in its header.
     pub page_size: u32,
-    /// Size of the commit log ring of a *new* file, in bytes (rounded up to
-    /// whole pages, at least 4 KiB). Commits are appended to it; once half
-    /// of it holds commits since the last checkpoint, the next commit folds
-    /// them into the tree first. Larger: fewer checkpoints, a longer log to
+    /// The smallest commit log ring, in bytes (rounded up to whole pages,
+    /// at least 4 KiB): a new file's. Commits are appended to the ring;
+    /// once half of it holds commits since the last checkpoint, the next
+    /// commit folds them into the tree first. Checkpoints move the log to a
+    /// larger ring as the data grows (a third of the logical size, up to
+    /// 16 MiB) and back: fewer checkpoints for more data, a longer log to
     /// read when opening.
     pub log_bytes: u32,
     /// See [`SyncPolicy`].
@@ -85,9 +87,10 @@ impl Options {
     /// page, several times the cost of the whole lookup.
     pub const DEFAULT_CACHE_BYTES: usize = 32 << 20;
 
-    /// The default log ring: 1 MiB, so a checkpoint folds up to 512 KiB of
-    /// commits (~2,000 single-key sets of small values) at once.
-    pub const DEFAULT_LOG_BYTES: u32 = 1 << 20;
+    /// The default smallest log ring: 256 KiB, so even a small bucket's
+    /// checkpoint folds up to 128 KiB of commits (~500 single-key sets of
+    /// small values) at once.
+    pub const DEFAULT_LOG_BYTES: u32 = 256 << 10;
 
     /// The default cache capacity in pages of `page_size` bytes.
     pub fn cache_pages_for(page_size: u32) -> usize {

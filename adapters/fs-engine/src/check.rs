@@ -265,7 +265,7 @@ pub(crate) fn run<F: File>(pager: &mut Pager<F>, meta: &Checkpoint) -> Result<Ve
     let ring = Ring::new(meta.ring, meta.page_size);
     let mut c = Checker {
         bounds: Bounds {
-            data_start: ring.end_page(),
+            data_start: FIRST_RING_PAGE,
             file_pages: meta.file_pages,
             max_seq: meta.seq,
         },

@@ -23,7 +23,7 @@ use crate::read::{View, newest_checkpoint};
 use crate::space::{Alloc, Freed, list_pages_for, read_list, write_list};
 use crate::tree::{Bound, StoredEntry, StoredKey, StoredValue, Tree, Walk};
 use crate::txn::WriteTxn;
-use crate::wal::{self, Op};
+use crate::wal::{self, Op, Ring};
 
 impl<D: Dir> WriteTxn<'_, D> {
     /// Commits the transaction's changes (FORMAT.md §9).
@@ -41,17 +41,20 @@ impl<D: Dir> WriteTxn<'_, D> {
         });
         let payload = wal::commit_payload(seq, ops, self.changes.bytes + 9 * self.changes.map.len());
         let cells = wal::cells_for(payload.len());
-        let ring = self.bucket.view.ring;
-        if cells > ring.max_record_cells() || self.force_checkpoint {
+        // Keep the log under half the ring: fold it first if this record
+        // (and the stamp after it) would take it past that. (The fold may
+        // move the log to a ring of another size.)
+        let v = &self.bucket.view;
+        if cells <= v.ring.max_record_cells()
+            && !self.force_checkpoint
+            && v.tail + cells + 1 - v.ckpt.log_start > v.ring.checkpoint_after_cells()
+        {
+            self.checkpoint(None)?;
+        }
+        if cells > self.bucket.view.ring.max_record_cells() || self.force_checkpoint {
             // Too large for the log: straight into the tree.
             let changes = core::mem::take(&mut self.changes);
             return self.checkpoint(Some((&changes, seq)));
-        }
-        // Keep the log under half the ring: fold it first if this record
-        // (and the stamp after it) would take it past that.
-        let v = &self.bucket.view;
-        if v.tail + cells + 1 - v.ckpt.log_start > ring.checkpoint_after_cells() {
-            self.checkpoint(None)?;
         }
         self.append(&payload, cells, seq)?;
         let changes = core::mem::take(&mut self.changes);
@@ -82,7 +85,7 @@ impl<D: Dir> WriteTxn<'_, D> {
             b.durable_log_start = b.view.ckpt.log_start;
             b.view.durable = true;
         }
-        let bytes = wal::frame(payload, tail);
+        let bytes = wal::frame(payload, tail, &ring);
         self.fence()?;
         let b = &mut *self.bucket;
         write_cells(b, &bytes, tail)?;
@@ -182,7 +185,7 @@ impl<D: Dir> WriteTxn<'_, D> {
 /// later reader that the record was complete: losing it, or failing to
 /// write it, loses nothing.
 fn stamp<D: Dir>(b: &mut BucketFile<D>, lsn: u64, cells: u64, seq: u64) {
-    let cell = wal::frame(&wal::stamp_payload(seq, lsn), lsn + cells);
+    let cell = wal::frame(&wal::stamp_payload(seq, lsn), lsn + cells, &b.view.ring);
     let _ = write_cells(b, &cell, lsn + cells);
     b.view.durable = true;
 }
@@ -212,6 +215,10 @@ fn sync<D: Dir>(b: &BucketFile<D>) -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// The largest log ring a bucket moves to: the live log is read when an
+/// instance opens the file, and held in its memory.
+const MAX_RING_BYTES: u64 = 16 << 20;
 
 /// A copy-on-write update of the tree from one checkpoint to the next: the
 /// key tree and the free-space tree with their dirty nodes in memory, the
@@ -247,7 +254,7 @@ macro_rules! walk {
 impl<'t, 's, D: Dir> TreeUpdate<'t, 's, D> {
     fn new(txn: &'t mut WriteTxn<'s, D>, base: &Checkpoint, seq: u64) -> Self {
         let geo = txn.bucket.pager.geo;
-        let data_start = txn.bucket.view.ring.end_page();
+        let data_start = FIRST_RING_PAGE;
         TreeUpdate {
             main: Tree::new(TREE_KEYS, base.main_root, base.main_depth, geo),
             alloc: Alloc {
@@ -374,6 +381,18 @@ impl<'t, 's, D: Dir> TreeUpdate<'t, 's, D> {
         })
     }
 
+    /// The size (pages) of the ring to move the log to, if the current one
+    /// no longer fits the data: a third of the logical bytes, at least
+    /// `Options::log_bytes`, at most [`MAX_RING_BYTES`]; moved only when
+    /// that is twice the current size, or a quarter of it.
+    fn ring_to_move_to(&self, page_size: u32) -> Option<u32> {
+        let min = u64::from(self.txn.bucket.opts.log_bytes);
+        let want = (self.logical_bytes / 3).clamp(min, MAX_RING_BYTES);
+        let pages = want.div_ceil(u64::from(page_size)) as u32;
+        let current = self.base.ring.pages;
+        (pages >= current.saturating_mul(2) || pages.saturating_mul(4) <= current).then_some(pages)
+    }
+
     /// Writes the new tree and the checkpoint record (FORMAT.md §7): pages,
     /// sync, fence, record and its announcement in the log, sync. Returns
     /// the record, its checksum, and whether the announcement was written.
@@ -391,6 +410,20 @@ impl<'t, 's, D: Dir> TreeUpdate<'t, 's, D> {
             let ext = self.write_extent(&bytes, KIND_KEY)?;
             self.main.set_key_ext(id, i, ext);
         }
+        // The log ring follows the size of the data (FORMAT.md §5): a new
+        // one, filled with fillers, replaces the old, which is freed. It is
+        // allocated first, from the lowest run long enough, so that it does
+        // not end up at the end of the file where it would stop shrinking.
+        let old_ring = self.base.ring;
+        let ring = match self.ring_to_move_to(geo.page as u32) {
+            Some(pages) => {
+                let mut walk = walk!(self);
+                let first_page = self.alloc.alloc(&mut walk, &mut self.freed, pages, &name)?;
+                self.freed.free_run(old_ring.first_page, old_ring.pages)?;
+                RingRef { first_page, pages }
+            }
+            None => old_ring,
+        };
         let mut main_pages = Vec::with_capacity(order.len());
         for _ in 0..order.len() {
             let mut walk = walk!(self);
@@ -460,12 +493,28 @@ impl<'t, 's, D: Dir> TreeUpdate<'t, 's, D> {
             writer_token: self.txn.lock.as_ref().map_or(0, |l: &LockGuard| l.token),
             commit_millis: b.dir.now_millis(),
             file_id: b.header.file_id,
-            log_start: b.view.tail,
-            ring: self.base.ring,
+            // A new ring starts a lap of LSNs further on: its fillers need
+            // the lap before (FORMAT.md §5).
+            log_start: if ring == old_ring {
+                b.view.tail
+            } else {
+                b.view.tail + ring_cells(ring, b.header.page_size)
+            },
+            ring,
         };
 
-        // 1. The pages (all into pages free in both intact checkpoints),
-        //    sorted, adjacent ones coalesced into one write.
+        // 1. A new ring's fillers, then the pages (all into pages free in
+        //    both intact checkpoints), sorted, adjacent ones coalesced into
+        //    one write.
+        if ring != old_ring {
+            self.txn.keep_alive()?;
+            let pager = &self.txn.bucket.pager;
+            let image = Ring::new(ring, pager.page_size).fillers(ckpt.log_start);
+            pager
+                .file
+                .write_at(&image, pager.page_off(ring.first_page))
+                .map_err(|e| Error::io(&name, "write", e))?;
+        }
         out.sort_by_key(|x| x.0);
         let p = geo.page;
         let mut i = 0;
@@ -528,17 +577,30 @@ impl<'t, 's, D: Dir> TreeUpdate<'t, 's, D> {
         //    older checkpoint needs: the log is kept under half the ring),
         //    and a sync: from now on the log before `log_start` may be
         //    overwritten.
+        let payload = wal::checkpoint_payload(ckpt.seq, ckpt.number);
+        if ring != old_ring {
+            // Moving to a new ring: the old one is closed at its tail first,
+            // so that no reader or writer following it can miss the move
+            // (nothing may be appended to it once the record below exists).
+            let old = b.view.ring;
+            let closing = wal::frame(&payload, b.view.tail, &old);
+            b.pager
+                .file
+                .write_at(&closing, old.offset(b.view.tail))
+                .map_err(|e| Error::io(&name, "append to the log", e))?;
+        }
         let rec = ckpt.encode();
         let crc = rd_u32(&rec, 0).unwrap_or(0);
         b.pager
             .file
             .write_at(&rec, slot_at)
             .map_err(|e| Error::io(&name, "write checkpoint record", e))?;
-        let marker = wal::frame(&wal::checkpoint_payload(ckpt.seq, ckpt.number), ckpt.log_start);
+        let new_ring = Ring::new(ring, b.header.page_size);
+        let marker = wal::frame(&payload, ckpt.log_start, &new_ring);
         let announced = b
             .pager
             .file
-            .write_at(&marker, b.view.ring.offset(ckpt.log_start))
+            .write_at(&marker, new_ring.offset(ckpt.log_start))
             .is_ok();
         sync(b)?;
         if shrunk {

@@ -16,6 +16,7 @@ use crate::lock;
 use crate::pager::Pager;
 use crate::prelude::*;
 use crate::read::{View, newest_checkpoint};
+use crate::wal::Ring;
 
 impl<D: Dir> BucketFile<D> {
     /// Opens (or, with `create_if_missing`, creates) the bucket file `name`
@@ -135,7 +136,8 @@ impl HeaderError {
 }
 
 /// The checkpoint record of an empty bucket: numbers 0 and 1 fill the two
-/// slots of a new file.
+/// slots of a new file. The log starts one ring's worth of cells in (the
+/// fillers of the lap before need LSNs, FORMAT.md §5).
 fn empty_checkpoint(number: u64, header: &Header, ring: RingRef, now: u64) -> Checkpoint {
     Checkpoint {
         number,
@@ -153,7 +155,7 @@ fn empty_checkpoint(number: u64, header: &Header, ring: RingRef, now: u64) -> Ch
         writer_token: 0,
         commit_millis: now,
         file_id: header.file_id,
-        log_start: 0,
+        log_start: ring_cells(ring, header.page_size),
         ring,
     }
 }
@@ -176,10 +178,12 @@ fn create<D: Dir>(dir: &D, name: &str, o: &Options) -> Result<(), Error> {
         first_page: FIRST_RING_PAGE,
         pages: o.ring_pages(),
     };
-    // The whole file: header, both slots, and the ring written as zeros
-    // (so its blocks exist: appending to the log never allocates).
+    // The whole file: header, both slots, and the ring of fillers (its
+    // blocks exist: appending to the log never allocates).
     let mut buf = vec![0u8; (ring.first_page + ring.pages) as usize * p];
     buf[..HEADER_LEN].copy_from_slice(&header.encode());
+    let fillers = Ring::new(ring, o.page_size).fillers(ring_cells(ring, o.page_size));
+    buf[ring.first_page as usize * p..].copy_from_slice(&fillers);
     for number in 0..2 {
         let c = empty_checkpoint(number, &header, ring, now);
         let off = slot_offset(o.page_size, c.slot()) as usize;

@@ -63,7 +63,7 @@ impl View {
     /// What pages of the checkpoint's tree may be.
     pub fn bounds(&self) -> Bounds {
         Bounds {
-            data_start: self.ring.end_page(),
+            data_start: FIRST_RING_PAGE,
             file_pages: self.ckpt.file_pages,
             max_seq: self.ckpt.seq,
         }
@@ -254,7 +254,7 @@ impl<D: Dir> BucketFile<D> {
             let buf = self.read_cells(lsn, n)?;
             for (i, cell) in buf.chunks_exact(CELL).enumerate() {
                 let at = lsn + i as u64;
-                match wal::parse_cell(cell) {
+                match wal::parse_cell(cell, &ring) {
                     Cell::Empty => return Ok(false),
                     Cell::Valid { lsn: l, .. } if l < tail => return Ok(false),
                     Cell::Valid { lsn: l, index: 0, .. } if l == at => return Ok(true),
@@ -275,9 +275,11 @@ impl<D: Dir> BucketFile<D> {
         while pos < n as usize {
             let at = self.view.tail;
             let cell = &buf[pos * CELL..(pos + 1) * CELL];
-            let head = match wal::parse_cell(cell) {
-                Cell::Empty => return Ok(Step::UpToDate),
-                Cell::Invalid => return Ok(Step::Unsure),
+            let head = match wal::parse_cell(cell, &ring) {
+                // Zeros are not a cell of this ring (its cells are written,
+                // fillers included, before it is used): a page recycled
+                // after a reader's ring moved on.
+                Cell::Empty | Cell::Invalid => return Ok(Step::Unsure),
                 Cell::Valid { lsn, index, payload } => {
                     if lsn == at && index == 0 {
                         match RecordHead::parse(payload) {
@@ -320,7 +322,7 @@ impl<D: Dir> BucketFile<D> {
             } else {
                 self.read_cells(at, cells)?
             };
-            let Some(payload) = assemble(&record, at, head.len as usize) else {
+            let Some(payload) = assemble(&record, at, head.len as usize, &ring) else {
                 // Not all of it is there: being written, or cut short.
                 return Ok(Step::Unsure);
             };
@@ -542,10 +544,10 @@ impl<D: Dir> BucketFile<D> {
 
 /// The payload of the record in `cells` starting at `lsn`, if every cell
 /// is there (valid, consecutive).
-fn assemble(cells: &[u8], lsn: u64, len: usize) -> Option<Vec<u8>> {
+fn assemble(cells: &[u8], lsn: u64, len: usize, ring: &Ring) -> Option<Vec<u8>> {
     let mut payload = Vec::with_capacity(cells.len());
     for (i, cell) in cells.chunks_exact(CELL).enumerate() {
-        match wal::parse_cell(cell) {
+        match wal::parse_cell(cell, ring) {
             Cell::Valid {
                 lsn: l,
                 index,

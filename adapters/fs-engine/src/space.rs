@@ -78,6 +78,13 @@ impl Freed {
             .insert(p, 1)
             .map_err(|_| mismatch(u64::from(p), "page is referenced twice (freed twice)"))
     }
+    /// Frees a run the base checkpoint used (the log ring it leaves).
+    pub fn free_run(&mut self, s: u32, n: u32) -> Result<(), PageError> {
+        self.pending
+            .insert(s, n)
+            .map_err(|_| mismatch(u64::from(s), "run is referenced twice (freed twice)"))
+    }
+
     pub fn free_extent(&mut self, ext: ExtPtr) -> Result<(), PageError> {
         if self.txn_allocs.remove(&ext.page).is_some() {
             self.local.push((ext.page, ext.pages));

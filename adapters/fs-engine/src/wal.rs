@@ -84,6 +84,39 @@ impl Ring {
     }
 }
 
+impl Ring {
+    /// What a cell's checksum folds in besides its bytes: the ring's place
+    /// and size, so that a cell of another ring (one that lived on these
+    /// pages before, FORMAT.md §5) never passes for one of this ring.
+    fn tag(&self) -> [u8; 8] {
+        let mut t = [0u8; 8];
+        t[..4].copy_from_slice(&self.first_page.to_le_bytes());
+        t[4..].copy_from_slice(&self.pages.to_le_bytes());
+        t
+    }
+
+    /// The image of a new ring whose first record will be at `first_lsn`
+    /// (at least one ring's worth of cells): every cell a *filler* of the
+    /// lap before, so that a reader at the tail finds a valid cell of an
+    /// earlier lap there (nothing written since) in one read.
+    pub fn fillers(&self, first_lsn: u64) -> Vec<u8> {
+        let c = self.cells();
+        let mut out = vec![0u8; (c as usize) * CELL];
+        for (p, cell) in out.chunks_exact_mut(CELL).enumerate() {
+            // The LSN that will first land in cell `p`, one lap earlier.
+            let lsn = first_lsn + (p as u64 + c - first_lsn % c) % c - c;
+            wr_u64(cell, 4, lsn);
+            wr_u32(cell, 12, FILLER);
+            let crc = cell_crc(cell, self);
+            wr_u32(cell, 0, crc);
+        }
+        out
+    }
+}
+
+/// The index of a filler cell (FORMAT.md §5).
+pub(crate) const FILLER: u32 = u32::MAX;
+
 /// What one cell of the ring holds.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Cell<'a> {
@@ -95,7 +128,7 @@ pub(crate) enum Cell<'a> {
     Valid { lsn: u64, index: u32, payload: &'a [u8] },
 }
 
-pub(crate) fn parse_cell(b: &[u8]) -> Cell<'_> {
+pub(crate) fn parse_cell<'a>(b: &'a [u8], ring: &Ring) -> Cell<'a> {
     let Some(b) = b.get(..CELL) else {
         return Cell::Invalid;
     };
@@ -105,7 +138,7 @@ pub(crate) fn parse_cell(b: &[u8]) -> Cell<'_> {
     let (Some(crc), Some(lsn), Some(index)) = (rd_u32(b, 0), rd_u64(b, 4), rd_u32(b, 12)) else {
         return Cell::Invalid;
     };
-    if checksums_enabled() && crc != cell_crc(b) {
+    if checksums_enabled() && crc != cell_crc(b, ring) {
         return Cell::Invalid;
     }
     Cell::Valid {
@@ -115,15 +148,15 @@ pub(crate) fn parse_cell(b: &[u8]) -> Cell<'_> {
     }
 }
 
-/// The checksum of a cell covers everything after it, LSN included, so a
-/// cell written at the wrong place, or a stale one from an earlier lap,
-/// never passes for another.
-fn cell_crc(b: &[u8]) -> u32 {
-    crate::crc::crc32c(&b[4..CELL])
+/// The checksum of a cell covers its ring and everything after it, LSN
+/// included, so a cell written at the wrong place, a stale one from an
+/// earlier lap, or one of another ring, never passes for another.
+fn cell_crc(b: &[u8], ring: &Ring) -> u32 {
+    crate::crc::crc32c_append(crate::crc::crc32c(&ring.tag()), &b[4..CELL])
 }
 
-/// Frames `payload` as the cells of a record starting at `lsn`.
-pub(crate) fn frame(payload: &[u8], lsn: u64) -> Vec<u8> {
+/// Frames `payload` as the cells of a record starting at `lsn` in `ring`.
+pub(crate) fn frame(payload: &[u8], lsn: u64, ring: &Ring) -> Vec<u8> {
     let n = payload.len().div_ceil(CELL_PAYLOAD).max(1);
     let mut out = vec![0u8; n * CELL];
     for (i, cell) in out.chunks_exact_mut(CELL).enumerate() {
@@ -132,7 +165,7 @@ pub(crate) fn frame(payload: &[u8], lsn: u64) -> Vec<u8> {
         cell[CELL_HDR..CELL_HDR + hi - lo].copy_from_slice(&payload[lo..hi]);
         wr_u64(cell, 4, lsn + i as u64);
         wr_u32(cell, 12, i as u32);
-        let crc = cell_crc(cell);
+        let crc = cell_crc(cell, ring);
         wr_u32(cell, 0, crc);
     }
     out
@@ -300,11 +333,16 @@ mod tests {
         let big = vec![7u8; 1000];
         let ops = [Op::Put(b"a", b"1"), Op::Delete(b"b"), Op::Put(b"c", &big)];
         let payload = commit_payload(42, ops.iter().copied(), 0);
-        let cells = frame(&payload, 1000);
+        let ring = Ring {
+            first_page: 2,
+            pages: 4,
+            page_size: 1024,
+        };
+        let cells = frame(&payload, 1000, &ring);
         assert_eq!(cells.len() as u64 / CELL as u64, cells_for(payload.len()));
         let mut joined = Vec::new();
         for (i, c) in cells.chunks(CELL).enumerate() {
-            let Cell::Valid { lsn, index, payload } = parse_cell(c) else {
+            let Cell::Valid { lsn, index, payload } = parse_cell(c, &ring) else {
                 panic!("cell {i} invalid")
             };
             assert_eq!((lsn, index), (1000 + i as u64, i as u32));
@@ -316,8 +354,22 @@ mod tests {
         // A flipped bit anywhere fails that cell's checksum.
         let mut torn = cells.clone();
         torn[CELL + 100] ^= 1;
-        assert_eq!(parse_cell(&torn[CELL..]), Cell::Invalid);
-        assert_eq!(parse_cell(&[0u8; CELL]), Cell::Empty);
+        assert_eq!(parse_cell(&torn[CELL..], &ring), Cell::Invalid);
+        assert_eq!(parse_cell(&[0u8; CELL], &ring), Cell::Empty);
+        // A cell of another ring (same LSN, same bytes) does not pass.
+        let other = Ring { pages: 8, ..ring };
+        assert_eq!(parse_cell(&cells[..CELL], &other), Cell::Invalid);
+        // Fillers: every cell holds the LSN one lap before the first that
+        // will land there.
+        let image = ring.fillers(1000);
+        for (p, cell) in image.chunks_exact(CELL).enumerate() {
+            let Cell::Valid { lsn, index, .. } = parse_cell(cell, &ring) else {
+                panic!("filler {p} invalid")
+            };
+            assert_eq!(index, FILLER);
+            assert_eq!(ring.offset(lsn + ring.cells()), 2048 + (p * CELL) as u64);
+            assert!((1000 - ring.cells()..1000).contains(&lsn), "{lsn}");
+        }
     }
 
     #[test]

@@ -83,13 +83,14 @@ fn states(txns: &[Txn]) -> Vec<Model> {
     s
 }
 
-/// 1 KiB pages and an 8 KiB log ring (32 cells): commits are appended to
-/// the log, wrap around it, are folded by checkpoints every few commits,
-/// and the larger ones go straight into the tree.
+/// 1 KiB pages and a log ring of at least 4 KiB (16 cells): commits are
+/// appended to the log, wrap around it, are folded by checkpoints every few
+/// commits, the larger ones go straight into the tree, and the ring moves
+/// to a larger one as the data grows.
 fn opts(sync: SyncPolicy) -> Options {
     Options {
         page_size: 1024,
-        log_bytes: 8192,
+        log_bytes: 4096,
         sync,
         lock_lease_millis: 200,
         lock_wait_millis: 5_000,
@@ -203,38 +204,49 @@ enum Phase {
     Other,
 }
 
-/// The log ring of the files `opts` makes: pages 2..10 of 1 KiB.
-const RING: std::ops::Range<u64> = 2048..10_240;
+/// The checkpoint slots of the files `opts` makes: page 1 of 1 KiB.
+const SLOTS: std::ops::Range<u64> = 1024..2048;
 
-/// The phase of every mutating operation of a run, from its trace.
+/// The phase of every mutating operation of a run, from its trace. The
+/// bucket file's writes fall into groups, each ended by a sync: a group
+/// that writes a checkpoint slot ends a checkpoint, the group before it
+/// wrote the checkpoint's pages, and any other group appended a record;
+/// the write after a group's sync (its stamp) belongs to that group.
 fn phases(ops: &[OpEvent]) -> Vec<Phase> {
-    let (mut checkpoint_syncs_left, mut stamp_of_checkpoint) = (0, false);
-    ops.iter()
-        .map(|op| match op {
-            OpEvent::Write { file, offset, .. } if file == NAME && !RING.contains(offset) => {
-                if checkpoint_syncs_left == 0 {
-                    checkpoint_syncs_left = 2;
-                }
-                Phase::Checkpoint
+    let on_bucket = |op: &OpEvent| match op {
+        OpEvent::Write { file, .. } | OpEvent::Sync(file) | OpEvent::SetLen(file) => file == NAME,
+        _ => false,
+    };
+    // Groups of bucket operations, each up to and including a sync.
+    let mut groups: Vec<Vec<usize>> = vec![Vec::new()];
+    for (i, op) in ops.iter().enumerate() {
+        if on_bucket(op) {
+            groups.last_mut().unwrap().push(i);
+            if matches!(op, OpEvent::Sync(_)) {
+                groups.push(Vec::new());
             }
-            OpEvent::SetLen(file) if file == NAME => Phase::Checkpoint,
-            OpEvent::Sync(file) if file == NAME && checkpoint_syncs_left > 0 => {
-                checkpoint_syncs_left -= 1;
-                stamp_of_checkpoint = checkpoint_syncs_left == 0;
-                Phase::Checkpoint
-            }
-            OpEvent::Write { file, .. } if file == NAME && checkpoint_syncs_left > 0 => Phase::Checkpoint,
-            OpEvent::Write { file, .. } if file == NAME && stamp_of_checkpoint => {
-                stamp_of_checkpoint = false;
-                Phase::Checkpoint
-            }
-            OpEvent::Write { file, .. } | OpEvent::Sync(file) if file == NAME => {
-                stamp_of_checkpoint = false;
-                Phase::Append
-            }
-            _ => Phase::Other,
-        })
-        .collect()
+        }
+    }
+    let writes_slot = |g: &Vec<usize>| {
+        g.iter()
+            .any(|&i| matches!(&ops[i], OpEvent::Write { offset, .. } if SLOTS.contains(offset)))
+    };
+    let mut phase = vec![Phase::Other; ops.len()];
+    let mut stamp_of = Phase::Append;
+    for (n, g) in groups.iter().enumerate() {
+        let class = if writes_slot(g) || groups.get(n + 1).is_some_and(writes_slot) {
+            Phase::Checkpoint
+        } else {
+            Phase::Append
+        };
+        for (k, &i) in g.iter().enumerate() {
+            // A group's first write may be the stamp of the group before.
+            let stamp = k == 0 && n > 0 && g.len() > 1 && matches!(ops[i], OpEvent::Write { .. });
+            phase[i] = if stamp { stamp_of } else { class };
+        }
+        stamp_of = class;
+    }
+    phase
 }
 
 /// Crash points per phase and recoveries verified.
@@ -258,16 +270,20 @@ fn power_loss(seeds: std::ops::Range<u64>, points_per_workload: u64) -> Tally {
         assert_eq!(acked, txns.len());
         let phase = phases(&dry.take_op_trace());
         let ops = phase.len() as u64;
-        let in_log_or_checkpoint: Vec<u64> =
-            (0..ops).filter(|&c| phase[c as usize] != Phase::Other).collect();
+        let inside = |p: Phase| -> Vec<u64> { (0..ops).filter(|&c| phase[c as usize] == p).collect() };
+        let (appends, checkpoints) = (inside(Phase::Append), inside(Phase::Checkpoint));
         let mut r = Rng::new(seed * 7 + 1);
+        let half = points_per_workload / 2;
         for j in 0..points_per_workload {
             // Spread crash points over the whole run, plus random ones
-            // inside appends and checkpoints.
-            let c = if j < points_per_workload / 2 {
-                j * ops / (points_per_workload / 2)
+            // inside appends and inside checkpoints.
+            let pick = |r: &mut Rng, from: &[u64]| from[r.below(from.len() as u64) as usize];
+            let c = if j < half {
+                j * ops / half
+            } else if j % 2 == 0 && !appends.is_empty() {
+                pick(&mut r, &appends)
             } else {
-                in_log_or_checkpoint[r.below(in_log_or_checkpoint.len() as u64) as usize]
+                pick(&mut r, &checkpoints)
             };
             tally.points[phase.get(c as usize).map_or(2, |&p| p as usize)] += 1;
             let dir = MemDir::new();
@@ -401,7 +417,15 @@ fn io_error_at_every_point() {
             let mut s2 = BucketFile::open(img, NAME, opts(SyncPolicy::EveryCommit))
                 .unwrap()
                 .unwrap();
-            assert_eq!(read_all(&mut s2), model, "{ctx}: after power cut");
+            let got = read_all(&mut s2);
+            if got != model {
+                let diff: Vec<_> = model
+                    .iter()
+                    .filter(|(k, v)| got.get(*k) != Some(*v))
+                    .map(|(k, _)| String::from_utf8_lossy(&k[..k.len().min(6)]).to_string())
+                    .collect();
+                panic!("{ctx}: after power cut, {} keys differ: {diff:?}", diff.len());
+            }
         }
     }
 }

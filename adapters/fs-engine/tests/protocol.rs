@@ -279,3 +279,60 @@ fn stats_account_for_every_page() {
     assert_eq!(st.commit_seq, s.commit_seq().unwrap());
     assert!(s.check().unwrap().is_empty());
 }
+
+/// The log ring follows the data (a third of the logical size): it moves
+/// to a larger ring as the bucket grows and back as it shrinks, and an
+/// instance that last looked at an older ring, even one whose pages have
+/// been reused since, still sees every commit.
+#[test]
+fn the_log_ring_grows_and_shrinks_with_the_data() {
+    let dir = MemDir::new();
+    let o = Options {
+        log_bytes: 4096,
+        ..opts()
+    };
+    let open = || {
+        BucketFile::open(dir.clone(), "b.kvfs", o.clone())
+            .unwrap()
+            .unwrap()
+    };
+    let mut a = open();
+    a.put(b"first", b"1").unwrap();
+    let mut lagging = open();
+    assert_eq!(lagging.get(b"first").unwrap(), Some(b"1".to_vec()));
+    let first = a.stats().unwrap();
+    assert_eq!(first.log_pages, 4);
+    let key = |i: u32| format!("key{i:04}").into_bytes();
+    let mut rings = vec![first.log_pages];
+    for i in 0..300u32 {
+        a.put(&key(i), &[i as u8; 1000]).unwrap();
+        let pages = a.stats().unwrap().log_pages;
+        if rings.last() != Some(&pages) {
+            rings.push(pages);
+        }
+    }
+    assert!(
+        rings.len() >= 3,
+        "the ring moved only {} times: {rings:?}",
+        rings.len() - 1
+    );
+    assert!(a.check().unwrap().is_empty());
+    // The lagging instance followed the first ring; its pages have been
+    // reused since. It finds its way to the newest ring.
+    assert_eq!(lagging.get(&key(299)).unwrap(), Some(vec![43u8; 1000]));
+    assert_eq!(lagging.stats().unwrap().log_pages, *rings.last().unwrap());
+    assert_eq!(lagging.keys_after(None, 1000).unwrap().len(), 301);
+    // Shrinking: most keys deleted, the ring moves back to a smaller one.
+    let big = a.stats().unwrap().log_pages;
+    for chunk in (0..290u32).collect::<Vec<_>>().chunks(40) {
+        a.delete_many(&chunk.iter().map(|&i| key(i)).collect::<Vec<_>>())
+            .unwrap();
+    }
+    a.checkpoint().unwrap();
+    let after = a.stats().unwrap();
+    assert!(after.log_pages < big, "{} -> {}", big, after.log_pages);
+    assert_eq!(after.keys, 11);
+    assert!(a.check().unwrap().is_empty());
+    assert_eq!(lagging.keys_after(None, 1000).unwrap().len(), 11);
+    assert_eq!(open().get(&key(295)).unwrap(), Some(vec![39u8; 1000]));
+}
