@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use kv_fs_engine::std_dir::StdDir;
-use kv_fs_engine::{Options, Store};
+use kv_fs_engine::{BucketFile, Options};
 use kv_runner::{RunOptions, RunOutput, Runtime, RuntimeOptions, ServeOptions};
 use kv_virt::adapters::BackendKind;
 use kv_virt::options::{AdapterOptions, FsOptions, HttpOptions, ProtocolArg};
@@ -135,7 +135,7 @@ fn succeeded(output: &RunOutput, what: &str) -> String {
 
 /// The value of `key` in the kv-fs bucket file `file`, read natively.
 fn stored(data: &Path, file: &str, key: &str) -> Option<String> {
-    let mut store = Store::open(StdDir::new(data), file, Options::default()).unwrap()?;
+    let mut store = BucketFile::open(StdDir::new(data), file, Options::default()).unwrap()?;
     let value = store.get(key.as_bytes()).unwrap()?;
     Some(String::from_utf8(value).unwrap())
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use kv_fs_engine::std_dir::StdDir;
-use kv_fs_engine::{Options, Store};
+use kv_fs_engine::{BucketFile, Options};
 use kv_runner::RunOptions;
 use kv_virt::adapters::BackendKind;
 use kv_virt::options::AdapterOptions;
@@ -110,7 +110,7 @@ fn buckets_routed_to_kv_fs_and_kv_mem_in_one_app() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     assert_eq!(files, ["local.kvfs"]);
-    let mut store = Store::open(StdDir::new(work.join("data")), "local.kvfs", Options::default())
+    let mut store = BucketFile::open(StdDir::new(work.join("data")), "local.kvfs", Options::default())
         .unwrap()
         .unwrap();
     let keys: Vec<Vec<u8>> = store.keys_after(None, 100).unwrap();

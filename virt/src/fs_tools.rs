@@ -1,5 +1,5 @@
 //! `kv-virt fs …`: kv-fs bucket files, natively: check (fsck), inspect,
-//! dump and load as JSON lines.
+//! dump and load as JSON lines, and upgrade from an older format.
 //!
 //! The JSON-lines format has one object per key, in key order:
 //! `{"key": "<the key>", "value": "<the value, standard base64>"}`.
@@ -13,7 +13,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use kv_fs_engine::std_dir::StdDir;
-use kv_fs_engine::{Options, Store};
+use kv_fs_engine::{BucketFile, Options, upgrade_v1};
 use serde::{Deserialize, Serialize};
 
 #[derive(Subcommand, Debug)]
@@ -32,6 +32,11 @@ pub enum FsCommand {
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Convert a bucket file written by an older kv-fs (format version 1) in place.
+    #[command(
+        after_help = "Stop every app using the file first.\n\nExample:\n  kv-virt fs upgrade data/counter.kvfs"
+    )]
+    Upgrade { file: PathBuf },
     /// Import JSON lines (as written by `dump`) into a bucket file, creating it if needed.
     #[command(after_help = "Example:\n  kv-virt fs load data/copy.kvfs counter.jsonl")]
     Load {
@@ -51,7 +56,8 @@ struct Line {
     value: String,
 }
 
-fn open(file: &Path, create: bool, page_size: u32) -> Result<Store<StdDir>> {
+/// The directory and the name of `file`.
+fn split(file: &Path) -> Result<(&Path, &str)> {
     let dir = file
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -60,12 +66,17 @@ fn open(file: &Path, create: bool, page_size: u32) -> Result<Store<StdDir>> {
         .file_name()
         .and_then(|n| n.to_str())
         .with_context(|| format!("{}: not a file name", file.display()))?;
+    Ok((dir, name))
+}
+
+fn open(file: &Path, create: bool, page_size: u32) -> Result<BucketFile<StdDir>> {
+    let (dir, name) = split(file)?;
     let options = Options {
         create_if_missing: create,
         page_size,
         ..Options::default()
     };
-    match Store::open(StdDir::new(dir), name, options)? {
+    match BucketFile::open(StdDir::new(dir), name, options)? {
         Some(store) => Ok(store),
         None => bail!("{}: no such file", file.display()),
     }
@@ -91,10 +102,11 @@ pub fn run(command: FsCommand, out: &mut dyn Write) -> Result<()> {
                 let stats = store.stats()?;
                 writeln!(
                     out,
-                    "{}: ok ({} keys, {} pages checked)",
+                    "{}: ok ({} keys, {} pages and {} logged commits checked)",
                     file.display(),
                     stats.keys,
-                    stats.pages_total
+                    stats.pages_total,
+                    stats.log_commits
                 )?;
             } else {
                 for problem in &problems {
@@ -118,10 +130,14 @@ pub fn run(command: FsCommand, out: &mut dyn Write) -> Result<()> {
                 ("pages in use", stats.pages_used.to_string()),
                 ("pages free", stats.pages_free.to_string()),
                 ("pages freed, reusable soon", stats.pages_pending.to_string()),
+                ("log ring pages", stats.log_pages.to_string()),
+                ("commits in the log", stats.log_commits.to_string()),
+                ("log bytes since checkpoint", stats.log_bytes_live.to_string()),
                 ("logical bytes (keys + values)", stats.logical_bytes.to_string()),
                 ("file bytes", stats.file_bytes.to_string()),
                 ("file / logical", ratio),
                 ("commit", stats.commit_seq.to_string()),
+                ("checkpoint", stats.checkpoint.to_string()),
             ] {
                 writeln!(out, "{name:>30}: {value}")?;
             }
@@ -147,6 +163,15 @@ pub fn run(command: FsCommand, out: &mut dyn Write) -> Result<()> {
             }
             sink.flush()?;
             bar.finish_and_clear();
+        }
+        FsCommand::Upgrade { file } => {
+            let (dir, name) = split(&file)?;
+            let keys = upgrade_v1(&StdDir::new(dir), name, Options::default())?;
+            writeln!(
+                out,
+                "{}: upgraded to format version 2 ({keys} keys)",
+                file.display()
+            )?;
         }
         FsCommand::Load {
             file,
@@ -186,6 +211,8 @@ pub fn run(command: FsCommand, out: &mut dyn Write) -> Result<()> {
             }
             store.put_many(&batch)?;
             loaded += batch.len() as u64;
+            // Leave the keys in the tree and the log empty.
+            store.checkpoint()?;
             bar.finish_and_clear();
             writeln!(out, "{}: loaded {loaded} keys", file.display())?;
         }

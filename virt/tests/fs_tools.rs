@@ -1,4 +1,4 @@
-//! `kv-virt fs check | inspect | dump | load` on real bucket files.
+//! `kv-virt fs check | inspect | dump | load | upgrade` on real bucket files.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -7,17 +7,23 @@ mod common;
 use common::{kv_virt, temp_dir};
 
 use kv_fs_engine::std_dir::StdDir;
-use kv_fs_engine::{Options, Store};
+use kv_fs_engine::{BucketFile, Options};
 
-/// A bucket file with `n` keys, some with binary values.
+/// A bucket file with `n` keys, some with binary values, in its tree (a
+/// checkpoint) and the log (the last two commits).
 fn make_store(dir: &Path, name: &str, n: usize) -> PathBuf {
-    let mut store = Store::open(StdDir::new(dir), name, Options::default())
+    let mut store = BucketFile::open(StdDir::new(dir), name, Options::default())
         .unwrap()
         .unwrap();
     let entries: Vec<(String, Vec<u8>)> = (0..n)
         .map(|i| (format!("key/{i:05} ü"), vec![(i % 256) as u8; i % 300]))
         .collect();
-    store.put_many(&entries).unwrap();
+    let (tree, log) = entries.split_at(n - 2);
+    store.put_many(tree).unwrap();
+    store.checkpoint().unwrap();
+    for entry in log {
+        store.put(entry.0.as_bytes(), &entry.1).unwrap();
+    }
     dir.join(name)
 }
 
@@ -36,16 +42,35 @@ fn check_passes_a_good_file_and_fails_a_damaged_one() {
     let file = make_store(&dir, "b.kvfs", 3000);
     let report = stdout(&kv_virt(&["fs", "check", file.to_str().unwrap()]));
     assert!(report.contains(": ok (3000 keys"), "{report}");
+    assert!(report.contains("2 logged commits checked"), "{report}");
 
-    // Flip a byte in the middle of the file (a tree or value page).
+    // Flip a byte in the middle of the tree's pages (after the header, the
+    // checkpoint page and the 256 KiB log ring).
     let mut bytes = std::fs::read(&file).unwrap();
-    let middle = bytes.len() / 2;
+    let ring_end = (2 + 64) * 4096;
+    let middle = ring_end + (bytes.len() - ring_end) / 2;
     bytes[middle] ^= 0x55;
     std::fs::write(&file, bytes).unwrap();
     let output = kv_virt(&["fs", "check", file.to_str().unwrap()]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("b.kvfs"), "names the file: {stderr}");
+
+    // A damaged record of the log, before an intact one.
+    let file = make_store(&dir, "c.kvfs", 10);
+    let mut bytes = std::fs::read(&file).unwrap();
+    let record = (2 * 4096..bytes.len())
+        .find(|&i| bytes[i..].starts_with(b"key/00008"))
+        .expect("the second-to-last key is in the log");
+    bytes[record] ^= 0x55;
+    std::fs::write(&file, bytes).unwrap();
+    let output = kv_virt(&["fs", "check", file.to_str().unwrap()]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("c.kvfs") && stderr.contains("log record"),
+        "{stderr}"
+    );
 
     let output = kv_virt(&["fs", "check", dir.join("missing.kvfs").to_str().unwrap()]);
     assert!(!output.status.success());
@@ -66,6 +91,8 @@ fn inspect_reports_keys_depth_and_sizes() {
         "file bytes:",
         "file / logical:",
         "pages free:",
+        "commits in the log: 2",
+        "log ring pages: 64",
     ] {
         assert!(report.contains(line), "{line:?} missing from:\n{report}");
     }
@@ -111,4 +138,25 @@ fn dump_and_load_round_trip() {
     ]);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("line 1: value is not base64"));
+}
+
+/// A file of the previous format is refused with a message naming
+/// `kv-virt fs upgrade`, which converts it in place.
+#[test]
+fn upgrade_converts_a_version_1_file() {
+    let dir = temp_dir("fs-tools-upgrade");
+    let file = dir.join("old.kvfs");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../adapters/fs-engine/tests/data/v1-1k.kvfs");
+    std::fs::copy(fixture, &file).unwrap();
+    let output = kv_virt(&["fs", "dump", file.to_str().unwrap()]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("kv-virt fs upgrade"), "{stderr}");
+    let report = stdout(&kv_virt(&["fs", "upgrade", file.to_str().unwrap()]));
+    assert!(
+        report.contains("upgraded to format version 2 (201 keys)"),
+        "{report}"
+    );
+    let report = stdout(&kv_virt(&["fs", "check", file.to_str().unwrap()]));
+    assert!(report.contains(": ok (201 keys"), "{report}");
 }

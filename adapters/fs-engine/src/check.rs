@@ -1,13 +1,13 @@
-//! Full consistency check of one commit (fsck).
+//! Full consistency check of one checkpoint (fsck): FORMAT.md §7 accounting.
 
-use crate::error::{E, Error, Problem};
+use crate::error::{Error, PageError, Problem};
 use crate::format::*;
 use crate::io::File;
-use crate::pager::{Limits, Pager};
+use crate::pager::{Bounds, Pager};
 use crate::prelude::*;
 use crate::space::{decode_free, read_list};
-use crate::store::limits;
-use crate::tree::{Env, full_key};
+use crate::tree::{Walk, full_key};
+use crate::wal::Ring;
 
 const UNSEEN: u8 = 0;
 const USED: u8 = 1;
@@ -25,7 +25,7 @@ fn owner_name(o: u8) -> &'static str {
 
 struct Checker<'p, F> {
     pager: &'p mut Pager<F>,
-    lim: Limits,
+    bounds: Bounds,
     seq: u64,
     owners: Vec<u8>,
     problems: Vec<Problem>,
@@ -44,17 +44,17 @@ impl<F: File> Checker<'_, F> {
     }
 
     /// Records a fatal error as a problem; passes fatal I/O errors up.
-    fn handle(&mut self, e: E) -> Result<(), Error> {
+    fn handle(&mut self, e: PageError) -> Result<(), Error> {
         match e {
-            E::Mismatch { page, what } => {
+            PageError::Mismatch { page, what } => {
                 self.problem((page != 0).then_some(page), what);
                 Ok(())
             }
-            E::Fatal(e) if e.is_corruption() => {
+            PageError::Fatal(e) if e.is_corruption() => {
                 self.problem(None, e.to_string());
                 Ok(())
             }
-            E::Fatal(e) => Err(e),
+            PageError::Fatal(e) => Err(e),
         }
     }
 
@@ -86,12 +86,12 @@ impl<F: File> Checker<'_, F> {
     }
 
     fn ext(&mut self, ext: ExtPtr, len: u32, kind: u8, what: &str) -> Result<Option<Vec<u8>>, Error> {
-        let lim = self.lim;
-        match self.pager.extent(ext, len, kind, &lim) {
+        let bounds = self.bounds;
+        match self.pager.extent(ext, len, kind, &bounds) {
             Ok(v) => {
                 self.mark(ext.page, ext.pages, USED, what);
                 if ext.seq > self.seq {
-                    self.problem(Some(u64::from(ext.page)), "extent newer than the commit");
+                    self.problem(Some(u64::from(ext.page)), "extent newer than the checkpoint");
                 }
                 Ok(Some(v))
             }
@@ -103,10 +103,10 @@ impl<F: File> Checker<'_, F> {
         match kr.outline {
             None => Ok(Some(kr.inline.to_vec())),
             Some((len, ext)) => {
-                let lim = self.lim;
+                let bounds = self.bounds;
                 let r = {
-                    let mut env = Env::new(&mut *self.pager, lim);
-                    full_key(&mut env, kr)
+                    let mut walk = Walk::new(&mut *self.pager, bounds);
+                    full_key(&mut walk, kr)
                 };
                 match r {
                     Ok(k) => {
@@ -129,8 +129,8 @@ impl<F: File> Checker<'_, F> {
         lo: Option<&[u8]>,
         hi: Option<&[u8]>,
     ) -> Result<(), Error> {
-        let lim = self.lim;
-        let data = match self.pager.node(ptr, tree, level, &lim) {
+        let bounds = self.bounds;
+        let data = match self.pager.node(ptr, tree, level, &bounds) {
             Ok(d) => d,
             Err(e) => return self.handle(e),
         };
@@ -174,15 +174,15 @@ impl<F: File> Checker<'_, F> {
                 if e.version > self.seq {
                     self.problem(
                         Some(page),
-                        format!("entry {i} has version {} newer than the commit", e.version),
+                        format!("entry {i} has version {} newer than the checkpoint", e.version),
                     );
                 }
                 if tree == TREE_FREE {
                     let val = match e.val {
-                        ValRef::Inline(b) => Some(crate::tree::MVal::Inline(b.to_vec())),
+                        ValRef::Inline(b) => Some(crate::tree::StoredValue::Inline(b.to_vec())),
                         ValRef::Outline(..) => None,
                     };
-                    match decode_free(&key, val.as_ref(), self.lim.file_pages) {
+                    match decode_free(&key, val.as_ref(), &self.bounds) {
                         Ok((s, n)) => {
                             self.mark(s, n, FREE, "free run");
                             self.bytes += u64::from(n);
@@ -249,20 +249,26 @@ impl<F: File> Checker<'_, F> {
     }
 }
 
-pub(crate) fn run<F: File>(pager: &mut Pager<F>, meta: &Meta) -> Result<Vec<Problem>, Error> {
+/// Checks checkpoint `meta`: its trees, lists and the accounting of every page.
+pub(crate) fn run<F: File>(pager: &mut Pager<F>, meta: &Checkpoint) -> Result<Vec<Problem>, Error> {
     let len = pager.file.len().map_err(|e| pager.io("stat", e))?;
     let need = u64::from(meta.file_pages) * u64::from(pager.page_size);
     if len < need {
         return Ok(vec![Problem {
             page: None,
             message: format!(
-                "file is truncated: {len} bytes, but commit {} covers {} pages ({need} bytes)",
-                meta.seq, meta.file_pages
+                "file is truncated: {len} bytes, but checkpoint {} covers {} pages ({need} bytes)",
+                meta.number, meta.file_pages
             ),
         }]);
     }
+    let ring = Ring::new(meta.ring, meta.page_size);
     let mut c = Checker {
-        lim: limits(meta),
+        bounds: Bounds {
+            data_start: FIRST_RING_PAGE,
+            file_pages: meta.file_pages,
+            max_seq: meta.seq,
+        },
         seq: meta.seq,
         owners: vec![UNSEEN; meta.file_pages as usize],
         problems: Vec::new(),
@@ -270,7 +276,8 @@ pub(crate) fn run<F: File>(pager: &mut Pager<F>, meta: &Meta) -> Result<Vec<Prob
         bytes: 0,
         pager,
     };
-    c.mark(0, FIRST_DATA_PAGE, USED, "header and commit records");
+    c.mark(0, FIRST_RING_PAGE, USED, "header and checkpoint records");
+    c.mark(ring.first_page, ring.pages, USED, "log ring");
     if meta.main_depth > 0 {
         c.walk(TREE_KEYS, meta.main_root, meta.main_depth - 1, None, None)?;
     }
@@ -299,9 +306,9 @@ pub(crate) fn run<F: File>(pager: &mut Pager<F>, meta: &Meta) -> Result<Vec<Prob
         );
         c.problem(None, m);
     }
-    for l in [&meta.pend_prev, &meta.pend_cur] {
-        let lim = c.lim;
-        match read_list(c.pager, &lim, l) {
+    for l in [&meta.freed] {
+        let bounds = c.bounds;
+        match read_list(c.pager, &bounds, l) {
             Ok((ext, own)) => {
                 for p in own {
                     c.mark(p, 1, USED, "freed-list page");

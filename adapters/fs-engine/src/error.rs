@@ -217,19 +217,19 @@ impl fmt::Display for Problem {
 /// (which a reader retries from the newest commit, because a concurrent
 /// writer may have recycled the page) or a fatal error.
 #[derive(Debug)]
-pub(crate) enum E {
+pub(crate) enum PageError {
     Mismatch { page: u64, what: String },
     Fatal(Error),
 }
 
-impl From<Error> for E {
-    fn from(e: Error) -> E {
-        E::Fatal(e)
+impl From<Error> for PageError {
+    fn from(e: Error) -> PageError {
+        PageError::Fatal(e)
     }
 }
 
-pub(crate) fn mismatch(page: u64, what: impl Into<String>) -> E {
-    E::Mismatch {
+pub(crate) fn mismatch(page: u64, what: impl Into<String>) -> PageError {
+    PageError::Mismatch {
         page,
         what: what.into(),
     }

@@ -6,29 +6,39 @@ use crate::{MAX_KEY_LEN, MAX_VALUE_LEN};
 
 /// File magic (PNG-style: high bit, CR LF, ^Z catch text-mode mangling).
 pub(crate) const MAGIC: [u8; 8] = *b"\x89KVFS\r\n\x1a";
-/// Major format version written by this build. A reader refuses a higher one.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// Major format version written by this build. A reader refuses a higher
+/// one, and version 1 (no log) with a message saying how to convert it.
+pub(crate) const FORMAT_VERSION: u32 = 2;
 /// Feature bits this build understands (none defined yet).
 pub(crate) const KNOWN_INCOMPAT: u64 = 0;
 pub(crate) const KNOWN_RO_COMPAT: u64 = 0;
 
 pub(crate) const HEADER_LEN: usize = 64;
 pub(crate) const PAGE_HDR: usize = 24;
-pub(crate) const META_LEN: usize = 160;
-/// The completion stamp follows the commit record in its slot page (§4).
-pub(crate) const STAMP_LEN: usize = 16;
+/// A checkpoint record (FORMAT.md §4).
+pub(crate) const CKPT_LEN: usize = 192;
+/// Page 1 holds the two checkpoint slots, 512 bytes apart (each in a
+/// sector of its own).
+pub(crate) const CHECKPOINT_PAGE: u32 = 1;
+pub(crate) const SLOT_STRIDE: usize = 512;
+/// Bytes read to see both slots at once.
+pub(crate) const SLOTS_LEN: usize = SLOT_STRIDE + CKPT_LEN;
+/// The log ring of a new file starts here (FORMAT.md §5).
+pub(crate) const FIRST_RING_PAGE: u32 = 2;
+/// A log cell (FORMAT.md §5): the unit of the log ring.
+pub(crate) const CELL: usize = 256;
+/// The smallest ring accepted.
+pub(crate) const MIN_RING_CELLS: u64 = 16;
 pub(crate) const PTR_LEN: usize = 16;
 pub(crate) const EXT_PTR_LEN: usize = 20;
 pub(crate) const EXT_HDR: usize = 24;
 pub(crate) const LIST_HDR: usize = PAGE_HDR + PTR_LEN;
 pub(crate) const LOCK_LEN: usize = 64;
-pub(crate) const META_PAGES: [u32; 2] = [1, 2];
-pub(crate) const FIRST_DATA_PAGE: u32 = 3;
 pub(crate) const MAX_DEPTH: u16 = 40;
 pub(crate) const MIN_PAGE: u32 = 1024;
 pub(crate) const MAX_PAGE: u32 = 65536;
 
-pub(crate) const T_META: u8 = 2;
+pub(crate) const T_CHECKPOINT: u8 = 2;
 pub(crate) const T_LEAF: u8 = 3;
 pub(crate) const T_BRANCH: u8 = 4;
 pub(crate) const T_EXTENT: u8 = 5;
@@ -267,7 +277,14 @@ impl Header {
         b
     }
 
+    /// Decodes a header of this format version.
     pub fn decode(b: &[u8]) -> Result<Header, HeaderError> {
+        Self::decode_version(b, FORMAT_VERSION)
+    }
+
+    /// Decodes a header of format version `want` (version 1 for the
+    /// upgrade tool, which reads the old layout).
+    pub fn decode_version(b: &[u8], want: u32) -> Result<Header, HeaderError> {
         let n = b.len().min(MAGIC.len());
         if b.get(..n) != MAGIC.get(..n) || n == 0 {
             return Err(HeaderError::NotAStore("bad magic number in file header".into()));
@@ -297,10 +314,23 @@ impl Header {
         if h.version == 0 {
             return Err(HeaderError::Corrupt("format version 0 is invalid".into()));
         }
+        if h.version == 1 && want != 1 {
+            return Err(HeaderError::Unsupported(
+                "format version 1 (kv-fs before the commit log); convert it with \
+                 `kv-virt fs upgrade <file>`"
+                    .into(),
+            ));
+        }
         if h.version > FORMAT_VERSION {
             return Err(HeaderError::Unsupported(format!(
                 "format version {} is newer than the {} this build understands",
                 h.version, FORMAT_VERSION
+            )));
+        }
+        if h.version != want {
+            return Err(HeaderError::Unsupported(format!(
+                "format version {}, not {want}",
+                h.version
             )));
         }
         if h.incompat & !KNOWN_INCOMPAT != 0 {
@@ -319,7 +349,7 @@ impl Header {
     }
 }
 
-// ---------------------------------------------------------------- meta
+// ---------------------------------------------------------------- checkpoint
 
 /// Reference to a chained list of freed-page extents.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -329,9 +359,21 @@ pub(crate) struct ListRef {
     pub pages: u32,
 }
 
-/// A commit record.
+/// The log ring: `pages` pages from `first_page` (FORMAT.md §5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RingRef {
+    pub first_page: u32,
+    pub pages: u32,
+}
+
+/// A checkpoint record (FORMAT.md §4): the B+tree and free space as of
+/// commit `seq`, and where the log of the commits after it begins.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Meta {
+pub(crate) struct Checkpoint {
+    /// Counts checkpoints; checkpoint `n` lives in slot `n % 2`.
+    pub number: u64,
+    /// The newest commit the tree includes (and the version of the pages
+    /// this checkpoint wrote).
     pub seq: u64,
     pub page_size: u32,
     pub file_pages: u32,
@@ -339,107 +381,128 @@ pub(crate) struct Meta {
     pub main_depth: u16,
     pub free_depth: u16,
     pub free_root: PagePtr,
-    pub pend_prev: ListRef,
-    pub pend_cur: ListRef,
+    /// The pages this checkpoint stopped using: free from the next
+    /// checkpoint on (FORMAT.md §7).
+    pub freed: ListRef,
     pub key_count: u64,
     pub logical_bytes: u64,
     pub free_pages: u64,
     pub writer_token: u64,
     pub commit_millis: u64,
     pub file_id: u64,
+    /// Log sequence number (cell) of the first record after this checkpoint.
+    pub log_start: u64,
+    pub ring: RingRef,
 }
 
-impl Meta {
-    pub fn encode(&self, slot_page: u32) -> [u8; META_LEN] {
-        let mut b = [0u8; META_LEN];
-        b[4] = T_META;
-        wr_u64(&mut b, 8, self.seq);
-        wr_u32(&mut b, 16, self.page_size);
-        wr_u32(&mut b, 20, self.file_pages);
-        self.main_root.write(&mut b, 24);
-        wr_u16(&mut b, 40, self.main_depth);
-        wr_u16(&mut b, 42, self.free_depth);
-        self.free_root.write(&mut b, 48);
-        self.pend_prev.head.write(&mut b, 64);
-        wr_u32(&mut b, 80, self.pend_prev.list_pages);
-        wr_u32(&mut b, 84, self.pend_prev.pages);
-        self.pend_cur.head.write(&mut b, 88);
-        wr_u32(&mut b, 104, self.pend_cur.list_pages);
-        wr_u32(&mut b, 108, self.pend_cur.pages);
-        wr_u64(&mut b, 112, self.key_count);
-        wr_u64(&mut b, 120, self.logical_bytes);
-        wr_u64(&mut b, 128, self.free_pages);
-        wr_u64(&mut b, 136, self.writer_token);
-        wr_u64(&mut b, 144, self.commit_millis);
-        wr_u64(&mut b, 152, self.file_id);
-        let crc = crc_with_page(slot_page, &b[4..]);
+impl Checkpoint {
+    /// The slot this checkpoint is written to.
+    pub fn slot(&self) -> usize {
+        (self.number % 2) as usize
+    }
+
+    pub fn encode(&self) -> [u8; CKPT_LEN] {
+        let mut b = [0u8; CKPT_LEN];
+        b[4] = T_CHECKPOINT;
+        wr_u64(&mut b, 8, self.number);
+        wr_u64(&mut b, 16, self.seq);
+        wr_u32(&mut b, 24, self.page_size);
+        wr_u32(&mut b, 28, self.file_pages);
+        self.main_root.write(&mut b, 32);
+        wr_u16(&mut b, 48, self.main_depth);
+        wr_u16(&mut b, 50, self.free_depth);
+        self.free_root.write(&mut b, 56);
+        self.freed.head.write(&mut b, 72);
+        wr_u32(&mut b, 88, self.freed.list_pages);
+        wr_u32(&mut b, 92, self.freed.pages);
+        wr_u64(&mut b, 120, self.key_count);
+        wr_u64(&mut b, 128, self.logical_bytes);
+        wr_u64(&mut b, 136, self.free_pages);
+        wr_u64(&mut b, 144, self.writer_token);
+        wr_u64(&mut b, 152, self.commit_millis);
+        wr_u64(&mut b, 160, self.file_id);
+        wr_u64(&mut b, 168, self.log_start);
+        wr_u32(&mut b, 176, self.ring.first_page);
+        wr_u32(&mut b, 180, self.ring.pages);
+        let crc = crc_with_page(slot_tag(self.slot()), &b[4..]);
         wr_u32(&mut b, 0, crc);
         b
     }
 
-    /// Decodes and validates a commit record; `None` if it is torn/invalid.
-    pub fn decode(b: &[u8], slot_page: u32, h: &Header) -> Option<Meta> {
-        let b = b.get(..META_LEN)?;
-        if b[4] != T_META {
+    /// Decodes and validates the record in `slot`; `None` if it is torn,
+    /// empty or makes no sense.
+    pub fn decode(b: &[u8], slot: usize, h: &Header) -> Option<Checkpoint> {
+        let b = b.get(..CKPT_LEN)?;
+        if b[4] != T_CHECKPOINT {
             return None;
         }
-        if checksums_enabled() && rd_u32(b, 0)? != crc_with_page(slot_page, &b[4..]) {
+        if checksums_enabled() && rd_u32(b, 0)? != crc_with_page(slot_tag(slot), &b[4..]) {
             return None;
         }
-        let m = Meta {
-            seq: rd_u64(b, 8)?,
-            page_size: rd_u32(b, 16)?,
-            file_pages: rd_u32(b, 20)?,
-            main_root: PagePtr::read(b, 24)?,
-            main_depth: rd_u16(b, 40)?,
-            free_depth: rd_u16(b, 42)?,
-            free_root: PagePtr::read(b, 48)?,
-            pend_prev: ListRef {
-                head: PagePtr::read(b, 64)?,
-                list_pages: rd_u32(b, 80)?,
-                pages: rd_u32(b, 84)?,
+        let c = Checkpoint {
+            number: rd_u64(b, 8)?,
+            seq: rd_u64(b, 16)?,
+            page_size: rd_u32(b, 24)?,
+            file_pages: rd_u32(b, 28)?,
+            main_root: PagePtr::read(b, 32)?,
+            main_depth: rd_u16(b, 48)?,
+            free_depth: rd_u16(b, 50)?,
+            free_root: PagePtr::read(b, 56)?,
+            freed: ListRef {
+                head: PagePtr::read(b, 72)?,
+                list_pages: rd_u32(b, 88)?,
+                pages: rd_u32(b, 92)?,
             },
-            pend_cur: ListRef {
-                head: PagePtr::read(b, 88)?,
-                list_pages: rd_u32(b, 104)?,
-                pages: rd_u32(b, 108)?,
+            key_count: rd_u64(b, 120)?,
+            logical_bytes: rd_u64(b, 128)?,
+            free_pages: rd_u64(b, 136)?,
+            writer_token: rd_u64(b, 144)?,
+            commit_millis: rd_u64(b, 152)?,
+            file_id: rd_u64(b, 160)?,
+            log_start: rd_u64(b, 168)?,
+            ring: RingRef {
+                first_page: rd_u32(b, 176)?,
+                pages: rd_u32(b, 180)?,
             },
-            key_count: rd_u64(b, 112)?,
-            logical_bytes: rd_u64(b, 120)?,
-            free_pages: rd_u64(b, 128)?,
-            writer_token: rd_u64(b, 136)?,
-            commit_millis: rd_u64(b, 144)?,
-            file_id: rd_u64(b, 152)?,
         };
         // Internal consistency: a record that passes its checksum but makes
         // no sense is treated as invalid too.
-        let ok = m.page_size == h.page_size
-            && m.file_id == h.file_id
-            && m.file_pages >= FIRST_DATA_PAGE
-            && m.main_depth <= MAX_DEPTH
-            && m.free_depth <= MAX_DEPTH
-            && ((m.main_depth == 0) == (m.main_root.page == 0))
-            && ((m.free_depth == 0) == (m.free_root.page == 0))
-            && ((m.pend_prev.list_pages == 0) == (m.pend_prev.head.page == 0))
-            && ((m.pend_cur.list_pages == 0) == (m.pend_cur.head.page == 0));
-        ok.then_some(m)
+        let ring_end = u64::from(c.ring.first_page) + u64::from(c.ring.pages);
+        // Counters far from overflowing: arithmetic on them never wraps.
+        let sane = |x: u64| x < 1 << 62;
+        let ok = c.page_size == h.page_size
+            && c.file_id == h.file_id
+            && sane(c.number)
+            && sane(c.seq)
+            && sane(c.log_start)
+            && (c.number % 2) as usize == slot
+            && c.ring.first_page >= FIRST_RING_PAGE
+            && c.ring.pages > 0
+            && ring_cells(c.ring, c.page_size) >= MIN_RING_CELLS
+            && ring_end <= u64::from(c.file_pages)
+            && c.main_depth <= MAX_DEPTH
+            && c.free_depth <= MAX_DEPTH
+            && ((c.main_depth == 0) == (c.main_root.page == 0))
+            && ((c.free_depth == 0) == (c.free_root.page == 0))
+            && ((c.freed.list_pages == 0) == (c.freed.head.page == 0));
+        ok.then_some(c)
     }
 }
 
-/// The completion stamp of the record with checksum `record_crc` and
-/// sequence `seq` in `slot_page`: written after the commit's sync returned.
-pub(crate) fn encode_stamp(slot_page: u32, seq: u64, record_crc: u32) -> [u8; STAMP_LEN] {
-    let mut b = [0u8; STAMP_LEN];
-    wr_u64(&mut b, 0, seq);
-    wr_u32(&mut b, 8, record_crc);
-    let crc = crc_with_page(slot_page, &b[..12]);
-    wr_u32(&mut b, 12, crc);
-    b
+/// Byte offset of checkpoint slot `slot` (both live in page 1, FORMAT.md §4).
+pub(crate) fn slot_offset(page_size: u32, slot: usize) -> u64 {
+    u64::from(page_size) * u64::from(CHECKPOINT_PAGE) + (slot * SLOT_STRIDE) as u64
 }
 
-/// Whether `b` is the completion stamp of that record.
-pub(crate) fn is_stamp_of(b: &[u8], slot_page: u32, seq: u64, record_crc: u32) -> bool {
-    b.get(..STAMP_LEN) == Some(&encode_stamp(slot_page, seq, record_crc)[..])
+/// What a slot's checksum folds in instead of a page number: the slot's
+/// place (a record written into the wrong slot never validates).
+fn slot_tag(slot: usize) -> u32 {
+    CHECKPOINT_PAGE << 8 | slot as u32
+}
+
+/// Number of log cells in `ring`.
+pub(crate) fn ring_cells(ring: RingRef, page_size: u32) -> u64 {
+    u64::from(ring.pages) * u64::from(page_size) / CELL as u64
 }
 
 // ---------------------------------------------------------------- lock record

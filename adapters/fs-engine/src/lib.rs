@@ -39,25 +39,34 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+mod bucket;
 mod cache;
 mod check;
+mod commit;
 mod crc;
 mod error;
 mod format;
 mod io;
 mod lock;
+mod open;
+mod overlay;
 mod pager;
+mod read;
 mod space;
-mod store;
 mod tree;
+mod txn;
+mod upgrade;
+mod wal;
 
 #[cfg(all(feature = "std", not(target_os = "wasi")))]
 pub mod std_dir;
 pub mod testing;
 
+pub use bucket::{BucketFile, Entry, Iter, Options, Stats, SyncPolicy};
 pub use error::{Error, Problem};
 pub use io::{Dir, File, IoError, IoErrorKind, IoResult};
-pub use store::{Durability, Entry, Iter, Options, Stats, Store, WriteTxn};
+pub use txn::WriteTxn;
+pub use upgrade::upgrade_v1;
 
 /// Longest key accepted (64 KiB).
 pub const MAX_KEY_LEN: usize = 64 * 1024;
@@ -74,14 +83,14 @@ pub fn fuzz_open_and_read(bytes: &[u8]) {
     dir.put_file("fuzz.kvfs", bytes);
     let opts = Options {
         create_if_missing: false,
-        durability: Durability::None,
+        sync: SyncPolicy::Never,
         lock_lease_millis: 10,
         lock_wait_millis: 50,
         max_read_retries: 3,
         cache_pages: 16,
         ..Options::default()
     };
-    let Ok(Some(mut s)) = Store::open(dir.clone(), "fuzz.kvfs", opts) else {
+    let Ok(Some(mut s)) = BucketFile::open(dir.clone(), "fuzz.kvfs", opts) else {
         return;
     };
     let _ = s.stats();

@@ -1,22 +1,26 @@
-//! Validated page and extent reads.
+//! Validated page and extent reads: every page is checked against the
+//! pointer that led to it (FORMAT.md §1) before anything in it is used.
 
 use alloc::sync::Arc;
 
 use crate::cache::PageCache;
-use crate::error::{E, Error, mismatch};
+use crate::error::{Error, PageError, mismatch};
 use crate::format::*;
 use crate::io::{File, IoError, IoErrorKind};
 use crate::prelude::*;
 use crate::{MAX_KEY_LEN, MAX_VALUE_LEN};
 
-/// What the snapshot being read allows: pages must lie below `file_pages`
-/// and must not be newer than `max_seq`.
+/// What the snapshot being read allows: pages must lie in
+/// `data_start..file_pages` (past the header, the checkpoint slots and the
+/// log ring) and must not be newer than `max_seq`.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Limits {
+pub(crate) struct Bounds {
+    pub data_start: u32,
     pub file_pages: u32,
     pub max_seq: u64,
 }
 
+/// The bucket file, its page geometry and the instance's page cache.
 pub(crate) struct Pager<F> {
     pub file: F,
     pub name: String,
@@ -48,19 +52,19 @@ impl<F: File> Pager<F> {
         u64::from(page) * u64::from(self.page_size)
     }
 
-    fn check_ptr(&self, page: u32, seq: u64, lim: &Limits) -> Result<(), E> {
-        if page < FIRST_DATA_PAGE || page >= lim.file_pages {
+    fn check_ptr(&self, page: u32, seq: u64, bounds: &Bounds) -> Result<(), PageError> {
+        if page < bounds.data_start || page >= bounds.file_pages {
             return Err(mismatch(
                 u64::from(page),
-                format!("page pointer out of range (file has {} pages)", lim.file_pages),
+                format!("page pointer out of range (file has {} pages)", bounds.file_pages),
             ));
         }
-        if seq > lim.max_seq {
+        if seq > bounds.max_seq {
             return Err(mismatch(
                 u64::from(page),
                 format!(
                     "pointer names commit {seq}, newer than the snapshot {}",
-                    lim.max_seq
+                    bounds.max_seq
                 ),
             ));
         }
@@ -68,7 +72,7 @@ impl<F: File> Pager<F> {
     }
 
     /// Reads a raw page and checks checksum, sequence and parent checksum.
-    fn read_checked(&mut self, ptr: PagePtr, what: &str) -> Result<Vec<u8>, E> {
+    fn read_checked(&mut self, ptr: PagePtr, what: &str) -> Result<Vec<u8>, PageError> {
         let p = u64::from(ptr.page);
         let mut buf = vec![0u8; self.geo.page];
         if !self.read_full(&mut buf, self.page_off(ptr.page))? {
@@ -106,8 +110,14 @@ impl<F: File> Pager<F> {
     }
 
     /// A B+tree node of `tree` at `level`, validated and cached.
-    pub fn node(&mut self, ptr: PagePtr, tree: u8, level: u16, lim: &Limits) -> Result<Arc<[u8]>, E> {
-        self.check_ptr(ptr.page, ptr.seq, lim)?;
+    pub fn node(
+        &mut self,
+        ptr: PagePtr,
+        tree: u8,
+        level: u16,
+        bounds: &Bounds,
+    ) -> Result<Arc<[u8]>, PageError> {
+        self.check_ptr(ptr.page, ptr.seq, bounds)?;
         let data = match self.cache.get(ptr.page, ptr.seq, ptr.crc) {
             Some(d) => d,
             None => {
@@ -134,8 +144,8 @@ impl<F: File> Pager<F> {
     }
 
     /// A freed-page list page.
-    pub fn list_page(&mut self, ptr: PagePtr, lim: &Limits) -> Result<Vec<u8>, E> {
-        self.check_ptr(ptr.page, ptr.seq, lim)?;
+    pub fn list_page(&mut self, ptr: PagePtr, bounds: &Bounds) -> Result<Vec<u8>, PageError> {
+        self.check_ptr(ptr.page, ptr.seq, bounds)?;
         let buf = self.read_checked(ptr, "free-list page")?;
         let hdr = read_page_hdr(&buf).map_err(|b| mismatch(u64::from(ptr.page), b))?;
         if hdr.ptype != T_LIST {
@@ -154,7 +164,7 @@ impl<F: File> Pager<F> {
     }
 
     /// Reads and validates an extent holding `len` bytes of `kind`.
-    pub fn extent(&mut self, ptr: ExtPtr, len: u32, kind: u8, lim: &Limits) -> Result<Vec<u8>, E> {
+    pub fn extent(&mut self, ptr: ExtPtr, len: u32, kind: u8, bounds: &Bounds) -> Result<Vec<u8>, PageError> {
         let p = u64::from(ptr.page);
         let max = if kind == KIND_KEY {
             MAX_KEY_LEN
@@ -170,9 +180,9 @@ impl<F: File> Pager<F> {
                 format!("extent of {len} bytes cannot span {} pages", ptr.pages),
             ));
         }
-        self.check_ptr(ptr.page, ptr.seq, lim)?;
+        self.check_ptr(ptr.page, ptr.seq, bounds)?;
         match ptr.page.checked_add(ptr.pages) {
-            Some(end) if end <= lim.file_pages => {}
+            Some(end) if end <= bounds.file_pages => {}
             _ => return Err(mismatch(p, "extent runs past the end of the file")),
         }
         if len > 1 << 20 {

@@ -1,23 +1,22 @@
-//! Free-space management.
+//! Free-space management (FORMAT.md §7).
 //!
 //! * The **free tree** (a B+tree of `start page (u32 BE) -> run length
-//!   (u32 LE)`, coalesced) holds the pages a writer may allocate now.
-//! * Pages a commit stops using are *not* free yet: they go to that commit's
-//!   **freed list** (`pend_cur`), a chain of list pages. The next commit keeps
-//!   that list as `pend_prev`, and the commit after that merges it into the
-//!   free tree. So a page freed by commit N is first overwritten by commit
-//!   N+2: both commit records present in the file always describe intact
-//!   trees, and a reader's snapshot is only disturbed by the second commit
-//!   after it.
+//!   (u32 LE)`, coalesced) holds the pages a checkpoint may allocate.
+//! * Pages a checkpoint stops using are *not* free yet: they go to its
+//!   **freed list**, a chain of list pages, which the next checkpoint merges
+//!   into the free tree. So a page freed by checkpoint N is first
+//!   overwritten by checkpoint N+1, once N is durable: the checkpoint a
+//!   crash falls back to always describes an intact tree, and a reader's
+//!   snapshot is only disturbed by the checkpoint after the next.
 
 use alloc::collections::BTreeMap;
 
-use crate::error::{E, Error, mismatch};
+use crate::error::{Error, PageError, mismatch};
 use crate::format::*;
 use crate::io::File;
-use crate::pager::{Limits, Pager};
+use crate::pager::{Bounds, Pager};
 use crate::prelude::*;
-use crate::tree::{Bound, Env, MEntry, MKey, MVal, Tree};
+use crate::tree::{Bound, StoredEntry, StoredKey, StoredValue, Tree, Walk};
 
 /// Set of page runs, coalesced; overlapping inserts are rejected.
 #[derive(Default, Debug, Clone)]
@@ -65,7 +64,7 @@ impl RangeSet {
 /// Pages released by the running transaction.
 #[derive(Default)]
 pub(crate) struct Freed {
-    /// Reachable from the base commit: reusable from commit base+2 on.
+    /// Reachable from the base checkpoint: reusable from the next one on.
     pub pending: RangeSet,
     /// Extents allocated by this transaction (start -> pages).
     pub txn_allocs: BTreeMap<u32, u32>,
@@ -74,12 +73,19 @@ pub(crate) struct Freed {
 }
 
 impl Freed {
-    pub fn free_page(&mut self, p: u32) -> Result<(), E> {
+    pub fn free_page(&mut self, p: u32) -> Result<(), PageError> {
         self.pending
             .insert(p, 1)
             .map_err(|_| mismatch(u64::from(p), "page is referenced twice (freed twice)"))
     }
-    pub fn free_extent(&mut self, ext: ExtPtr) -> Result<(), E> {
+    /// Frees a run the base checkpoint used (the log ring it leaves).
+    pub fn free_run(&mut self, s: u32, n: u32) -> Result<(), PageError> {
+        self.pending
+            .insert(s, n)
+            .map_err(|_| mismatch(u64::from(s), "run is referenced twice (freed twice)"))
+    }
+
+    pub fn free_extent(&mut self, ext: ExtPtr) -> Result<(), PageError> {
         if self.txn_allocs.remove(&ext.page).is_some() {
             self.local.push((ext.page, ext.pages));
             return Ok(());
@@ -94,24 +100,30 @@ pub(crate) fn free_key(s: u32) -> [u8; 4] {
     s.to_be_bytes()
 }
 
-fn free_entry(s: u32, n: u32) -> MEntry {
-    MEntry {
-        key: MKey::new(free_key(s).to_vec()),
-        val: MVal::Inline(n.to_le_bytes().to_vec()),
+fn free_entry(s: u32, n: u32) -> StoredEntry {
+    StoredEntry {
+        key: StoredKey::new(free_key(s).to_vec()),
+        val: StoredValue::Inline(n.to_le_bytes().to_vec()),
         version: 0,
     }
 }
 
 /// Decodes a free-tree item into `(start, len)`, validating it.
-pub(crate) fn decode_free(key: &[u8], val: Option<&MVal>, file_pages: u32) -> Result<(u32, u32), E> {
+pub(crate) fn decode_free(
+    key: &[u8],
+    val: Option<&StoredValue>,
+    bounds: &Bounds,
+) -> Result<(u32, u32), PageError> {
     let s = <[u8; 4]>::try_from(key).map(u32::from_be_bytes);
     let n = match val {
-        Some(MVal::Inline(v)) => <[u8; 4]>::try_from(v.as_slice()).map(u32::from_le_bytes).ok(),
+        Some(StoredValue::Inline(v)) => <[u8; 4]>::try_from(v.as_slice()).map(u32::from_le_bytes).ok(),
         _ => None,
     };
     match (s, n) {
         (Ok(s), Some(n))
-            if s >= FIRST_DATA_PAGE && n > 0 && s.checked_add(n).is_some_and(|e| e <= file_pages) =>
+            if s >= bounds.data_start
+                && n > 0
+                && s.checked_add(n).is_some_and(|e| e <= bounds.file_pages) =>
         {
             Ok((s, n))
         }
@@ -121,25 +133,36 @@ pub(crate) fn decode_free(key: &[u8], val: Option<&MVal>, file_pages: u32) -> Re
 
 pub(crate) struct Alloc {
     pub free: Tree,
+    /// The first page past the log ring: free runs never start before it.
+    pub data_start: u32,
     pub file_pages: u32,
     pub free_pages: u64,
 }
 
 impl Alloc {
+    /// The bounds free runs are checked against.
+    fn run_bounds(&self) -> Bounds {
+        Bounds {
+            data_start: self.data_start,
+            file_pages: self.file_pages,
+            max_seq: u64::MAX,
+        }
+    }
+
     /// Allocates `n` contiguous pages: the first free run that is long
     /// enough (lowest address first), else the end of the file.
     pub fn alloc<F: File>(
         &mut self,
-        env: &mut Env<F>,
+        walk: &mut Walk<F>,
         freed: &mut Freed,
         n: u32,
         file: &str,
-    ) -> Result<u32, E> {
-        let fp = self.file_pages;
+    ) -> Result<u32, PageError> {
+        let rb = self.run_bounds();
         let mut found = None;
         let mut scanned = 0u32;
-        self.free.scan(env, Bound::Start, true, &mut |_, it| {
-            let (s, l) = decode_free(&it.key, it.val.as_ref(), fp)?;
+        self.free.scan(walk, Bound::Start, true, &mut |_, it| {
+            let (s, l) = decode_free(&it.key, it.val.as_ref(), &rb)?;
             scanned += 1;
             if l >= n {
                 found = Some((s, l));
@@ -148,16 +171,16 @@ impl Alloc {
             Ok(scanned < 4096)
         })?;
         if let Some((s, l)) = found {
-            self.free.delete(env, freed, &free_key(s))?;
+            self.free.delete(walk, freed, &free_key(s))?;
             if l > n {
-                self.free.insert(env, freed, free_entry(s + n, l - n))?;
+                self.free.insert(walk, freed, free_entry(s + n, l - n))?;
             }
             self.free_pages = self.free_pages.saturating_sub(u64::from(n));
             return Ok(s);
         }
         let s = self.file_pages;
         self.file_pages = s.checked_add(n).ok_or_else(|| {
-            E::Fatal(Error::Full {
+            PageError::Fatal(Error::Full {
                 file: file.to_string(),
             })
         })?;
@@ -165,11 +188,17 @@ impl Alloc {
     }
 
     /// Returns `[s, s+n)` to the free tree, coalescing with neighbours.
-    pub fn release<F: File>(&mut self, env: &mut Env<F>, freed: &mut Freed, s: u32, n: u32) -> Result<(), E> {
-        let fp = self.file_pages;
+    pub fn release<F: File>(
+        &mut self,
+        walk: &mut Walk<F>,
+        freed: &mut Freed,
+        s: u32,
+        n: u32,
+    ) -> Result<(), PageError> {
+        let rb = self.run_bounds();
         let end = s
             .checked_add(n)
-            .filter(|&e| e <= fp && s >= FIRST_DATA_PAGE && n > 0);
+            .filter(|&e| e <= rb.file_pages && s >= rb.data_start && n > 0);
         let Some(end) = end else {
             return Err(mismatch(
                 u64::from(s),
@@ -178,21 +207,21 @@ impl Alloc {
         };
         let mut start = s;
         let mut len = n;
-        if let Some(it) = self.free.last_lt(env, &free_key(s))? {
-            let (ps, pl) = decode_free(&it.key, it.val.as_ref(), fp)?;
+        if let Some(it) = self.free.last_lt(walk, &free_key(s))? {
+            let (ps, pl) = decode_free(&it.key, it.val.as_ref(), &rb)?;
             if ps + pl > s {
                 return Err(mismatch(u64::from(s), "page freed while already free"));
             }
             if ps + pl == s {
-                self.free.delete(env, freed, &free_key(ps))?;
+                self.free.delete(walk, freed, &free_key(ps))?;
                 start = ps;
                 len += pl;
             }
         }
         let mut next = None;
         self.free
-            .scan(env, Bound::Incl(&free_key(s)), true, &mut |_, it| {
-                next = Some(decode_free(&it.key, it.val.as_ref(), fp)?);
+            .scan(walk, Bound::Incl(&free_key(s)), true, &mut |_, it| {
+                next = Some(decode_free(&it.key, it.val.as_ref(), &rb)?);
                 Ok(false)
             })?;
         if let Some((ns, nl)) = next {
@@ -200,27 +229,28 @@ impl Alloc {
                 return Err(mismatch(u64::from(s), "page freed while already free"));
             }
             if ns == end {
-                self.free.delete(env, freed, &free_key(ns))?;
+                self.free.delete(walk, freed, &free_key(ns))?;
                 len += nl;
             }
         }
-        self.free.insert(env, freed, free_entry(start, len))?;
+        self.free.insert(walk, freed, free_entry(start, len))?;
         self.free_pages += u64::from(n);
         Ok(())
     }
 
     /// If the last free run ends at the end of the file and is large,
     /// removes it so the file can be truncated. Returns true if it did.
-    pub fn shrink<F: File>(&mut self, env: &mut Env<F>, freed: &mut Freed) -> Result<bool, E> {
-        let fp = self.file_pages;
-        let Some(it) = self.free.last_lt(env, &[0xff; 5])? else {
+    pub fn shrink<F: File>(&mut self, walk: &mut Walk<F>, freed: &mut Freed) -> Result<bool, PageError> {
+        let rb = self.run_bounds();
+        let fp = rb.file_pages;
+        let Some(it) = self.free.last_lt(walk, &[0xff; 5])? else {
             return Ok(false);
         };
-        let (s, l) = decode_free(&it.key, it.val.as_ref(), fp)?;
+        let (s, l) = decode_free(&it.key, it.val.as_ref(), &rb)?;
         if s + l != fp || l < 16 || u64::from(l) * 8 < u64::from(fp) {
             return Ok(false);
         }
-        self.free.delete(env, freed, &free_key(s))?;
+        self.free.delete(walk, freed, &free_key(s))?;
         self.file_pages = s;
         self.free_pages = self.free_pages.saturating_sub(u64::from(l));
         Ok(true)
@@ -282,9 +312,9 @@ pub(crate) fn write_list(
 #[allow(clippy::type_complexity)]
 pub(crate) fn read_list<F: File>(
     pager: &mut Pager<F>,
-    lim: &Limits,
+    bounds: &Bounds,
     l: &ListRef,
-) -> Result<(Vec<(u32, u32)>, Vec<u32>), E> {
+) -> Result<(Vec<(u32, u32)>, Vec<u32>), PageError> {
     let mut ext = Vec::new();
     let mut own = Vec::new();
     let mut ptr = l.head;
@@ -293,10 +323,10 @@ pub(crate) fn read_list<F: File>(
         if ptr.page == 0 {
             return Err(mismatch(
                 0,
-                "freed-page list is shorter than its commit record says",
+                "freed-page list is shorter than its checkpoint record says",
             ));
         }
-        let b = pager.list_page(ptr, lim)?;
+        let b = pager.list_page(ptr, bounds)?;
         let p = u64::from(ptr.page);
         own.push(ptr.page);
         let count = rd_u16(&b, 16).unwrap_or(0) as usize;
@@ -304,7 +334,7 @@ pub(crate) fn read_list<F: File>(
             let (Some(s), Some(n)) = (rd_u32(&b, LIST_HDR + 8 * i), rd_u32(&b, LIST_HDR + 8 * i + 4)) else {
                 return Err(mismatch(p, "freed-page list entry truncated"));
             };
-            if s < FIRST_DATA_PAGE || n == 0 || s.checked_add(n).is_none_or(|e| e > lim.file_pages) {
+            if s < bounds.data_start || n == 0 || s.checked_add(n).is_none_or(|e| e > bounds.file_pages) {
                 return Err(mismatch(p, format!("freed-page list entry {s}+{n} out of range")));
             }
             total += u64::from(n);
@@ -315,14 +345,14 @@ pub(crate) fn read_list<F: File>(
     if ptr.page != 0 {
         return Err(mismatch(
             u64::from(ptr.page),
-            "freed-page list is longer than its commit record says",
+            "freed-page list is longer than its checkpoint record says",
         ));
     }
     if total != u64::from(l.pages) {
         return Err(mismatch(
             0,
             format!(
-                "freed-page list holds {total} pages, its commit record says {}",
+                "freed-page list holds {total} pages, its checkpoint record says {}",
                 l.pages
             ),
         ));

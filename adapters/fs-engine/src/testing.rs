@@ -14,7 +14,8 @@
 //! * it can crash at the N-th mutating operation (that operation and every
 //!   later one fail, as if the process died there) or fail one operation
 //!   with an I/O error;
-//! * it counts reads, writes and syncs, and can trace writes;
+//! * it counts reads, writes and syncs, and can trace writes (or every
+//!   mutating operation: the crash points);
 //! * its clocks are virtual by default: `sleep_millis` advances them
 //!   instantly, so lease expiry costs no real time (with `std`, use
 //!   `MemDir::with_real_clock` for multi-threaded tests).
@@ -111,6 +112,36 @@ pub struct WriteEvent {
     pub len: usize,
 }
 
+/// One mutating operation (a crash point), as traced by
+/// [`MemDir::set_op_trace`]; file names are the names the files were
+/// opened under.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpEvent {
+    /// A file created (`open` with create, `create_exclusive`).
+    Create(String),
+    /// A hard link made, under this name.
+    Link(String),
+    /// A rename, to this name.
+    Rename(String),
+    /// A file removed.
+    Remove(String),
+    /// The directory synced.
+    SyncDir,
+    /// A write.
+    Write {
+        /// The file.
+        file: String,
+        /// Where.
+        offset: u64,
+        /// How many bytes.
+        len: usize,
+    },
+    /// A file synced.
+    Sync(String),
+    /// A file's size set.
+    SetLen(String),
+}
+
 #[derive(Clone)]
 enum LogOp {
     Write(u64, Vec<u8>),
@@ -148,6 +179,7 @@ struct MemFs {
     fail_at: Option<u64>,
     crashed: bool,
     trace: Option<Vec<WriteEvent>>,
+    ops: Option<Vec<OpEvent>>,
     rng: Rng,
 }
 
@@ -173,17 +205,22 @@ impl MemFs {
             fail_at: None,
             crashed: false,
             trace: None,
+            ops: None,
             rng: Rng::new(0x5eed),
         }
     }
 
-    /// Accounts for one mutating operation (a potential crash point).
-    fn tick(&mut self) -> IoResult<()> {
+    /// Accounts for one mutating operation (a potential crash point),
+    /// described by `what` if operations are being traced.
+    fn tick(&mut self, what: impl FnOnce() -> OpEvent) -> IoResult<()> {
         if self.crashed {
             return Err(crash_err());
         }
         let i = self.op_index;
         self.op_index += 1;
+        if let Some(ops) = self.ops.as_mut() {
+            ops.push(what());
+        }
         if self.crash_at == Some(i) {
             self.crashed = true;
             return Err(crash_err());
@@ -323,6 +360,17 @@ impl MemDir {
         self.lock().trace = on.then(Vec::new);
     }
 
+    /// Starts (or stops) tracing every mutating operation, in order: the
+    /// crash point `n` of [`MemDir::set_crash_at`] is the `n`-th.
+    pub fn set_op_trace(&self, on: bool) {
+        self.lock().ops = on.then(Vec::new);
+    }
+
+    /// Takes the traced operations.
+    pub fn take_op_trace(&self) -> Vec<OpEvent> {
+        self.lock().ops.as_mut().map(core::mem::take).unwrap_or_default()
+    }
+
     /// Takes the traced writes.
     pub fn take_trace(&self) -> Vec<WriteEvent> {
         self.lock()
@@ -375,6 +423,7 @@ impl MemDir {
         n.counters = Counters::default();
         n.op_index = 0;
         n.trace = None;
+        n.ops = None;
         MemDir { fs: shared(n) }
     }
 
@@ -488,7 +537,7 @@ impl Dir for MemDir {
         if !create {
             return Ok(None);
         }
-        fs.tick()?;
+        fs.tick(|| OpEvent::Create(name.to_string()))?;
         let ino = fs.new_inode();
         fs.names.insert(name.to_string(), ino);
         fs.dir_op(DirOp::Link(name.to_string(), ino));
@@ -502,7 +551,7 @@ impl Dir for MemDir {
         if fs.names.contains_key(name) {
             return Ok(None);
         }
-        fs.tick()?;
+        fs.tick(|| OpEvent::Create(name.to_string()))?;
         let ino = fs.new_inode();
         fs.names.insert(name.to_string(), ino);
         fs.dir_op(DirOp::Link(name.to_string(), ino));
@@ -518,7 +567,7 @@ impl Dir for MemDir {
         if fs.names.contains_key(new_name) {
             return Ok(false);
         }
-        fs.tick()?;
+        fs.tick(|| OpEvent::Link(new_name.to_string()))?;
         fs.names.insert(new_name.to_string(), ino);
         fs.dir_op(DirOp::Link(new_name.to_string(), ino));
         Ok(true)
@@ -533,7 +582,7 @@ impl Dir for MemDir {
                 "rename source missing".into(),
             ));
         }
-        fs.tick()?;
+        fs.tick(|| OpEvent::Rename(to.to_string()))?;
         if let Some(ino) = fs.names.remove(from) {
             fs.names.insert(to.to_string(), ino);
         }
@@ -547,7 +596,7 @@ impl Dir for MemDir {
         if !fs.names.contains_key(name) {
             return Ok(false);
         }
-        fs.tick()?;
+        fs.tick(|| OpEvent::Remove(name.to_string()))?;
         fs.names.remove(name);
         fs.dir_op(DirOp::Unlink(name.to_string()));
         Ok(true)
@@ -555,7 +604,7 @@ impl Dir for MemDir {
 
     fn sync_dir(&self) -> IoResult<()> {
         let mut fs = self.lock();
-        fs.tick()?;
+        fs.tick(|| OpEvent::SyncDir)?;
         fs.counters.dir_syncs += 1;
         let log = core::mem::take(&mut fs.dir_log);
         for op in &log {
@@ -617,7 +666,11 @@ impl File for MemFile {
 
     fn write_at(&self, buf: &[u8], offset: u64) -> IoResult<()> {
         let mut fs = lock(&self.fs);
-        fs.tick()?;
+        fs.tick(|| OpEvent::Write {
+            file: self.name.clone(),
+            offset,
+            len: buf.len(),
+        })?;
         fs.counters.writes += 1;
         fs.counters.write_bytes += buf.len() as u64;
         if let Some(t) = fs.trace.as_mut() {
@@ -640,7 +693,7 @@ impl File for MemFile {
 
     fn sync(&self) -> IoResult<()> {
         let mut fs = lock(&self.fs);
-        fs.tick()?;
+        fs.tick(|| OpEvent::Sync(self.name.clone()))?;
         fs.counters.syncs += 1;
         if let Some(inode) = fs.inodes.get_mut(&self.ino)
             && !inode.log.is_empty()
@@ -659,7 +712,7 @@ impl File for MemFile {
 
     fn set_len(&self, len: u64) -> IoResult<()> {
         let mut fs = lock(&self.fs);
-        fs.tick()?;
+        fs.tick(|| OpEvent::SetLen(self.name.clone()))?;
         fs.counters.set_lens += 1;
         let track = fs.track;
         let inode = fs.inodes.entry(self.ino).or_default();

@@ -15,46 +15,48 @@ use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use core::cmp::Ordering;
 
-use crate::error::{E, mismatch};
+use crate::error::{PageError, mismatch};
 use crate::format::*;
 use crate::io::File;
-use crate::pager::{Limits, Pager};
+use crate::pager::{Bounds, Pager};
 use crate::prelude::*;
 use crate::space::Freed;
 
 /// A key held in memory (always complete) plus the extent holding it when
 /// it is too long to be stored inline (`None` until written at commit).
 #[derive(Clone, Debug)]
-pub(crate) struct MKey {
+pub(crate) struct StoredKey {
     pub bytes: Vec<u8>,
     pub ext: Option<ExtPtr>,
 }
 
-impl MKey {
-    pub fn new(bytes: Vec<u8>) -> MKey {
-        MKey { bytes, ext: None }
+impl StoredKey {
+    pub fn new(bytes: Vec<u8>) -> StoredKey {
+        StoredKey { bytes, ext: None }
     }
 }
 
+/// A value as a leaf entry holds it: inline, or in an extent.
 #[derive(Clone, Debug)]
-pub(crate) enum MVal {
+pub(crate) enum StoredValue {
     Inline(Vec<u8>),
-    Outline { len: u32, ext: ExtPtr },
+    Extent { len: u32, ext: ExtPtr },
 }
 
-impl MVal {
+impl StoredValue {
     pub fn len(&self) -> u64 {
         match self {
-            MVal::Inline(v) => v.len() as u64,
-            MVal::Outline { len, .. } => u64::from(*len),
+            StoredValue::Inline(v) => v.len() as u64,
+            StoredValue::Extent { len, .. } => u64::from(*len),
         }
     }
 }
 
+/// A leaf entry held in memory.
 #[derive(Clone, Debug)]
-pub(crate) struct MEntry {
-    pub key: MKey,
-    pub val: MVal,
+pub(crate) struct StoredEntry {
+    pub key: StoredKey,
+    pub val: StoredValue,
     pub version: u64,
 }
 
@@ -65,8 +67,11 @@ pub(crate) enum Child {
 }
 
 pub(crate) enum Body {
-    Leaf(Vec<MEntry>),
-    Branch { keys: Vec<MKey>, children: Vec<Child> },
+    Leaf(Vec<StoredEntry>),
+    Branch {
+        keys: Vec<StoredKey>,
+        children: Vec<Child>,
+    },
 }
 
 /// State of a node after a delete below it.
@@ -77,7 +82,7 @@ enum Shape {
     Empty,
 }
 
-pub(crate) struct MNode {
+pub(crate) struct DirtyNode {
     pub level: u16,
     pub body: Body,
     /// Encoded size in bytes (must stay <= page size after each operation).
@@ -88,7 +93,7 @@ pub(crate) struct MNode {
 #[derive(Clone, Debug)]
 pub(crate) struct Item {
     pub key: Vec<u8>,
-    pub val: Option<MVal>,
+    pub val: Option<StoredValue>,
     pub version: u64,
 }
 
@@ -101,11 +106,11 @@ pub(crate) enum Bound<'k> {
 }
 
 /// Scan callback: receives each item; returns false to stop.
-pub(crate) type Visitor<'v, F> = dyn FnMut(&mut Env<F>, Item) -> Result<bool, E> + 'v;
+pub(crate) type Visitor<'v, F> = dyn FnMut(&mut Walk<F>, Item) -> Result<bool, PageError> + 'v;
 
-pub(crate) struct Env<'p, F> {
+pub(crate) struct Walk<'p, F> {
     pub pager: &'p mut Pager<F>,
-    pub lim: Limits,
+    pub bounds: Bounds,
     /// Node visits left for this operation. A valid tree never needs more
     /// than a few per item returned; a damaged file with shared subtrees
     /// (a DAG) could otherwise make a traversal exponentially long.
@@ -115,22 +120,22 @@ pub(crate) struct Env<'p, F> {
 /// Node visits allowed per operation (far above any legitimate need).
 pub(crate) const VISIT_BUDGET: u64 = 1 << 22;
 
-impl<'p, F> Env<'p, F> {
-    pub fn new(pager: &'p mut Pager<F>, lim: Limits) -> Self {
-        Env {
+impl<'p, F> Walk<'p, F> {
+    pub fn new(pager: &'p mut Pager<F>, bounds: Bounds) -> Self {
+        Walk {
             pager,
-            lim,
+            bounds,
             budget: VISIT_BUDGET,
         }
     }
 }
 
 enum NodeRef<'t> {
-    Mem(&'t MNode),
+    Mem(&'t DirtyNode),
     Page(Arc<[u8]>),
 }
 
-fn internal(what: &str) -> E {
+fn internal(what: &str) -> PageError {
     mismatch(0, format!("internal invariant violated: {what}"))
 }
 
@@ -144,7 +149,7 @@ pub(crate) struct Tree {
     pub root: Option<Child>,
     /// Number of levels (0 = empty tree, 1 = root is a leaf).
     pub depth: u16,
-    pub nodes: Vec<MNode>,
+    pub nodes: Vec<DirtyNode>,
     pub geo: Geo,
 }
 
@@ -161,8 +166,8 @@ impl Tree {
 
     // ------------------------------------------------------------ reading
 
-    fn load<F: File>(&self, env: &mut Env<F>, child: Child, level: u16) -> Result<NodeRef<'_>, E> {
-        env.budget = env.budget.checked_sub(1).ok_or_else(|| {
+    fn load<F: File>(&self, walk: &mut Walk<F>, child: Child, level: u16) -> Result<NodeRef<'_>, PageError> {
+        walk.budget = walk.budget.checked_sub(1).ok_or_else(|| {
             mismatch(
                 0,
                 "tree traversal exceeded its page-visit budget (shared subtrees or a cycle?)",
@@ -174,20 +179,20 @@ impl Tree {
                 .get(id)
                 .map(NodeRef::Mem)
                 .ok_or_else(|| internal("dangling node")),
-            Child::Clean(ptr) => Ok(NodeRef::Page(env.pager.node(
+            Child::Clean(ptr) => Ok(NodeRef::Page(walk.pager.node(
                 ptr,
                 self.tree_id,
                 level,
-                &env.lim,
+                &walk.bounds,
             )?)),
         }
     }
 
-    fn view<'d>(&self, d: &'d [u8]) -> Result<NodeView<'d>, E> {
+    fn view<'d>(&self, d: &'d [u8]) -> Result<NodeView<'d>, PageError> {
         NodeView::new(d, self.geo).map_err(|b| mismatch(0, b))
     }
 
-    fn count(&self, n: &NodeRef<'_>) -> Result<usize, E> {
+    fn count(&self, n: &NodeRef<'_>) -> Result<usize, PageError> {
         Ok(match n {
             NodeRef::Mem(m) => match &m.body {
                 Body::Leaf(e) => e.len(),
@@ -197,7 +202,7 @@ impl Tree {
         })
     }
 
-    fn child_at(&self, n: &NodeRef<'_>, i: usize) -> Result<Child, E> {
+    fn child_at(&self, n: &NodeRef<'_>, i: usize) -> Result<Child, PageError> {
         match n {
             NodeRef::Mem(m) => match &m.body {
                 Body::Branch { children, .. } => {
@@ -210,7 +215,7 @@ impl Tree {
     }
 
     /// `key(i).cmp(key)` in an in-memory node.
-    fn cmp_mem(m: &MNode, i: usize, key: &[u8]) -> Result<Ordering, E> {
+    fn cmp_mem(m: &DirtyNode, i: usize, key: &[u8]) -> Result<Ordering, PageError> {
         let stored = match &m.body {
             Body::Leaf(e) => &e.get(i).ok_or_else(|| internal("entry index"))?.key,
             Body::Branch { keys, .. } => keys.get(i).ok_or_else(|| internal("key index"))?,
@@ -223,18 +228,18 @@ impl Tree {
     /// Branch (always `upper`): index of the child that may hold `key`.
     fn search<F: File>(
         &self,
-        env: &mut Env<F>,
+        walk: &mut Walk<F>,
         n: &NodeRef<'_>,
         key: &[u8],
         upper: bool,
-    ) -> Result<(usize, bool), E> {
+    ) -> Result<(usize, bool), PageError> {
         match n {
             NodeRef::Mem(m) => bsearch(self.count(n)?, upper, |i| Self::cmp_mem(m, i, key)),
             NodeRef::Page(d) => {
                 // The view is made once per node, not per comparison.
                 let v = self.view(d)?;
                 bsearch(v.hdr.count, upper, |i| {
-                    cmp_stored(env, v.key(i).map_err(|b| mismatch(0, b))?, key)
+                    cmp_stored(walk, v.key(i).map_err(|b| mismatch(0, b))?, key)
                 })
             }
         }
@@ -242,11 +247,11 @@ impl Tree {
 
     fn leaf_item<F: File>(
         &self,
-        env: &mut Env<F>,
+        walk: &mut Walk<F>,
         n: &NodeRef<'_>,
         i: usize,
         want_val: bool,
-    ) -> Result<Item, E> {
+    ) -> Result<Item, PageError> {
         match n {
             NodeRef::Mem(m) => match &m.body {
                 Body::Leaf(e) => {
@@ -262,11 +267,11 @@ impl Tree {
             NodeRef::Page(d) => {
                 let v = self.view(d)?;
                 let e = v.leaf_entry(i).map_err(|b| mismatch(0, b))?;
-                let key = full_key(env, e.key)?;
+                let key = full_key(walk, e.key)?;
                 let val = if want_val {
                     Some(match e.val {
-                        ValRef::Inline(b) => MVal::Inline(b.to_vec()),
-                        ValRef::Outline(len, ext) => MVal::Outline { len, ext },
+                        ValRef::Inline(b) => StoredValue::Inline(b.to_vec()),
+                        ValRef::Outline(len, ext) => StoredValue::Extent { len, ext },
                     })
                 } else {
                     None
@@ -280,7 +285,7 @@ impl Tree {
         }
     }
 
-    fn check_depth(&self) -> Result<(), E> {
+    fn check_depth(&self) -> Result<(), PageError> {
         if self.depth > MAX_DEPTH {
             return Err(mismatch(
                 0,
@@ -291,23 +296,23 @@ impl Tree {
     }
 
     /// Exact lookup.
-    pub fn get<F: File>(&self, env: &mut Env<F>, key: &[u8]) -> Result<Option<Item>, E> {
+    pub fn get<F: File>(&self, walk: &mut Walk<F>, key: &[u8]) -> Result<Option<Item>, PageError> {
         self.check_depth()?;
         let Some(mut child) = self.root else {
             return Ok(None);
         };
         let mut level = self.depth.checked_sub(1).ok_or_else(|| internal("depth"))?;
         loop {
-            let n = self.load(env, child, level)?;
+            let n = self.load(walk, child, level)?;
             if level == 0 {
-                let (i, found) = self.search(env, &n, key, false)?;
+                let (i, found) = self.search(walk, &n, key, false)?;
                 return if found {
-                    Ok(Some(self.leaf_item(env, &n, i, true)?))
+                    Ok(Some(self.leaf_item(walk, &n, i, true)?))
                 } else {
                     Ok(None)
                 };
             }
-            let (i, _) = self.search(env, &n, key, true)?;
+            let (i, _) = self.search(walk, &n, key, true)?;
             child = self.child_at(&n, i)?;
             level -= 1;
         }
@@ -316,37 +321,38 @@ impl Tree {
     /// In-order scan from `from`; `visit` returns false to stop.
     pub fn scan<F: File>(
         &self,
-        env: &mut Env<F>,
+        walk: &mut Walk<F>,
         from: Bound<'_>,
         want_val: bool,
         visit: &mut Visitor<'_, F>,
-    ) -> Result<(), E> {
+    ) -> Result<(), PageError> {
         self.check_depth()?;
         let Some(root) = self.root else { return Ok(()) };
         let level = self.depth.checked_sub(1).ok_or_else(|| internal("depth"))?;
-        self.scan_rec(env, root, level, from, want_val, visit).map(|_| ())
+        self.scan_rec(walk, root, level, from, want_val, visit)
+            .map(|_| ())
     }
 
     fn scan_rec<F: File>(
         &self,
-        env: &mut Env<F>,
+        walk: &mut Walk<F>,
         child: Child,
         level: u16,
         from: Bound<'_>,
         want_val: bool,
         visit: &mut Visitor<'_, F>,
-    ) -> Result<bool, E> {
-        let n = self.load(env, child, level)?;
+    ) -> Result<bool, PageError> {
+        let n = self.load(walk, child, level)?;
         let count = self.count(&n)?;
         if level == 0 {
             let start = match from {
                 Bound::Start => 0,
-                Bound::Excl(k) => self.search(env, &n, k, true)?.0,
-                Bound::Incl(k) => self.search(env, &n, k, false)?.0,
+                Bound::Excl(k) => self.search(walk, &n, k, true)?.0,
+                Bound::Incl(k) => self.search(walk, &n, k, false)?.0,
             };
             for i in start..count {
-                let item = self.leaf_item(env, &n, i, want_val)?;
-                if !visit(env, item)? {
+                let item = self.leaf_item(walk, &n, i, want_val)?;
+                if !visit(walk, item)? {
                     return Ok(false);
                 }
             }
@@ -354,12 +360,12 @@ impl Tree {
         }
         let start = match from {
             Bound::Start => 0,
-            Bound::Excl(k) | Bound::Incl(k) => self.search(env, &n, k, true)?.0,
+            Bound::Excl(k) | Bound::Incl(k) => self.search(walk, &n, k, true)?.0,
         };
         for i in start..=count {
             let c = self.child_at(&n, i)?;
             let f = if i == start { from } else { Bound::Start };
-            if !self.scan_rec(env, c, level - 1, f, want_val, visit)? {
+            if !self.scan_rec(walk, c, level - 1, f, want_val, visit)? {
                 return Ok(false);
             }
         }
@@ -367,40 +373,40 @@ impl Tree {
     }
 
     /// The largest item whose key is `< key`.
-    pub fn last_lt<F: File>(&self, env: &mut Env<F>, key: &[u8]) -> Result<Option<Item>, E> {
+    pub fn last_lt<F: File>(&self, walk: &mut Walk<F>, key: &[u8]) -> Result<Option<Item>, PageError> {
         self.check_depth()?;
         let Some(root) = self.root else { return Ok(None) };
         let level = self.depth.checked_sub(1).ok_or_else(|| internal("depth"))?;
-        self.last_rec(env, root, level, Some(key))
+        self.last_rec(walk, root, level, Some(key))
     }
 
     fn last_rec<F: File>(
         &self,
-        env: &mut Env<F>,
+        walk: &mut Walk<F>,
         child: Child,
         level: u16,
         key: Option<&[u8]>,
-    ) -> Result<Option<Item>, E> {
-        let n = self.load(env, child, level)?;
+    ) -> Result<Option<Item>, PageError> {
+        let n = self.load(walk, child, level)?;
         let count = self.count(&n)?;
         if level == 0 {
             let end = match key {
-                Some(k) => self.search(env, &n, k, false)?.0,
+                Some(k) => self.search(walk, &n, k, false)?.0,
                 None => count,
             };
             return if end == 0 {
                 Ok(None)
             } else {
-                Ok(Some(self.leaf_item(env, &n, end - 1, true)?))
+                Ok(Some(self.leaf_item(walk, &n, end - 1, true)?))
             };
         }
         let ci = match key {
-            Some(k) => self.search(env, &n, k, true)?.0,
+            Some(k) => self.search(walk, &n, k, true)?.0,
             None => count,
         };
         for c in (0..=ci).rev() {
             let ch = self.child_at(&n, c)?;
-            let r = self.last_rec(env, ch, level - 1, if c == ci { key } else { None })?;
+            let r = self.last_rec(walk, ch, level - 1, if c == ci { key } else { None })?;
             if r.is_some() {
                 return Ok(r);
             }
@@ -410,23 +416,23 @@ impl Tree {
 
     // ------------------------------------------------------------ sizes
 
-    fn entry_size(&self, e: &MEntry) -> usize {
+    fn entry_size(&self, e: &StoredEntry) -> usize {
         let v = match &e.val {
-            MVal::Inline(b) => ValSize::Inline(b.len()),
-            MVal::Outline { .. } => ValSize::Outline,
+            StoredValue::Inline(b) => ValSize::Inline(b.len()),
+            StoredValue::Extent { .. } => ValSize::Outline,
         };
         2 + self.geo.leaf_entry_size(e.key.bytes.len(), v)
     }
 
-    fn sep_size(&self, k: &MKey) -> usize {
+    fn sep_size(&self, k: &StoredKey) -> usize {
         2 + self.geo.branch_entry_size(k.bytes.len())
     }
 
-    fn leaf_size(&self, es: &[MEntry]) -> usize {
+    fn leaf_size(&self, es: &[StoredEntry]) -> usize {
         PAGE_HDR + es.iter().map(|e| self.entry_size(e)).sum::<usize>()
     }
 
-    fn branch_size(&self, keys: &[MKey]) -> usize {
+    fn branch_size(&self, keys: &[StoredKey]) -> usize {
         PAGE_HDR + PTR_LEN + keys.iter().map(|k| self.sep_size(k)).sum::<usize>()
     }
 
@@ -435,7 +441,7 @@ impl Tree {
             Body::Leaf(e) => self.leaf_size(e),
             Body::Branch { keys, .. } => self.branch_size(keys),
         };
-        self.nodes.push(MNode { level, body, size });
+        self.nodes.push(DirtyNode { level, body, size });
         self.nodes.len() - 1
     }
 
@@ -452,27 +458,27 @@ impl Tree {
     /// Decodes a committed page into an arena node and frees the page.
     fn make_dirty<F: File>(
         &mut self,
-        env: &mut Env<F>,
+        walk: &mut Walk<F>,
         freed: &mut Freed,
         child: Child,
         level: u16,
-    ) -> Result<usize, E> {
+    ) -> Result<usize, PageError> {
         let ptr = match child {
             Child::Dirty(id) => return Ok(id),
             Child::Clean(p) => p,
         };
-        let data = env.pager.node(ptr, self.tree_id, level, &env.lim)?;
+        let data = walk.pager.node(ptr, self.tree_id, level, &walk.bounds)?;
         let v = self.view(&data)?;
         let body = if v.is_leaf() {
             let mut es = Vec::with_capacity(v.hdr.count);
             for i in 0..v.hdr.count {
                 let e = v.leaf_entry(i).map_err(|b| mismatch(u64::from(ptr.page), b))?;
-                let key = mkey(env, e.key)?;
+                let key = mkey(walk, e.key)?;
                 let val = match e.val {
-                    ValRef::Inline(b) => MVal::Inline(b.to_vec()),
-                    ValRef::Outline(len, ext) => MVal::Outline { len, ext },
+                    ValRef::Inline(b) => StoredValue::Inline(b.to_vec()),
+                    ValRef::Outline(len, ext) => StoredValue::Extent { len, ext },
                 };
-                es.push(MEntry {
+                es.push(StoredEntry {
                     key,
                     val,
                     version: e.version,
@@ -484,7 +490,7 @@ impl Tree {
             let mut children = Vec::with_capacity(v.hdr.count + 1);
             for i in 0..v.hdr.count {
                 keys.push(mkey(
-                    env,
+                    walk,
                     v.branch_key(i).map_err(|b| mismatch(u64::from(ptr.page), b))?,
                 )?);
             }
@@ -499,10 +505,10 @@ impl Tree {
         Ok(self.push(level, body))
     }
 
-    fn dirty_root<F: File>(&mut self, env: &mut Env<F>, freed: &mut Freed) -> Result<usize, E> {
+    fn dirty_root<F: File>(&mut self, walk: &mut Walk<F>, freed: &mut Freed) -> Result<usize, PageError> {
         let root = self.root.ok_or_else(|| internal("no root"))?;
         let level = self.depth.checked_sub(1).ok_or_else(|| internal("depth"))?;
-        let id = self.make_dirty(env, freed, root, level)?;
+        let id = self.make_dirty(walk, freed, root, level)?;
         self.root = Some(Child::Dirty(id));
         Ok(id)
     }
@@ -513,10 +519,10 @@ impl Tree {
     /// `None`: an existing key keeps its extent in the tree).
     pub fn insert<F: File>(
         &mut self,
-        env: &mut Env<F>,
+        walk: &mut Walk<F>,
         freed: &mut Freed,
-        entry: MEntry,
-    ) -> Result<Option<MEntry>, E> {
+        entry: StoredEntry,
+    ) -> Result<Option<StoredEntry>, PageError> {
         self.check_depth()?;
         if self.root.is_none() {
             let id = self.push(0, Body::Leaf(vec![entry]));
@@ -524,8 +530,8 @@ impl Tree {
             self.depth = 1;
             return Ok(None);
         }
-        let rid = self.dirty_root(env, freed)?;
-        let (old, split) = self.insert_rec(env, freed, rid, entry, true, true)?;
+        let rid = self.dirty_root(walk, freed)?;
+        let (old, split) = self.insert_rec(walk, freed, rid, entry, true, true)?;
         if let Some((sep, right)) = split {
             if self.depth >= MAX_DEPTH {
                 return Err(internal("tree too deep"));
@@ -546,13 +552,13 @@ impl Tree {
     #[allow(clippy::type_complexity)]
     fn insert_rec<F: File>(
         &mut self,
-        env: &mut Env<F>,
+        walk: &mut Walk<F>,
         freed: &mut Freed,
         id: usize,
-        entry: MEntry,
+        entry: StoredEntry,
         leftmost: bool,
         rightmost: bool,
-    ) -> Result<(Option<MEntry>, Option<(MKey, usize)>), E> {
+    ) -> Result<(Option<StoredEntry>, Option<(StoredKey, usize)>), PageError> {
         let level = self.nodes[id].level;
         let page = self.geo.page;
         if level == 0 {
@@ -597,7 +603,7 @@ impl Tree {
             let (Some(l), Some(r)) = (es.last(), right.first()) else {
                 return Err(internal("empty split half"));
             };
-            let sep = MKey::new(shortest_sep(&l.key.bytes, &r.key.bytes));
+            let sep = StoredKey::new(shortest_sep(&l.key.bytes, &r.key.bytes));
             self.nodes[id].body = Body::Leaf(es);
             self.resize(id);
             let rid = self.push(0, Body::Leaf(right));
@@ -618,12 +624,12 @@ impl Tree {
                 keys.len(),
             )
         };
-        let cid = self.make_dirty(env, freed, child, level - 1)?;
+        let cid = self.make_dirty(walk, freed, child, level - 1)?;
         if let Body::Branch { children, .. } = &mut self.nodes[id].body {
             children[ci] = Child::Dirty(cid);
         }
         let (old, split) = self.insert_rec(
-            env,
+            walk,
             freed,
             cid,
             entry,
@@ -676,7 +682,7 @@ impl Tree {
         Ok((old, Some((up, rid2))))
     }
 
-    fn leaf_split_point(&self, es: &[MEntry]) -> usize {
+    fn leaf_split_point(&self, es: &[StoredEntry]) -> usize {
         let total: usize = es.iter().map(|e| self.entry_size(e)).sum();
         let mut acc = 0;
         for (i, e) in es.iter().enumerate() {
@@ -689,7 +695,7 @@ impl Tree {
     }
 
     /// Index of the separator that moves up.
-    fn branch_split_point(&self, keys: &[MKey]) -> usize {
+    fn branch_split_point(&self, keys: &[StoredKey]) -> usize {
         let total: usize = keys.iter().map(|k| self.sep_size(k)).sum();
         let mut acc = 0;
         for (i, k) in keys.iter().enumerate() {
@@ -707,15 +713,15 @@ impl Tree {
     /// Deletes `key`; returns the removed entry (with its key extent).
     pub fn delete<F: File>(
         &mut self,
-        env: &mut Env<F>,
+        walk: &mut Walk<F>,
         freed: &mut Freed,
         key: &[u8],
-    ) -> Result<Option<MEntry>, E> {
-        if self.get(env, key)?.is_none() {
+    ) -> Result<Option<StoredEntry>, PageError> {
+        if self.get(walk, key)?.is_none() {
             return Ok(None);
         }
-        let rid = self.dirty_root(env, freed)?;
-        let (old, _) = self.delete_rec(env, freed, rid, key)?;
+        let rid = self.dirty_root(walk, freed)?;
+        let (old, _) = self.delete_rec(walk, freed, rid, key)?;
         // Collapse the root.
         while let Some(Child::Dirty(id)) = self.root {
             match &self.nodes[id].body {
@@ -735,11 +741,11 @@ impl Tree {
 
     fn delete_rec<F: File>(
         &mut self,
-        env: &mut Env<F>,
+        walk: &mut Walk<F>,
         freed: &mut Freed,
         id: usize,
         key: &[u8],
-    ) -> Result<(Option<MEntry>, Shape), E> {
+    ) -> Result<(Option<StoredEntry>, Shape), PageError> {
         let level = self.nodes[id].level;
         if level == 0 {
             let old = {
@@ -764,11 +770,11 @@ impl Tree {
             let ci = keys.partition_point(|k| k.bytes.as_slice() <= key);
             (ci, *children.get(ci).ok_or_else(|| internal("child index"))?)
         };
-        let cid = self.make_dirty(env, freed, child, level - 1)?;
+        let cid = self.make_dirty(walk, freed, child, level - 1)?;
         if let Body::Branch { children, .. } = &mut self.nodes[id].body {
             children[ci] = Child::Dirty(cid);
         }
-        let (old, shape) = self.delete_rec(env, freed, cid, key)?;
+        let (old, shape) = self.delete_rec(walk, freed, cid, key)?;
         match shape {
             Shape::Empty => {
                 // Drop the empty child together with one adjacent separator.
@@ -788,7 +794,7 @@ impl Tree {
                 }
                 self.resize(id);
             }
-            Shape::Underflow => self.rebalance(env, freed, id, ci)?,
+            Shape::Underflow => self.rebalance(walk, freed, id, ci)?,
             Shape::Ok => {}
         }
         Ok((old, self.shape(id)))
@@ -811,11 +817,11 @@ impl Tree {
     /// Merges child `ci` of `pid` with a sibling, or redistributes.
     fn rebalance<F: File>(
         &mut self,
-        env: &mut Env<F>,
+        walk: &mut Walk<F>,
         freed: &mut Freed,
         pid: usize,
         ci: usize,
-    ) -> Result<(), E> {
+    ) -> Result<(), PageError> {
         let level = self.nodes[pid].level;
         let (li, lchild, rchild) = {
             let Body::Branch { keys, children } = &self.nodes[pid].body else {
@@ -827,8 +833,8 @@ impl Tree {
             let li = if ci < keys.len() { ci } else { ci - 1 };
             (li, children[li], children[li + 1])
         };
-        let lid = self.make_dirty(env, freed, lchild, level - 1)?;
-        let rid = self.make_dirty(env, freed, rchild, level - 1)?;
+        let lid = self.make_dirty(walk, freed, lchild, level - 1)?;
+        let rid = self.make_dirty(walk, freed, rchild, level - 1)?;
         let page = self.geo.page;
         let lbody = core::mem::replace(&mut self.nodes[lid].body, Body::Leaf(Vec::new()));
         let rbody = core::mem::replace(&mut self.nodes[rid].body, Body::Leaf(Vec::new()));
@@ -855,7 +861,7 @@ impl Tree {
                     let (Some(a), Some(b)) = (l.last(), r.first()) else {
                         return Err(internal("empty half"));
                     };
-                    let sep = MKey::new(shortest_sep(&a.key.bytes, &b.key.bytes));
+                    let sep = StoredKey::new(shortest_sep(&a.key.bytes, &b.key.bytes));
                     let old = core::mem::replace(&mut pkeys[li], sep);
                     if let Some(ext) = old.ext {
                         freed.free_extent(ext)?;
@@ -946,7 +952,7 @@ impl Tree {
     pub fn unwritten_long_keys(&self, order: &[usize]) -> Vec<(usize, usize, Vec<u8>)> {
         let mut v = Vec::new();
         for &id in order {
-            let keys: Box<dyn Iterator<Item = &MKey>> = match &self.nodes[id].body {
+            let keys: Box<dyn Iterator<Item = &StoredKey>> = match &self.nodes[id].body {
                 Body::Leaf(es) => Box::new(es.iter().map(|e| &e.key)),
                 Body::Branch { keys, .. } => Box::new(keys.iter()),
             };
@@ -973,7 +979,7 @@ impl Tree {
         pages: &[u32],
         seq: u64,
         out: &mut Vec<(u32, Vec<u8>, u32)>,
-    ) -> Result<Option<PagePtr>, E> {
+    ) -> Result<Option<PagePtr>, PageError> {
         let mut done: BTreeMap<usize, PagePtr> = BTreeMap::new();
         for (&id, &page_no) in order.iter().zip(pages) {
             let node = &self.nodes[id];
@@ -1007,7 +1013,7 @@ impl Tree {
                             count: keys.len(),
                         },
                     );
-                    let resolve = |c: &Child| -> Result<PagePtr, E> {
+                    let resolve = |c: &Child| -> Result<PagePtr, PageError> {
                         match c {
                             Child::Clean(p) => Ok(*p),
                             Child::Dirty(cid) => done
@@ -1052,7 +1058,7 @@ impl Tree {
         })
     }
 
-    fn put_key(&self, b: &mut [u8], mut off: usize, k: &MKey) -> Result<usize, E> {
+    fn put_key(&self, b: &mut [u8], mut off: usize, k: &StoredKey) -> Result<usize, PageError> {
         if k.bytes.len() > self.geo.kmax {
             let ext = k.ext.ok_or_else(|| internal("long key without extent"))?;
             wr_u16(b, off, self.geo.kprefix as u16);
@@ -1068,24 +1074,24 @@ impl Tree {
         }
     }
 
-    fn put_leaf_entry(&self, b: &mut [u8], off: usize, e: &MEntry) -> Result<usize, E> {
+    fn put_leaf_entry(&self, b: &mut [u8], off: usize, e: &StoredEntry) -> Result<usize, PageError> {
         let mut flags = 0;
         if e.key.bytes.len() > self.geo.kmax {
             flags |= F_KEY_OUT;
         }
-        if matches!(e.val, MVal::Outline { .. }) {
+        if matches!(e.val, StoredValue::Extent { .. }) {
             flags |= F_VAL_OUT;
         }
         b[off] = flags;
         wr_u64(b, off + 1, e.version);
         let mut off = self.put_key(b, off + 9, &e.key)?;
         match &e.val {
-            MVal::Inline(v) => {
+            StoredValue::Inline(v) => {
                 wr_u16(b, off, v.len() as u16);
                 b[off + 2..off + 2 + v.len()].copy_from_slice(v);
                 off += 2 + v.len();
             }
-            MVal::Outline { len, ext } => {
+            StoredValue::Extent { len, ext } => {
                 wr_u32(b, off, *len);
                 ext.write(b, off + 4);
                 off += 4 + EXT_PTR_LEN;
@@ -1101,8 +1107,8 @@ impl Tree {
 fn bsearch(
     count: usize,
     upper: bool,
-    mut cmp: impl FnMut(usize) -> Result<Ordering, E>,
-) -> Result<(usize, bool), E> {
+    mut cmp: impl FnMut(usize) -> Result<Ordering, PageError>,
+) -> Result<(usize, bool), PageError> {
     let (mut lo, mut hi) = (0usize, count);
     let mut found = false;
     while lo < hi {
@@ -1124,7 +1130,11 @@ fn bsearch(
 }
 
 /// Compares a stored key with `key`: `stored.cmp(key)`.
-pub(crate) fn cmp_stored<F: File>(env: &mut Env<F>, kr: KeyRef<'_>, key: &[u8]) -> Result<Ordering, E> {
+pub(crate) fn cmp_stored<F: File>(
+    walk: &mut Walk<F>,
+    kr: KeyRef<'_>,
+    key: &[u8],
+) -> Result<Ordering, PageError> {
     let Some(_) = kr.outline else {
         return Ok(kr.inline.cmp(key));
     };
@@ -1138,15 +1148,15 @@ pub(crate) fn cmp_stored<F: File>(env: &mut Env<F>, kr: KeyRef<'_>, key: &[u8]) 
         // `key` is a prefix of the (longer) stored key.
         return Ok(Ordering::Greater);
     }
-    Ok(full_key(env, kr)?.as_slice().cmp(key))
+    Ok(full_key(walk, kr)?.as_slice().cmp(key))
 }
 
 /// Materializes a stored key (reading its extent if it is out of line).
-pub(crate) fn full_key<F: File>(env: &mut Env<F>, kr: KeyRef<'_>) -> Result<Vec<u8>, E> {
+pub(crate) fn full_key<F: File>(walk: &mut Walk<F>, kr: KeyRef<'_>) -> Result<Vec<u8>, PageError> {
     match kr.outline {
         None => Ok(kr.inline.to_vec()),
         Some((len, ext)) => {
-            let k = env.pager.extent(ext, len, KIND_KEY, &env.lim)?;
+            let k = walk.pager.extent(ext, len, KIND_KEY, &walk.bounds)?;
             if !k.starts_with(kr.inline) {
                 return Err(mismatch(
                     u64::from(ext.page),
@@ -1158,9 +1168,9 @@ pub(crate) fn full_key<F: File>(env: &mut Env<F>, kr: KeyRef<'_>) -> Result<Vec<
     }
 }
 
-fn mkey<F: File>(env: &mut Env<F>, kr: KeyRef<'_>) -> Result<MKey, E> {
-    Ok(MKey {
-        bytes: full_key(env, kr)?,
+fn mkey<F: File>(walk: &mut Walk<F>, kr: KeyRef<'_>) -> Result<StoredKey, PageError> {
+    Ok(StoredKey {
+        bytes: full_key(walk, kr)?,
         ext: kr.outline.map(|(_, e)| e),
     })
 }

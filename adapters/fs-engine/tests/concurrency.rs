@@ -1,4 +1,4 @@
-//! Several instances (one `Store` per thread, each with its own `StdDir`
+//! Several instances (one `BucketFile` per thread, each with its own `StdDir`
 //! handle) on one real file in a temp directory.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -7,14 +7,14 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use kv_fs_engine::std_dir::{StdDir, StdFile};
-use kv_fs_engine::{Dir, Durability, File, IoError, IoErrorKind, IoResult, Options, Store};
+use kv_fs_engine::{BucketFile, Dir, File, IoError, IoErrorKind, IoResult, Options, SyncPolicy};
 
 const NAME: &str = "bucket.kvfs";
 
-fn opts(d: Durability) -> Options {
+fn opts(d: SyncPolicy) -> Options {
     Options {
         page_size: 1024,
-        durability: d,
+        sync: d,
         lock_lease_millis: 2_000,
         lock_wait_millis: 60_000,
         ..Options::default()
@@ -35,11 +35,13 @@ fn concurrent_increments_are_exact() {
                 // Every thread creates/opens the store at the same moment.
                 barrier.wait();
                 let d = if t % 2 == 0 {
-                    Durability::Sync
+                    SyncPolicy::EveryCommit
                 } else {
-                    Durability::None
+                    SyncPolicy::Never
                 };
-                let mut s = Store::open(StdDir::new(path), NAME, opts(d)).unwrap().unwrap();
+                let mut s = BucketFile::open(StdDir::new(path), NAME, opts(d))
+                    .unwrap()
+                    .unwrap();
                 for _ in 0..per {
                     s.write(|w| {
                         let n = w
@@ -58,7 +60,7 @@ fn concurrent_increments_are_exact() {
     for h in hs {
         h.join().unwrap();
     }
-    let mut s = Store::open(StdDir::new(tmp.path()), NAME, opts(Durability::Sync))
+    let mut s = BucketFile::open(StdDir::new(tmp.path()), NAME, opts(SyncPolicy::EveryCommit))
         .unwrap()
         .unwrap();
     let v = s.get(b"counter").unwrap().unwrap();
@@ -102,7 +104,7 @@ fn check_value(key: &[u8], v: &[u8]) {
 fn readers_see_consistent_snapshots_while_writers_write() {
     let tmp = tempfile::tempdir().unwrap();
     {
-        let mut s = Store::open(StdDir::new(tmp.path()), NAME, opts(Durability::None))
+        let mut s = BucketFile::open(StdDir::new(tmp.path()), NAME, opts(SyncPolicy::Never))
             .unwrap()
             .unwrap();
         s.write(|w| {
@@ -123,7 +125,7 @@ fn readers_see_consistent_snapshots_while_writers_write() {
         let path = tmp.path().to_path_buf();
         let stop = stop.clone();
         hs.push(thread::spawn(move || {
-            let mut s = Store::open(StdDir::new(path), NAME, opts(Durability::None))
+            let mut s = BucketFile::open(StdDir::new(path), NAME, opts(SyncPolicy::Never))
                 .unwrap()
                 .unwrap();
             let mut generation = 1u64;
@@ -159,12 +161,12 @@ fn readers_see_consistent_snapshots_while_writers_write() {
         let stop = stop.clone();
         let scans = scans.clone();
         rs.push(thread::spawn(move || {
-            let mut s = Store::open(
+            let mut s = BucketFile::open(
                 StdDir::new(path),
                 NAME,
                 Options {
                     cache_pages: 64,
-                    ..opts(Durability::None)
+                    ..opts(SyncPolicy::Never)
                 },
             )
             .unwrap()
@@ -218,7 +220,7 @@ fn readers_see_consistent_snapshots_while_writers_write() {
         scans.load(Ordering::Relaxed)
     );
     assert!(scans.load(Ordering::Relaxed) > 0);
-    let mut s = Store::open(StdDir::new(tmp.path()), NAME, opts(Durability::None))
+    let mut s = BucketFile::open(StdDir::new(tmp.path()), NAME, opts(SyncPolicy::Never))
         .unwrap()
         .unwrap();
     assert!(s.check().unwrap().is_empty());
@@ -230,9 +232,15 @@ fn readers_see_consistent_snapshots_while_writers_write() {
 struct Killable {
     inner: StdDir,
     dead: Arc<AtomicBool>,
-    /// Kill when a write hits the commit-record pages (1 and 2).
+    /// Kill when a write would publish a commit: one into the checkpoint
+    /// slots (page 1) or the log ring after them.
     kill_on_commit_record: bool,
     page_size: u64,
+}
+
+/// The end of the log ring (in bytes) of a file made with `o`.
+fn ring_end(o: &Options) -> u64 {
+    (2 + u64::from(o.log_bytes.div_ceil(o.page_size))) * u64::from(o.page_size)
 }
 
 struct KFile {
@@ -257,7 +265,7 @@ impl File for KFile {
     fn write_at(&self, buf: &[u8], offset: u64) -> IoResult<()> {
         if self.is_bucket
             && self.kill_on_commit_record
-            && (self.page_size..3 * self.page_size).contains(&offset)
+            && (self.page_size..ring_end(&opts(SyncPolicy::EveryCommit))).contains(&offset)
         {
             self.dead.store(true, Ordering::SeqCst);
         }
@@ -349,10 +357,10 @@ fn writer_killed_before_commit_record_leaves_usable_store() {
     let tmp = tempfile::tempdir().unwrap();
     let o = Options {
         lock_lease_millis: 300,
-        ..opts(Durability::Sync)
+        ..opts(SyncPolicy::EveryCommit)
     };
     {
-        let mut s = Store::open(StdDir::new(tmp.path()), NAME, o.clone())
+        let mut s = BucketFile::open(StdDir::new(tmp.path()), NAME, o.clone())
             .unwrap()
             .unwrap();
         s.put_many(
@@ -368,7 +376,9 @@ fn writer_killed_before_commit_record_leaves_usable_store() {
         kill_on_commit_record: true,
         page_size: 1024,
     };
-    let mut s = Store::open(victim.clone(), NAME, o.clone()).unwrap().unwrap();
+    let mut s = BucketFile::open(victim.clone(), NAME, o.clone())
+        .unwrap()
+        .unwrap();
     let r = s.write(|w| {
         for i in 0..200 {
             w.put(format!("k{i:03}").as_bytes(), &[2u8; 64])?;
@@ -378,10 +388,12 @@ fn writer_killed_before_commit_record_leaves_usable_store() {
     });
     assert!(r.is_err(), "the victim should have died");
     assert!(victim.dead.load(Ordering::SeqCst));
-    // The victim's data pages were written and synced; its lock file stays.
+    // The victim died before its record reached the log; its lock file stays.
     assert!(tmp.path().join(format!("{NAME}.lock")).exists());
     let t0 = Instant::now();
-    let mut s2 = Store::open(StdDir::new(tmp.path()), NAME, o).unwrap().unwrap();
+    let mut s2 = BucketFile::open(StdDir::new(tmp.path()), NAME, o)
+        .unwrap()
+        .unwrap();
     assert_eq!(s2.get(b"k007").unwrap(), Some(vec![1u8; 64]));
     assert_eq!(s2.get(b"big").unwrap(), None);
     assert!(s2.check().unwrap().is_empty());
@@ -402,9 +414,9 @@ fn stale_lock_files_are_broken_after_the_lease() {
     let tmp = tempfile::tempdir().unwrap();
     let o = Options {
         lock_lease_millis: 200,
-        ..opts(Durability::Sync)
+        ..opts(SyncPolicy::EveryCommit)
     };
-    let mut s = Store::open(StdDir::new(tmp.path()), NAME, o.clone())
+    let mut s = BucketFile::open(StdDir::new(tmp.path()), NAME, o.clone())
         .unwrap()
         .unwrap();
     let lock = tmp.path().join(format!("{NAME}.lock"));
@@ -421,7 +433,7 @@ fn stale_lock_files_are_broken_after_the_lease() {
         kill_on_commit_record: true,
         page_size: 1024,
     };
-    let mut v = Store::open(victim, NAME, o.clone()).unwrap().unwrap();
+    let mut v = BucketFile::open(victim, NAME, o.clone()).unwrap().unwrap();
     assert!(v.put(b"b", b"2").is_err());
     assert!(lock.exists());
     // Several waiters at once: exactly one breaks it, all succeed.
@@ -430,7 +442,7 @@ fn stale_lock_files_are_broken_after_the_lease() {
             let p = tmp.path().to_path_buf();
             let o = o.clone();
             thread::spawn(move || {
-                let mut s = Store::open(StdDir::new(p), NAME, o).unwrap().unwrap();
+                let mut s = BucketFile::open(StdDir::new(p), NAME, o).unwrap().unwrap();
                 s.write(|w| {
                     let n = w.get(b"n")?.map_or(0, |v| v[0]);
                     w.put(b"n", &[n + 1])?;
@@ -460,12 +472,14 @@ fn lock_wait_times_out_while_holder_is_alive() {
     let o = Options {
         lock_lease_millis: 10_000,
         lock_wait_millis: 150,
-        ..opts(Durability::None)
+        ..opts(SyncPolicy::Never)
     };
-    let mut a = Store::open(StdDir::new(tmp.path()), NAME, o.clone())
+    let mut a = BucketFile::open(StdDir::new(tmp.path()), NAME, o.clone())
         .unwrap()
         .unwrap();
-    let mut b = Store::open(StdDir::new(tmp.path()), NAME, o).unwrap().unwrap();
+    let mut b = BucketFile::open(StdDir::new(tmp.path()), NAME, o)
+        .unwrap()
+        .unwrap();
     let r = a.write(|_| {
         let e = b.put(b"x", b"y").unwrap_err();
         assert!(matches!(e, kv_fs_engine::Error::LockTimeout { .. }), "{e}");
@@ -484,9 +498,9 @@ fn stalled_writer_is_fenced_out() {
     let tmp = tempfile::tempdir().unwrap();
     let o = Options {
         lock_lease_millis: 200,
-        ..opts(Durability::Sync)
+        ..opts(SyncPolicy::EveryCommit)
     };
-    let mut a = Store::open(StdDir::new(tmp.path()), NAME, o.clone())
+    let mut a = BucketFile::open(StdDir::new(tmp.path()), NAME, o.clone())
         .unwrap()
         .unwrap();
     a.put(b"k", b"initial").unwrap();
@@ -495,7 +509,7 @@ fn stalled_writer_is_fenced_out() {
         let o2 = o.clone();
         let b = thread::spawn(move || {
             thread::sleep(Duration::from_millis(50));
-            let mut b = Store::open(StdDir::new(path), NAME, o2).unwrap().unwrap();
+            let mut b = BucketFile::open(StdDir::new(path), NAME, o2).unwrap().unwrap();
             // Waits for A's lease to run out, breaks A's lock, commits.
             b.put(b"k", b"from B").unwrap();
         });

@@ -4,15 +4,18 @@
 use std::path::PathBuf;
 
 use kv_fs_engine::testing::{MemDir, Rng, set_checksum_verification};
-use kv_fs_engine::{Durability, Error, Options, Store, fuzz_open_and_read};
+use kv_fs_engine::{BucketFile, Error, Options, SyncPolicy, fuzz_open_and_read};
 use proptest::prelude::*;
 
 const NAME: &str = "damaged.kvfs";
 
+/// A small log ring (8 KiB), so that the stores hold checkpoints, logged
+/// commits and records that went straight into the tree.
 fn opts() -> Options {
     Options {
+        log_bytes: 8192,
         create_if_missing: false,
-        durability: Durability::None,
+        sync: SyncPolicy::Never,
         lock_lease_millis: 10,
         lock_wait_millis: 100,
         max_read_retries: 3,
@@ -21,7 +24,7 @@ fn opts() -> Options {
 }
 
 /// A small but feature-complete store: several levels, long keys, extents,
-/// a free tree and freed lists.
+/// a free tree and freed lists, and commits in the log.
 fn build(page_size: u32, seed: u64) -> Vec<u8> {
     build_sized(page_size, seed, 4, 120)
 }
@@ -33,7 +36,7 @@ fn build_sized(page_size: u32, seed: u64, rounds: u64, per_round: u64) -> Vec<u8
         create_if_missing: true,
         ..opts()
     };
-    let mut s = Store::open(dir.clone(), NAME, o).unwrap().unwrap();
+    let mut s = BucketFile::open(dir.clone(), NAME, o).unwrap().unwrap();
     let mut r = Rng::new(seed);
     for round in 0..rounds {
         s.write(|t| {
@@ -56,6 +59,12 @@ fn build_sized(page_size: u32, seed: u64, rounds: u64, per_round: u64) -> Vec<u8
         })
         .unwrap();
     }
+    // A few commits that stay in the log.
+    for i in 0..3u64 {
+        s.put(format!("key{:04}", i * 5).as_bytes(), &r.bytes(40))
+            .unwrap();
+    }
+    assert!(s.stats().unwrap().log_commits > 0);
     assert!(s.check().unwrap().is_empty());
     dir.file_bytes(NAME).unwrap()
 }
@@ -69,7 +78,7 @@ fn assert_names_file(e: &Error) {
 fn exercise(bytes: &[u8]) -> bool {
     let dir = MemDir::new_untracked();
     dir.put_file(NAME, bytes);
-    let mut s = match Store::open(dir, NAME, opts()) {
+    let mut s = match BucketFile::open(dir, NAME, opts()) {
         Ok(Some(s)) => s,
         Ok(None) => panic!("file vanished"),
         Err(e) => {
@@ -199,7 +208,7 @@ type Entries = Vec<(Vec<u8>, Vec<u8>, u64)>;
 fn read_clean(bytes: &[u8]) -> Option<Entries> {
     let dir = MemDir::new_untracked();
     dir.put_file(NAME, bytes);
-    let mut s = Store::open(dir, NAME, opts()).ok()??;
+    let mut s = BucketFile::open(dir, NAME, opts()).ok()??;
     if !s.check().ok()?.is_empty() {
         return None;
     }
@@ -213,7 +222,8 @@ fn read_clean(bytes: &[u8]) -> Option<Entries> {
 
 /// Every single-bit flip anywhere in the file is either detected (error
 /// or check problem) or harmless (it hit unused bytes: free or recently
-/// freed pages, padding, the older commit record): never silent.
+/// freed pages, padding, the older checkpoint record, log cells of earlier
+/// laps): never silent.
 #[test]
 fn single_bit_flips_are_detected_or_harmless() {
     set_checksum_verification(true);
@@ -266,7 +276,7 @@ fn truncated_and_garbage_files_are_errors() {
     ] {
         let dir = MemDir::new_untracked();
         dir.put_file(NAME, &base[..cut.min(base.len())]);
-        match Store::open(dir, NAME, opts()) {
+        match BucketFile::open(dir, NAME, opts()) {
             Err(e) => assert_names_file(&e),
             Ok(Some(mut s)) => {
                 // Open reads only the header and commit records; the damage
@@ -286,7 +296,7 @@ fn truncated_and_garbage_files_are_errors() {
     for len in [1usize, 64, 1000, 4096, 100_000] {
         let dir = MemDir::new_untracked();
         dir.put_file(NAME, &r.bytes(len));
-        let e = Store::open(dir, NAME, opts())
+        let e = BucketFile::open(dir, NAME, opts())
             .err()
             .expect("garbage must not open");
         assert_names_file(&e);
@@ -297,7 +307,7 @@ fn truncated_and_garbage_files_are_errors() {
     b[12] = 3; // page size field
     let dir = MemDir::new_untracked();
     dir.put_file(NAME, &b);
-    let e = Store::open(dir, NAME, opts()).err().unwrap();
+    let e = BucketFile::open(dir, NAME, opts()).err().unwrap();
     assert!(
         e.to_string().contains(NAME) && e.to_string().contains("checksum"),
         "{e}"
@@ -305,16 +315,19 @@ fn truncated_and_garbage_files_are_errors() {
 }
 
 #[test]
-fn newer_format_version_is_refused() {
-    let mut b = BASE_1K.with(|b| b.clone());
-    b[8..12].copy_from_slice(&2u32.to_le_bytes());
-    let crc = crc32c::crc32c(&b[..60]);
-    b[60..64].copy_from_slice(&crc.to_le_bytes());
-    let dir = MemDir::new_untracked();
-    dir.put_file(NAME, &b);
-    let e = Store::open(dir, NAME, opts()).err().unwrap();
-    assert!(matches!(e, Error::UnsupportedFormat { .. }), "{e}");
-    assert_names_file(&e);
+fn newer_and_older_format_versions_are_refused() {
+    for (version, says) in [(3u32, "newer"), (1, "kv-virt fs upgrade")] {
+        let mut b = BASE_1K.with(|b| b.clone());
+        b[8..12].copy_from_slice(&version.to_le_bytes());
+        let crc = crc32c::crc32c(&b[..60]);
+        b[60..64].copy_from_slice(&crc.to_le_bytes());
+        let dir = MemDir::new_untracked();
+        dir.put_file(NAME, &b);
+        let e = BucketFile::open(dir, NAME, opts()).err().unwrap();
+        assert!(matches!(e, Error::UnsupportedFormat { .. }), "{e}");
+        assert!(e.to_string().contains(says), "{e}");
+        assert_names_file(&e);
+    }
     // Unknown read-only-compatible feature: readable, not writable.
     let mut b = BASE_1K.with(|b| b.clone());
     b[24] = 0x80;
@@ -322,37 +335,43 @@ fn newer_format_version_is_refused() {
     b[60..64].copy_from_slice(&crc.to_le_bytes());
     let dir = MemDir::new_untracked();
     dir.put_file(NAME, &b);
-    let mut s = Store::open(dir, NAME, opts()).unwrap().unwrap();
+    let mut s = BucketFile::open(dir, NAME, opts()).unwrap().unwrap();
     assert!(!s.keys_after(None, 5).unwrap().is_empty());
     assert!(matches!(s.put(b"x", b"y"), Err(Error::ReadOnly { .. })));
 }
 
+/// The newest checkpoint record torn: the older one is used, and the log
+/// after it (still in the ring) brings back every commit.
 #[test]
-fn torn_newest_commit_record_falls_back_to_the_previous_one() {
+fn torn_newest_checkpoint_record_falls_back_to_the_previous_one() {
     let dir = MemDir::new_untracked();
     let o = Options {
         page_size: 1024,
         create_if_missing: true,
         ..opts()
     };
-    let mut s = Store::open(dir.clone(), NAME, o).unwrap().unwrap();
+    let mut s = BucketFile::open(dir.clone(), NAME, o).unwrap().unwrap();
     s.put(b"a", b"1").unwrap();
+    s.checkpoint().unwrap();
     s.put(b"a", b"2").unwrap();
-    let seq = s.commit_seq().unwrap();
+    s.checkpoint().unwrap();
+    let st = s.stats().unwrap();
     let mut b = dir.file_bytes(NAME).unwrap();
-    let slot = 1 + (seq % 2) as usize;
-    b[slot * 1024 + 100] ^= 0xff; // tear the newest record
+    let slot = (st.checkpoint % 2) as usize;
+    b[1024 + 512 * slot + 100] ^= 0xff; // tear the newest record
     let d2 = MemDir::new_untracked();
     d2.put_file(NAME, &b);
-    let mut s2 = Store::open(d2, NAME, opts()).unwrap().unwrap();
-    assert_eq!(s2.commit_seq().unwrap(), seq - 1);
-    assert_eq!(s2.get(b"a").unwrap(), Some(b"1".to_vec()));
+    let mut s2 = BucketFile::open(d2, NAME, opts()).unwrap().unwrap();
+    let st2 = s2.stats().unwrap();
+    assert_eq!(st2.checkpoint, st.checkpoint - 1);
+    assert_eq!(st2.commit_seq, st.commit_seq);
+    assert_eq!(s2.get(b"a").unwrap(), Some(b"2".to_vec()));
     assert!(s2.check().unwrap().is_empty());
     // Both records torn: an error naming the file.
-    b[(3 - slot) * 1024 + 20] ^= 0xff;
+    b[1024 + 512 * (1 - slot) + 20] ^= 0xff;
     let d3 = MemDir::new_untracked();
     d3.put_file(NAME, &b);
-    let e = Store::open(d3, NAME, opts()).err().unwrap();
+    let e = BucketFile::open(d3, NAME, opts()).err().unwrap();
     assert!(e.is_corruption());
     assert_names_file(&e);
 }
@@ -361,8 +380,10 @@ fn corpus_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/open_read")
 }
 
-/// The fuzz corpus seeds (valid small stores) go through the fuzz entry
-/// point, and open cleanly as stores.
+/// The fuzz corpus (valid small stores, and the inputs that crashed the
+/// fuzzer once: `crash-*`) goes through the fuzz entry point, with
+/// checksums enforced and, as under the fuzzer, not; the valid seeds open
+/// cleanly as stores.
 #[test]
 fn fuzz_corpus_seeds() {
     let mut n = 0;
@@ -370,6 +391,10 @@ fn fuzz_corpus_seeds() {
         let p = e.unwrap().path();
         let bytes = std::fs::read(&p).unwrap();
         fuzz_open_and_read(&bytes);
+        set_checksum_verification(false);
+        let r = std::panic::catch_unwind(|| fuzz_open_and_read(&bytes));
+        set_checksum_verification(true);
+        assert!(r.is_ok(), "seed {p:?} panics without checksums");
         if p.file_name().unwrap().to_string_lossy().starts_with("valid-") {
             assert!(!exercise(&bytes), "seed {p:?} is not a clean store");
         }
@@ -397,7 +422,7 @@ fn regenerate_fuzz_corpus() {
         create_if_missing: true,
         ..opts()
     };
-    Store::open(dir.clone(), NAME, o).unwrap().unwrap();
+    BucketFile::open(dir.clone(), NAME, o).unwrap().unwrap();
     std::fs::write(d.join("valid-1k-empty"), dir.file_bytes(NAME).unwrap()).unwrap();
     let mut b = build_sized(1024, 9, 2, 40);
     b[5000] ^= 0x55;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound::{Excluded, Unbounded};
 
 use kv_fs_engine::testing::MemDir;
-use kv_fs_engine::{Durability, Error, Options, Store};
+use kv_fs_engine::{BucketFile, Error, Options, SyncPolicy};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -21,6 +21,7 @@ enum Op {
     Abort(Vec<u16>),
     Reopen,
     Check,
+    Checkpoint,
 }
 
 /// Keys with shared prefixes, a few long ones (out of line at small pages).
@@ -62,10 +63,11 @@ fn op() -> impl Strategy<Value = Op> {
         1 => proptest::collection::vec(id.clone(), 1..10).prop_map(Op::Abort),
         1 => Just(Op::Reopen),
         1 => Just(Op::Check),
+        1 => Just(Op::Checkpoint),
     ]
 }
 
-fn check_all(s: &mut Store<MemDir>, model: &BTreeMap<Vec<u8>, Vec<u8>>) {
+fn check_all(s: &mut BucketFile<MemDir>, model: &BTreeMap<Vec<u8>, Vec<u8>>) {
     let problems = s.check().unwrap();
     assert!(problems.is_empty(), "check: {problems:?}");
     let mut got = Vec::new();
@@ -93,12 +95,18 @@ fn check_all(s: &mut Store<MemDir>, model: &BTreeMap<Vec<u8>, Vec<u8>>) {
 
 fn run(page_size: u32, ops: Vec<Op>) {
     let dir = MemDir::new_untracked();
+    // A small log ring (16 cells at 1 KiB pages): commits are logged,
+    // folded by checkpoints, wrap around the ring, and larger ones go
+    // straight into the tree.
     let opts = Options {
         page_size,
-        durability: Durability::None,
+        log_bytes: 4 * page_size,
+        sync: SyncPolicy::Never,
         ..Options::default()
     };
-    let mut s = Store::open(dir.clone(), "m.kvfs", opts.clone()).unwrap().unwrap();
+    let mut s = BucketFile::open(dir.clone(), "m.kvfs", opts.clone())
+        .unwrap()
+        .unwrap();
     let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
     for op in ops {
         match op {
@@ -201,9 +209,15 @@ fn run(page_size: u32, ops: Vec<Op>) {
             }
             Op::Reopen => {
                 drop(s);
-                s = Store::open(dir.clone(), "m.kvfs", opts.clone()).unwrap().unwrap();
+                s = BucketFile::open(dir.clone(), "m.kvfs", opts.clone())
+                    .unwrap()
+                    .unwrap();
             }
             Op::Check => check_all(&mut s, &model),
+            Op::Checkpoint => {
+                s.checkpoint().unwrap();
+                assert_eq!(s.stats().unwrap().log_commits, 0);
+            }
         }
     }
     check_all(&mut s, &model);
@@ -230,10 +244,11 @@ fn grow_and_shrink_deep_tree() {
     let dir = MemDir::new_untracked();
     let opts = Options {
         page_size: 1024,
-        durability: Durability::None,
+        log_bytes: 8192,
+        sync: SyncPolicy::Never,
         ..Options::default()
     };
-    let mut s = Store::open(dir.clone(), "d.kvfs", opts).unwrap().unwrap();
+    let mut s = BucketFile::open(dir.clone(), "d.kvfs", opts).unwrap().unwrap();
     let mut model = BTreeMap::new();
     let n = 6000u32;
     // Interleaved order so splits happen in the middle too.
@@ -276,6 +291,7 @@ fn grow_and_shrink_deep_tree() {
         }
     }
     check_all(&mut s, &model);
+    s.checkpoint().unwrap();
     let st = s.stats().unwrap();
     assert_eq!(st.keys, 0);
     assert_eq!(st.depth, 0);

@@ -1,7 +1,7 @@
 //! Commit protocol, versions, limits and API semantics.
 
 use kv_fs_engine::testing::MemDir;
-use kv_fs_engine::{Durability, Error, MAX_KEY_LEN, MAX_VALUE_LEN, Options, Store};
+use kv_fs_engine::{BucketFile, Error, MAX_KEY_LEN, MAX_VALUE_LEN, Options, SyncPolicy};
 
 fn opts() -> Options {
     Options {
@@ -11,9 +11,9 @@ fn opts() -> Options {
 }
 
 #[test]
-fn multi_key_write_is_one_commit_with_one_sync() {
+fn multi_key_write_is_one_record_one_sync_and_one_stamp() {
     let dir = MemDir::new();
-    let mut s = Store::open(dir.clone(), "b.kvfs", opts()).unwrap().unwrap();
+    let mut s = BucketFile::open(dir.clone(), "b.kvfs", opts()).unwrap().unwrap();
     s.put(b"warm", b"up").unwrap();
     let seq = s.commit_seq().unwrap();
     dir.reset_counters();
@@ -29,38 +29,69 @@ fn multi_key_write_is_one_commit_with_one_sync() {
     .unwrap();
     let c = dir.counters();
     let writes = dir.take_trace();
-    // One sync makes the data pages and the commit record durable together.
+    // One sync makes the record durable; it is one sequential write into
+    // the log ring (pages 2..), and its stamp follows it.
     assert_eq!(c.syncs, 1, "{c:?}");
     let file_writes: Vec<_> = writes.iter().filter(|w| w.file == "b.kvfs").collect();
-    let slot_writes: Vec<_> = file_writes
-        .iter()
-        .filter(|w| (1024..3072).contains(&w.offset))
-        .collect();
-    // Exactly one commit record (at the start of a slot page), then its
-    // completion stamp right after it: the last two writes to the file.
-    assert_eq!(slot_writes.len(), 2, "{slot_writes:?}");
-    let [.., record, stamp] = file_writes.as_slice() else {
-        panic!("too few writes: {file_writes:?}");
+    let [record, stamp] = file_writes.as_slice() else {
+        panic!("a commit writes its record and its stamp: {file_writes:?}");
     };
-    assert!(record.offset == 1024 || record.offset == 2048, "{record:?}");
-    assert_eq!(stamp.offset, record.offset + 160, "{stamp:?}");
+    assert!(
+        record.offset >= 2048 && record.len > 10_000 + 300 * 40,
+        "{record:?}"
+    );
+    assert_eq!(stamp.offset, record.offset + record.len as u64, "{stamp:?}");
+    assert_eq!(stamp.len, 256);
     assert_eq!(s.commit_seq().unwrap(), seq + 1);
     assert_eq!(s.get(b"key299").unwrap(), Some(vec![1u8; 40]));
+    assert_eq!(s.get(b"large").unwrap(), Some(vec![7u8; 10_000]));
     // delete_many / put_many are single commits as well.
     dir.reset_counters();
     assert_eq!(s.delete_many(&["key1", "key2", "nope"]).unwrap(), 2);
     assert_eq!(dir.counters().syncs, 1);
     assert_eq!(s.commit_seq().unwrap(), seq + 2);
+    // Another instance sees both commits at once, from the log.
+    let mut other = BucketFile::open(dir.clone(), "b.kvfs", opts()).unwrap().unwrap();
+    assert_eq!(other.get(b"key1").unwrap(), None);
+    assert_eq!(other.get(b"key3").unwrap(), Some(vec![1u8; 40]));
+    assert!(s.check().unwrap().is_empty());
+}
+
+/// A transaction too large for the log goes straight into the tree: a
+/// checkpoint (pages, sync, checkpoint record, sync).
+#[test]
+fn transaction_larger_than_half_the_ring_is_a_checkpoint() {
+    let dir = MemDir::new();
+    let o = Options {
+        log_bytes: 16 * 1024,
+        ..opts()
+    };
+    let mut s = BucketFile::open(dir.clone(), "b.kvfs", o.clone())
+        .unwrap()
+        .unwrap();
+    s.put(b"small", b"logged").unwrap();
+    let before = s.stats().unwrap();
+    assert_eq!(before.log_commits, 1);
+    dir.reset_counters();
+    s.put(b"big", &[3u8; 9000]).unwrap();
+    let after = s.stats().unwrap();
+    assert_eq!(after.checkpoint, before.checkpoint + 1);
+    assert_eq!(after.log_commits, 0);
+    assert_eq!(dir.counters().syncs, 2);
+    let mut other = BucketFile::open(dir.clone(), "b.kvfs", o).unwrap().unwrap();
+    assert_eq!(other.get(b"big").unwrap(), Some(vec![3u8; 9000]));
+    assert_eq!(other.get(b"small").unwrap(), Some(b"logged".to_vec()));
+    assert!(other.check().unwrap().is_empty());
 }
 
 #[test]
 fn durability_none_never_syncs_and_empty_transactions_write_nothing() {
     let dir = MemDir::new();
-    let mut s = Store::open(
+    let mut s = BucketFile::open(
         dir.clone(),
         "b.kvfs",
         Options {
-            durability: Durability::None,
+            sync: SyncPolicy::Never,
             ..opts()
         },
     )
@@ -89,7 +120,7 @@ fn durability_none_never_syncs_and_empty_transactions_write_nothing() {
 #[test]
 fn versions_change_on_every_write() {
     let dir = MemDir::new_untracked();
-    let mut s = Store::open(dir, "b.kvfs", opts()).unwrap().unwrap();
+    let mut s = BucketFile::open(dir, "b.kvfs", opts()).unwrap().unwrap();
     s.put(b"k", b"1").unwrap();
     let (_, v1) = s.get_versioned(b"k").unwrap().unwrap();
     s.put(b"other", b"x").unwrap();
@@ -120,11 +151,11 @@ fn versions_change_on_every_write() {
 #[test]
 fn key_and_value_limits() {
     let dir = MemDir::new_untracked();
-    let mut s = Store::open(
+    let mut s = BucketFile::open(
         dir,
         "b.kvfs",
         Options {
-            durability: Durability::None,
+            sync: SyncPolicy::Never,
             ..opts()
         },
     )
@@ -164,7 +195,7 @@ fn open_missing_without_create_and_garbage_names_file() {
         ..opts()
     };
     assert!(
-        Store::open(dir.clone(), "nope.kvfs", o.clone())
+        BucketFile::open(dir.clone(), "nope.kvfs", o.clone())
             .unwrap()
             .is_none()
     );
@@ -172,14 +203,16 @@ fn open_missing_without_create_and_garbage_names_file() {
         "text.kvfs",
         b"hello, I am a text file and not a store at all................................",
     );
-    let e = Store::open(dir.clone(), "text.kvfs", o.clone()).err().unwrap();
+    let e = BucketFile::open(dir.clone(), "text.kvfs", o.clone())
+        .err()
+        .unwrap();
     assert!(matches!(e, Error::NotAStore { .. }));
     assert!(e.to_string().contains("text.kvfs"), "{e}");
     dir.put_file("empty.kvfs", b"");
-    let e = Store::open(dir, "empty.kvfs", o).err().unwrap();
+    let e = BucketFile::open(dir, "empty.kvfs", o).err().unwrap();
     assert!(e.to_string().contains("empty.kvfs"), "{e}");
     assert!(matches!(
-        Store::open(
+        BucketFile::open(
             MemDir::new(),
             "x",
             Options {
@@ -194,7 +227,7 @@ fn open_missing_without_create_and_garbage_names_file() {
 #[test]
 fn existing_page_size_wins_and_instances_share_the_file() {
     let dir = MemDir::new_untracked();
-    let mut a = Store::open(
+    let mut a = BucketFile::open(
         dir.clone(),
         "b.kvfs",
         Options {
@@ -204,7 +237,7 @@ fn existing_page_size_wins_and_instances_share_the_file() {
     )
     .unwrap()
     .unwrap();
-    let mut b = Store::open(
+    let mut b = BucketFile::open(
         dir.clone(),
         "b.kvfs",
         Options {
@@ -230,7 +263,7 @@ fn existing_page_size_wins_and_instances_share_the_file() {
 #[test]
 fn stats_account_for_every_page() {
     let dir = MemDir::new_untracked();
-    let mut s = Store::open(dir, "b.kvfs", opts()).unwrap().unwrap();
+    let mut s = BucketFile::open(dir, "b.kvfs", opts()).unwrap().unwrap();
     for r in 0..5u8 {
         s.put_many(
             &(0..100)
@@ -245,4 +278,61 @@ fn stats_account_for_every_page() {
     assert!(st.file_bytes >= st.pages_total * 1024);
     assert_eq!(st.commit_seq, s.commit_seq().unwrap());
     assert!(s.check().unwrap().is_empty());
+}
+
+/// The log ring follows the data (a third of the logical size): it moves
+/// to a larger ring as the bucket grows and back as it shrinks, and an
+/// instance that last looked at an older ring, even one whose pages have
+/// been reused since, still sees every commit.
+#[test]
+fn the_log_ring_grows_and_shrinks_with_the_data() {
+    let dir = MemDir::new();
+    let o = Options {
+        log_bytes: 4096,
+        ..opts()
+    };
+    let open = || {
+        BucketFile::open(dir.clone(), "b.kvfs", o.clone())
+            .unwrap()
+            .unwrap()
+    };
+    let mut a = open();
+    a.put(b"first", b"1").unwrap();
+    let mut lagging = open();
+    assert_eq!(lagging.get(b"first").unwrap(), Some(b"1".to_vec()));
+    let first = a.stats().unwrap();
+    assert_eq!(first.log_pages, 4);
+    let key = |i: u32| format!("key{i:04}").into_bytes();
+    let mut rings = vec![first.log_pages];
+    for i in 0..300u32 {
+        a.put(&key(i), &[i as u8; 1000]).unwrap();
+        let pages = a.stats().unwrap().log_pages;
+        if rings.last() != Some(&pages) {
+            rings.push(pages);
+        }
+    }
+    assert!(
+        rings.len() >= 3,
+        "the ring moved only {} times: {rings:?}",
+        rings.len() - 1
+    );
+    assert!(a.check().unwrap().is_empty());
+    // The lagging instance followed the first ring; its pages have been
+    // reused since. It finds its way to the newest ring.
+    assert_eq!(lagging.get(&key(299)).unwrap(), Some(vec![43u8; 1000]));
+    assert_eq!(lagging.stats().unwrap().log_pages, *rings.last().unwrap());
+    assert_eq!(lagging.keys_after(None, 1000).unwrap().len(), 301);
+    // Shrinking: most keys deleted, the ring moves back to a smaller one.
+    let big = a.stats().unwrap().log_pages;
+    for chunk in (0..290u32).collect::<Vec<_>>().chunks(40) {
+        a.delete_many(&chunk.iter().map(|&i| key(i)).collect::<Vec<_>>())
+            .unwrap();
+    }
+    a.checkpoint().unwrap();
+    let after = a.stats().unwrap();
+    assert!(after.log_pages < big, "{} -> {}", big, after.log_pages);
+    assert_eq!(after.keys, 11);
+    assert!(a.check().unwrap().is_empty());
+    assert_eq!(lagging.keys_after(None, 1000).unwrap().len(), 11);
+    assert_eq!(open().get(&key(295)).unwrap(), Some(vec![39u8; 1000]));
 }

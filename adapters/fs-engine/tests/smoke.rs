@@ -1,15 +1,17 @@
 use kv_fs_engine::testing::MemDir;
-use kv_fs_engine::{Durability, Options, Store};
+use kv_fs_engine::{BucketFile, Options, SyncPolicy};
 
 #[test]
 fn smoke() {
     let dir = MemDir::new();
     let opts = Options {
         page_size: 1024,
-        durability: Durability::Sync,
+        sync: SyncPolicy::EveryCommit,
         ..Options::default()
     };
-    let mut s = Store::open(dir.clone(), "b.kvfs", opts.clone()).unwrap().unwrap();
+    let mut s = BucketFile::open(dir.clone(), "b.kvfs", opts.clone())
+        .unwrap()
+        .unwrap();
     assert_eq!(s.get(b"a").unwrap(), None);
     s.put(b"a", b"1").unwrap();
     assert_eq!(s.get(b"a").unwrap(), Some(b"1".to_vec()));
@@ -33,7 +35,7 @@ fn smoke() {
     let keys = s.keys_after(None, 10000).unwrap();
     assert_eq!(keys.len(), 1000 + 3);
     drop(s);
-    let mut s = Store::open(dir.clone(), "b.kvfs", opts).unwrap().unwrap();
+    let mut s = BucketFile::open(dir.clone(), "b.kvfs", opts).unwrap().unwrap();
     assert_eq!(s.get(b"k00001").unwrap(), Some(vec![1u8; 1]));
     assert_eq!(s.get(b"k00002").unwrap(), None);
     println!("{:?}", s.stats().unwrap());

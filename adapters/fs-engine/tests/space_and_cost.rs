@@ -1,7 +1,7 @@
 //! Bounded space and cheap opens.
 
 use kv_fs_engine::testing::{MemDir, Rng};
-use kv_fs_engine::{Durability, Options, Store};
+use kv_fs_engine::{BucketFile, Options, SyncPolicy};
 
 /// Overwriting every key of a 10,000-key bucket (100-byte values) 100
 /// times keeps the file under 3x the logical data size: freed pages are
@@ -10,10 +10,12 @@ use kv_fs_engine::{Durability, Options, Store};
 fn overwrite_10k_keys_100_times_stays_under_3x() {
     let dir = MemDir::new_untracked();
     let opts = Options {
-        durability: Durability::None,
+        sync: SyncPolicy::Never,
         ..Options::default()
     };
-    let mut s = Store::open(dir.clone(), "space.kvfs", opts).unwrap().unwrap();
+    let mut s = BucketFile::open(dir.clone(), "space.kvfs", opts)
+        .unwrap()
+        .unwrap();
     let n = 10_000usize;
     let key = |i: usize| format!("key{i:06}").into_bytes();
     let mut r = Rng::new(3);
@@ -68,10 +70,12 @@ fn overwrite_10k_keys_100_times_stays_under_3x() {
 fn file_shrinks_after_mass_delete() {
     let dir = MemDir::new_untracked();
     let opts = Options {
-        durability: Durability::None,
+        sync: SyncPolicy::Never,
         ..Options::default()
     };
-    let mut s = Store::open(dir.clone(), "shrink.kvfs", opts).unwrap().unwrap();
+    let mut s = BucketFile::open(dir.clone(), "shrink.kvfs", opts)
+        .unwrap()
+        .unwrap();
     s.write(|t| {
         for i in 0..200u32 {
             t.put(format!("k{i:04}").as_bytes(), &vec![i as u8; 20_000])?;
@@ -87,11 +91,12 @@ fn file_shrinks_after_mass_delete() {
         Ok(())
     })
     .unwrap();
-    // Freed pages become reusable two commits later, and the pages the
-    // last commits wrote at the end of the file must themselves be
-    // superseded: a few small commits let the tail be released.
+    // Freed pages become reusable at the next checkpoint, and the pages the
+    // last checkpoints wrote at the end of the file must themselves be
+    // superseded: a few small checkpoints let the tail be released.
     for i in 0..6 {
         s.put(b"tick", &[i]).unwrap();
+        s.checkpoint().unwrap();
     }
     let small = s.stats().unwrap().file_bytes;
     eprintln!("{big} -> {small}");
@@ -100,18 +105,18 @@ fn file_shrinks_after_mass_delete() {
     assert_eq!(s.get(b"k0005").unwrap(), Some(vec![5u8; 20_000]));
 }
 
-/// Opening a store of 200,000 keys reads O(1) pages (header and the two
-/// commit records), and a lookup reads the commit records plus one page
-/// per tree level; repeated lookups are served by the page cache, which
-/// survives other instances' commits.
+/// Opening a store of 200,000 keys reads O(1) pages (header, checkpoint
+/// records, the log since the last checkpoint), and a lookup reads the
+/// log's tail plus one page per tree level; repeated lookups are served by
+/// the page cache, which survives other instances' checkpoints.
 #[test]
 fn open_and_lookup_cost_is_o1_plus_depth() {
     let dir = MemDir::new_untracked();
     let opts = Options {
-        durability: Durability::None,
+        sync: SyncPolicy::Never,
         ..Options::default()
     };
-    let mut s = Store::open(dir.clone(), "big.kvfs", opts.clone())
+    let mut s = BucketFile::open(dir.clone(), "big.kvfs", opts.clone())
         .unwrap()
         .unwrap();
     let n = 200_000u32;
@@ -130,7 +135,7 @@ fn open_and_lookup_cost_is_o1_plus_depth() {
     drop(s);
 
     dir.reset_counters();
-    let mut s = Store::open(dir.clone(), "big.kvfs", opts.clone())
+    let mut s = BucketFile::open(dir.clone(), "big.kvfs", opts.clone())
         .unwrap()
         .unwrap();
     let open_reads = dir.counters().reads;
@@ -138,8 +143,7 @@ fn open_and_lookup_cost_is_o1_plus_depth() {
     let k = key(123_456);
     assert!(s.get(&k).unwrap().is_some());
     let get_reads = dir.counters().reads - open_reads;
-    // One commit record (the slot the next commit would overwrite) plus at
-    // most one page per level.
+    // The cell at the log's tail plus at most one page per level.
     assert!(
         get_reads <= 1 + depth,
         "first lookup read {get_reads} times at depth {depth}"
@@ -152,7 +156,7 @@ fn open_and_lookup_cost_is_o1_plus_depth() {
     // Another instance commits elsewhere in the key space; our cached
     // pages on the untouched path stay valid (validated by sequence and
     // checksum in the parent pointers), so only changed pages are re-read.
-    let mut other = Store::open(dir.clone(), "big.kvfs", opts).unwrap().unwrap();
+    let mut other = BucketFile::open(dir.clone(), "big.kvfs", opts).unwrap().unwrap();
     other.put(&key(5), b"changed").unwrap();
     let c = dir.counters().reads;
     assert!(s.get(&k).unwrap().is_some());

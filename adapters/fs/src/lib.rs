@@ -22,7 +22,7 @@ use core::cell::RefCell;
 
 use kv_core::config::{AdapterConfig, BackendConfig, Durability, FsConfig};
 use kv_core::{CounterRange, Error, KeyPage, Limits, ListRequest, Quoted, Result, Version, Versioned};
-use kv_fs_engine::{Options, Store};
+use kv_fs_engine::{BucketFile, Options, SyncPolicy};
 
 use crate::wasi_dir::WasiDir;
 
@@ -32,18 +32,18 @@ pub const LIMITS: Limits = Limits {
     max_value_bytes: kv_fs_engine::MAX_VALUE_LEN,
 };
 
-type SharedStore = Rc<RefCell<Store<WasiDir>>>;
+type SharedFile = Rc<RefCell<BucketFile<WasiDir>>>;
 
 /// The file-backed backend: one engine store per bucket file, kept open for
 /// the life of the instance so its page cache is reused.
 pub struct FsBackend {
     dir: WasiDir,
     options: Options,
-    stores: RefCell<BTreeMap<String, SharedStore>>,
+    stores: RefCell<BTreeMap<String, SharedFile>>,
 }
 
 pub struct FsBucket {
-    store: SharedStore,
+    store: SharedFile,
 }
 
 /// The engine's messages already name kv-fs and the file.
@@ -92,7 +92,7 @@ impl kv_core::Backend for FsBackend {
             }));
         }
         let file = file_name(name)?;
-        let store = Store::open(self.dir.clone(), &file, self.options.clone())
+        let store = BucketFile::open(self.dir.clone(), &file, self.options.clone())
             .map_err(engine_error)?
             .ok_or(Error::NoSuchStore)?;
         let store = Rc::new(RefCell::new(store));
@@ -124,9 +124,9 @@ impl kv_glue::Adapter for FsBackend {
 fn options(config: &FsConfig) -> Options {
     Options {
         page_size: config.page_size,
-        durability: match config.durability {
-            Durability::Sync => kv_fs_engine::Durability::Sync,
-            Durability::None => kv_fs_engine::Durability::None,
+        sync: match config.durability {
+            Durability::Sync => SyncPolicy::EveryCommit,
+            Durability::None => SyncPolicy::Never,
         },
         create_if_missing: config.create_buckets,
         lock_lease_millis: u64::from(config.lock_lease_ms),

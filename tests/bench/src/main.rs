@@ -31,9 +31,13 @@
 //! (composed into the guest, under wasmtime 48 via `kv-runner`) to
 //! baselines built in the same run:
 //!
+//! * the **limit**: one 4 KiB page rewritten in place and `fdatasync`ed,
+//!   natively, in a loop, on the same file system: the ceiling for any
+//!   durable write (set rows only);
 //! * native **redb** (default `Durability::Immediate`), native **SQLite**
 //!   (`rusqlite`, bundled) with Spin's `spin_key_value` schema and
-//!   statements (`synchronous=FULL`, rollback journal), each call its own
+//!   statements (`synchronous=FULL`, rollback journal, as Spin opens it)
+//!   and the same in **WAL mode** (`synchronous=FULL`), each call its own
 //!   transaction, and wasmtime's in-memory host `wasi:keyvalue`
 //!   (`wasmtime-wasi-keyvalue`, the ceiling for crossing the component
 //!   boundary) running the same guest, not composed;
@@ -47,7 +51,7 @@
 //! Reads run on the freshly loaded bucket; the writes run in rounds
 //! interleaved across the stores (a burst of other disk activity then
 //! lands on all of them, not on one), each round in a fresh instance or a
-//! fresh open. Every store's results are checked (values read back, list
+//! fresh open; their rates are the medians of the rounds' rates. Every store's results are checked (values read back, list
 //! counts, counter totals); a wrong result is reported, not timed over.
 //!
 //! And, to explain the kv-fs figures (diagnostics, not baselines): kv-fs
@@ -183,7 +187,11 @@ impl Sizes {
             sets: self.sets / rounds,
             batches: (self.batches / rounds).max(1),
             incrs: self.incrs / rounds,
-            seed: 1000 + round,
+            // Far apart: `Rng` counts up from its seed, so seeds 1000 and
+            // 1001 would draw the same keys shifted by one, and a store that
+            // skips writing an unchanged value (SQLite does) would skip most
+            // of the rounds after the first.
+            seed: (round + 1) << 32,
             ..self.params("ops", bucket)
         }
     }
@@ -197,8 +205,11 @@ impl Sizes {
 const KVFS: &str = "kv-fs";
 const REDB: &str = "redb";
 const SQLITE: &str = "sqlite";
+const SQLITE_WAL: &str = "sqlite-wal";
+/// One page rewritten in place + fdatasync: the ceiling for durable writes.
+const LIMIT: &str = "limit";
 const WTMEM: &str = "wasmtime-mem";
-const STORES: [&str; 4] = [KVFS, REDB, SQLITE, WTMEM];
+const STORES: [&str; 6] = [KVFS, LIMIT, REDB, SQLITE, SQLITE_WAL, WTMEM];
 /// kv-fs variants (diagnostics, not baselines).
 const KVFS_SYNC_HOST: &str = "kv-fs-sync-host";
 const KVFS_NOSYNC: &str = "kv-fs-nosync";
@@ -319,7 +330,12 @@ fn main() -> Result<()> {
         bench.attempt("wasmtime in-memory workload", |b| b.run_wtmem(guest));
     }
     bench.attempt("redb workload", |b| b.run_redb());
-    bench.attempt("SQLite workload", |b| b.run_sqlite());
+    bench.attempt("SQLite workload", |b| {
+        b.run_sqlite(SQLITE, native::Journal::Rollback)
+    });
+    bench.attempt("SQLite WAL workload", |b| {
+        b.run_sqlite(SQLITE_WAL, native::Journal::Wal)
+    });
     bench.write_rounds(kvfs.as_ref());
     bench.engine_counts = bench.attempt("counting the kv-fs engine's file operations", |b| {
         b.count_engine_ops()
@@ -723,6 +739,8 @@ impl Bench {
         let nosync_dir = self.work.join("kv-fs-nosync");
         let redb_path = self.work.join("redb").join("bench.redb");
         let sqlite_path = self.work.join("sqlite").join("bench.sqlite");
+        let sqlite_wal_path = self.work.join("sqlite-wal").join("bench.sqlite");
+        let limit_path = self.work.join("limit.bin");
         let mut stores: Vec<&'static str> = vec![];
         if let Some(kvfs) = kvfs {
             if kv_dir.join("bench.kvfs").exists() {
@@ -741,6 +759,19 @@ impl Bench {
         if sqlite_path.exists() {
             stores.push(SQLITE);
         }
+        if sqlite_wal_path.exists() {
+            stores.push(SQLITE_WAL);
+        }
+        let limit = match native::PageSync::create(&limit_path) {
+            Ok(limit) => {
+                stores.push(LIMIT);
+                Some(limit)
+            }
+            Err(e) => {
+                self.errors.push(format!("the page-sync limit: {e:#}"));
+                None
+            }
+        };
         let rounds = s.rounds.max(1);
         self.progress(&format!(
             "writes: {rounds} rounds of {} sets, {} set-many, {} increments each, interleaved across {}",
@@ -769,9 +800,16 @@ impl Bench {
                     (REDB, _) => native::Redb::open(&redb_path)
                         .and_then(|mut kv| workload::run_ops(&mut kv, &p))
                         .map_err(anyhow::Error::msg),
-                    (SQLITE, _) => native::Sqlite::open(&sqlite_path)
+                    (SQLITE, _) => native::Sqlite::open(&sqlite_path, native::Journal::Rollback)
                         .and_then(|mut kv| workload::run_ops(&mut kv, &p))
                         .map_err(anyhow::Error::msg),
+                    (SQLITE_WAL, _) => native::Sqlite::open(&sqlite_wal_path, native::Journal::Wal)
+                        .and_then(|mut kv| workload::run_ops(&mut kv, &p))
+                        .map_err(anyhow::Error::msg),
+                    (LIMIT, _) => match &limit {
+                        Some(limit) => limit.run(p.sets),
+                        None => continue,
+                    },
                     _ => continue,
                 };
                 match result {
@@ -788,6 +826,25 @@ impl Bench {
         }
         for (store, rounds) in reports {
             self.absorb(store, &merge_rounds(&rounds));
+            // The rates of the table: medians of the rounds' own rates.
+            let rate = |ops: &str, secs: &str| {
+                let v: Vec<f64> = rounds.iter().filter_map(|r| per_sec(r, ops, secs)).collect();
+                (!v.is_empty()).then(|| median(v))
+            };
+            self.set(store, "set", rate("set_ops", "set_s"));
+            self.set(store, "incr", rate("incr_ops", "incr_s"));
+            self.set(
+                store,
+                "setmany_ms",
+                rate("setmany_s", "setmany_calls").map(|s| s * 1e3),
+            );
+            self.set(
+                store,
+                "setmany_vs_set",
+                self.fig(store, "setmany_ms")
+                    .zip(self.fig(store, "set"))
+                    .map(|(many_ms, set_per_s)| many_ms * set_per_s / 1e3),
+            );
             let rounds: Vec<Value> = rounds.iter().map(report_json).collect();
             match self.raw.get_mut(store) {
                 Some(Value::Object(m)) => {
@@ -826,7 +883,8 @@ impl Bench {
             let mut kv = open()?;
             workload::load(&mut kv, &s.params("load", "bench"), &mut load).map_err(anyhow::Error::msg)
         })?;
-        let file = file_len(data_file)?;
+        // The whole directory: a WAL database keeps data in its -wal file.
+        let file = data_file.parent().map_or(Ok(0), dir_bytes)?;
         self.set(
             store,
             "file_ratio",
@@ -860,12 +918,12 @@ impl Bench {
         self.native_workload(REDB, open, &path)
     }
 
-    fn run_sqlite(&mut self) -> Result<()> {
-        let dir = self.work.join("sqlite");
+    fn run_sqlite(&mut self, store: &'static str, journal: native::Journal) -> Result<()> {
+        let dir = self.work.join(store);
         std::fs::create_dir_all(&dir)?;
         let path = dir.join("bench.sqlite");
-        let open = || native::Sqlite::open(&path).map_err(anyhow::Error::msg);
-        self.native_workload(SQLITE, open, &path)
+        let open = || native::Sqlite::open(&path, journal).map_err(anyhow::Error::msg);
+        self.native_workload(store, open, &path)
     }
 
     // ------------------------------------------------------------ diagnostics
@@ -984,23 +1042,22 @@ impl Bench {
         }
 
         // Native: the process is already running; a fresh open + first get.
-        let redb_path = self.work.join("big.redb");
-        let sqlite_path = self.work.join("big.sqlite");
-        for store in [REDB, SQLITE] {
+        for store in [REDB, SQLITE, SQLITE_WAL] {
+            let path = self.work.join(format!("big.{store}"));
+            let path = &path;
             self.attempt(&format!("{store} open->first get"), |b| {
                 b.timed(
                     &format!("{store}: build the {n}-key file, one transaction"),
-                    || {
-                        if store == REDB {
-                            native::Redb::create(&redb_path)?.bulk_load(&entries)
-                        } else {
-                            native::Sqlite::open(&sqlite_path)
-                                .map_err(anyhow::Error::msg)?
-                                .bulk_load(&entries)
-                        }
+                    || match store {
+                        REDB => native::Redb::create(path)?.bulk_load(&entries),
+                        SQLITE => native::Sqlite::open(path, native::Journal::Rollback)
+                            .map_err(anyhow::Error::msg)?
+                            .bulk_load(&entries),
+                        _ => native::Sqlite::open(path, native::Journal::Wal)
+                            .map_err(anyhow::Error::msg)?
+                            .bulk_load(&entries),
                     },
                 )?;
-                let path = if store == REDB { &redb_path } else { &sqlite_path };
                 b.set(store, "file_ratio_big", Some(file_len(path)? as f64 / logical));
                 let mut times = vec![];
                 for (i, &pick) in picks.iter().enumerate() {

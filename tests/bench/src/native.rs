@@ -1,14 +1,16 @@
 //! The native baselines, running the same workload as the guest
-//! ([`crate::workload`]): redb and SQLite (Spin's key-value schema), both
-//! durable, one transaction per `wasi:keyvalue` call. Also the native
-//! kv-fs engine, to build the 1M-key file and to count syncs.
+//! ([`crate::workload`]): redb and SQLite (Spin's key-value schema, with
+//! Spin's rollback journal and in WAL mode), all durable, one transaction
+//! per `wasi:keyvalue` call; and the physical limit of a durable write (one
+//! page rewritten in place and synced). Also the native kv-fs engine, to
+//! build the 1M-key file and to count file operations.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use kv_fs_engine::std_dir::StdDir;
 use kv_fs_engine::testing::{Counters, MemDir};
-use kv_fs_engine::{Durability, Options, Store};
+use kv_fs_engine::{BucketFile, Options, SyncPolicy};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -128,16 +130,29 @@ fn parse_counter(v: &[u8]) -> Result<u64, String> {
 
 /// Spin's SQLite key-value store: its schema and its statements, one
 /// transaction per write (autocommit; set-many and increment in an explicit
-/// transaction), `synchronous=FULL` with the default rollback journal.
+/// transaction), `synchronous=FULL`, with the default rollback journal (as
+/// Spin opens it) or in WAL mode (the stronger configuration).
 pub struct Sqlite {
     conn: Connection,
 }
 
 const STORE: &str = "bench";
 
+/// How a SQLite database journals its writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Journal {
+    /// The default rollback journal (Spin's configuration).
+    Rollback,
+    /// Write-ahead log.
+    Wal,
+}
+
 impl Sqlite {
-    pub fn open(path: &Path) -> Result<Sqlite, String> {
+    pub fn open(path: &Path, journal: Journal) -> Result<Sqlite, String> {
         let conn = Connection::open(path).map_err(e)?;
+        if journal == Journal::Wal {
+            conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
+        }
         conn.execute_batch(
             "PRAGMA synchronous = FULL;
              CREATE TABLE IF NOT EXISTS spin_key_value (
@@ -151,8 +166,9 @@ impl Sqlite {
         Ok(Sqlite { conn })
     }
 
-    /// Opens an existing file read-only as a fresh process would, without
-    /// any setup statement (the open-to-first-get measurement).
+    /// Opens an existing file as a fresh process would, without any setup
+    /// statement (the open-to-first-get measurement; a WAL database stays
+    /// in WAL mode).
     pub fn open_existing(path: &Path) -> Result<Sqlite, String> {
         Connection::open(path).map(|conn| Sqlite { conn }).map_err(e)
     }
@@ -220,6 +236,57 @@ impl Kv for Sqlite {
     }
 }
 
+// ---------------------------------------------------------------- the limit
+
+/// The ceiling for any durable write on this file system: one 4 KiB page
+/// rewritten in place with `pwrite` and made durable with `fdatasync`, in
+/// a loop (no lock, no read, nothing else).
+pub struct PageSync {
+    file: std::fs::File,
+}
+
+impl PageSync {
+    pub fn create(path: &Path) -> Result<PageSync> {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        // The page exists on disk before the loop: the loop never allocates.
+        file.write_all_at(&[0u8; 4096], 0)?;
+        file.sync_all()?;
+        Ok(PageSync { file })
+    }
+
+    /// `n` durable page writes: the same figures as the workload's sets.
+    pub fn run(&self, n: u64) -> Result<workload::Report> {
+        use std::os::unix::fs::FileExt;
+        use std::time::Instant;
+        let mut page = [0u8; 4096];
+        let mut lat = Vec::with_capacity(n as usize);
+        let t = Instant::now();
+        for i in 0..n {
+            page[..8].copy_from_slice(&i.to_le_bytes());
+            let t1 = Instant::now();
+            self.file.write_all_at(&page, 0)?;
+            self.file.sync_data()?;
+            lat.push(t1.elapsed().as_secs_f64());
+        }
+        let mut r = workload::Report::default();
+        r.put("set_ops", n as f64);
+        r.put("set_s", t.elapsed().as_secs_f64());
+        lat.sort_by(f64::total_cmp);
+        if let (Some(p50), Some(p99)) = (lat.get(lat.len() / 2), lat.get(lat.len() * 99 / 100)) {
+            r.put("set_p50_us", p50 * 1e6);
+            r.put("set_p99_us", p99 * 1e6);
+        }
+        Ok(r)
+    }
+}
+
 // ---------------------------------------------------------------- kv-fs engine
 
 /// Builds the bucket file `name` in `dir` natively with the engine (what
@@ -227,10 +294,10 @@ impl Kv for Sqlite {
 /// syncs.
 pub fn build_kvfs(dir: &Path, name: &str, entries: &[(String, Vec<u8>)], batch: usize) -> Result<()> {
     let options = Options {
-        durability: Durability::None,
+        sync: SyncPolicy::Never,
         ..Options::default()
     };
-    let mut store = Store::open(StdDir::new(dir), name, options)
+    let mut store = BucketFile::open(StdDir::new(dir), name, options)
         .map_err(|e| anyhow::anyhow!("kv-fs engine: {e}"))?
         .context("the engine did not create the file")?;
     for chunk in entries.chunks(batch) {
@@ -272,11 +339,11 @@ impl OpCount {
 /// operations (each one `wasi:filesystem` call under kv-fs), counted by the
 /// engine's instrumented in-memory directory
 /// (`kv_fs_engine::testing::MemDir`) with kv-fs's options (the engine's
-/// defaults: `Durability::Sync`, 4 KiB pages, 256 cached pages), on a
+/// defaults: `SyncPolicy::EveryCommit`, 4 KiB pages, a 1 MiB log ring), on a
 /// bucket of `keys` keys loaded as the benchmark loads it. The calls are
 /// the ones kv-fs makes: `get`, `put`, `put_many`, a `write` with a get and
 /// a put (increment), `keys_after` pages of 1001 (list-keys), and
-/// `Store::open` + `get` (a fresh instance's first get).
+/// `BucketFile::open` + `get` (a fresh instance's first get).
 #[derive(Debug, Clone)]
 pub struct EngineCounts {
     pub keys: u64,
@@ -294,7 +361,7 @@ pub fn count_engine_ops(keys: u64, batch: u64, gets: u64) -> Result<EngineCounts
     let engine = |e: kv_fs_engine::Error| anyhow::anyhow!("kv-fs engine: {e}");
     let dir = MemDir::new_untracked();
     let name = "count.kvfs";
-    let mut store = Store::open(dir.clone(), name, Options::default())
+    let mut store = BucketFile::open(dir.clone(), name, Options::default())
         .map_err(engine)?
         .context("the engine did not create the file")?;
     let entries: Vec<(String, Vec<u8>)> = (0..keys)
@@ -306,10 +373,10 @@ pub fn count_engine_ops(keys: u64, batch: u64, gets: u64) -> Result<EngineCounts
     drop(entries);
     let mut rng = workload::Rng(99);
     let mut ops = vec![];
-    let mut count = |store: &mut Store<MemDir>,
+    let mut count = |store: &mut BucketFile<MemDir>,
                      name: &'static str,
                      calls: u64,
-                     f: &mut dyn FnMut(&mut Store<MemDir>) -> Result<()>| {
+                     f: &mut dyn FnMut(&mut BucketFile<MemDir>) -> Result<()>| {
         dir.reset_counters();
         for _ in 0..calls {
             f(store)?;
@@ -371,7 +438,7 @@ pub fn count_engine_ops(keys: u64, batch: u64, gets: u64) -> Result<EngineCounts
     })?;
     let reopen_dir = dir.clone();
     count(&mut store, "open + first get", 5, &mut |_| {
-        let mut fresh = Store::open(reopen_dir.clone(), name, Options::default())
+        let mut fresh = BucketFile::open(reopen_dir.clone(), name, Options::default())
             .map_err(engine)?
             .context("the file vanished")?;
         fresh

@@ -270,7 +270,9 @@ pub fn run_ops<K: Kv>(kv: &mut K, p: &Params) -> Result<Report, String> {
         let items: Vec<(String, Vec<u8>, u64)> = (0..p.sets)
             .map(|_| {
                 let i = rng.below(n);
-                (key(i), value(i, 1), i)
+                // A new value in every run (`seed` differs): never an
+                // unchanged value a store could skip writing.
+                (key(i), value(i, p.seed), i)
             })
             .collect();
         let mut lat = Vec::with_capacity(items.len());
@@ -300,7 +302,7 @@ pub fn run_ops<K: Kv>(kv: &mut K, p: &Params) -> Result<Report, String> {
                 (0..p.batch.min(n))
                     .map(|j| {
                         let i = (start + j) % n;
-                        (key(i), value(i, 2 + b))
+                        (key(i), value(i, p.seed + 1 + b))
                     })
                     .collect()
             })

@@ -386,17 +386,16 @@ impl Cloud for NativeS3 {
         }
     }
 
+    /// As kv-http lists: `start-after` the last object key returned (the
+    /// benchmark's keys need no URL-encoding, so a listed key is its object key).
     fn list_page(&self, cursor: Option<String>) -> Result<(u64, Option<String>)> {
         let mut path = format!(
             "{}?list-type=2&encoding-type=url&max-keys={PAGE}&prefix={}",
             self.bucket_path,
             uri_encode(PREFIX.as_bytes(), false)
         );
-        if let Some(token) = cursor {
-            path.push_str(&format!(
-                "&continuation-token={}",
-                uri_encode(token.as_bytes(), false)
-            ));
+        if let Some(after) = cursor {
+            path.push_str(&format!("&start-after={}", uri_encode(after.as_bytes(), false)));
         }
         let response = self.send(Request::new(Method::Get, path))?;
         if !response.is_success() {
@@ -404,7 +403,12 @@ impl Cloud for NativeS3 {
         }
         let page =
             kv_http::s3::parse_list(&response.body).map_err(|e| anyhow::anyhow!("ListObjectsV2: {e}"))?;
-        Ok((page.keys.len() as u64, page.next))
+        let next = if page.truncated {
+            page.keys.last().cloned()
+        } else {
+            None
+        };
+        Ok((page.keys.len() as u64, next))
     }
 }
 
@@ -504,34 +508,51 @@ impl Cloud for NativeAzureTable {
         }
     }
 
-    /// The cursor is Azure's continuation: `NextPartitionKey\nNextRowKey`.
+    /// As kv-http lists: the next page is the rows after the last `RowKey`
+    /// returned (`RowKey gt`), following Azure's continuation only within a
+    /// page (the benchmark's keys need no escaping).
     fn list_page(&self, cursor: Option<String>) -> Result<(u64, Option<String>)> {
-        let filter = format!("PartitionKey eq '{}'", azure::odata_quote(&self.partition));
-        let mut path = format!(
-            "/{}()?$filter={}&$select=RowKey&$top={PAGE}",
-            self.table,
-            percent_encode(filter.as_bytes())
-        );
-        if let Some((partition, row)) = cursor.as_deref().and_then(|c| c.split_once('\n')) {
-            path.push_str(&format!(
-                "&NextPartitionKey={}&NextRowKey={}",
-                percent_encode(partition.as_bytes()),
-                percent_encode(row.as_bytes())
-            ));
+        let mut filter = format!("PartitionKey eq '{}'", azure::odata_quote(&self.partition));
+        if let Some(after) = &cursor {
+            filter.push_str(&format!(" and RowKey gt '{}'", azure::odata_quote(after)));
         }
-        let response = self.send(Request::new(Method::Get, path))?;
-        if !response.is_success() {
-            return Err(failure("query", &response));
+        let mut listed = 0;
+        let mut last = None;
+        let mut continuation: Option<(String, String)> = None;
+        loop {
+            let mut path = format!(
+                "/{}()?$filter={}&$select=RowKey&$top={PAGE}",
+                self.table,
+                percent_encode(filter.as_bytes())
+            );
+            if let Some((partition, row)) = &continuation {
+                path.push_str(&format!(
+                    "&NextPartitionKey={}&NextRowKey={}",
+                    percent_encode(partition.as_bytes()),
+                    percent_encode(row.as_bytes())
+                ));
+            }
+            let response = self.send(Request::new(Method::Get, path))?;
+            if !response.is_success() {
+                return Err(failure("query", &response));
+            }
+            let answer: Value = serde_json::from_slice(&response.body)?;
+            let rows = answer["value"].as_array().context("no value")?;
+            listed += rows.len() as u64;
+            if let Some(row) = rows.last() {
+                last = Some(row["RowKey"].as_str().context("no RowKey")?.to_string());
+            }
+            continuation = match (
+                response.header("x-ms-continuation-NextPartitionKey"),
+                response.header("x-ms-continuation-NextRowKey"),
+            ) {
+                (Some(partition), Some(row)) => Some((partition.to_string(), row.to_string())),
+                _ => None,
+            };
+            if continuation.is_none() || listed > 0 {
+                let more = continuation.is_some() || listed == PAGE as u64;
+                return Ok((listed, if more { last } else { None }));
+            }
         }
-        let answer: Value = serde_json::from_slice(&response.body)?;
-        let listed = answer["value"].as_array().context("no value")?.len() as u64;
-        let next = match (
-            response.header("x-ms-continuation-NextPartitionKey"),
-            response.header("x-ms-continuation-NextRowKey"),
-        ) {
-            (Some(partition), Some(row)) => Some(format!("{partition}\n{row}")),
-            _ => None,
-        };
-        Ok((listed, next))
     }
 }
