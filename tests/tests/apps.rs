@@ -250,8 +250,14 @@ fn a_wasmtime_commands_bucket_persists_on_kv_fs_as_the_default_bucket() {
 #[test]
 fn a_wasmtime_command_on_node() {
     let work = work_dir!("apps", "wasmtime-command-node");
-    let mem = Backend::mem();
-    assert_eq!(mem.run_on_node(WASMTIME_COMMAND, &VISITS, &work), VISITS_OUTPUT);
+    for backend in [Backend::mem(), Backend::etcd("wasmtime-command-node")] {
+        assert_eq!(
+            backend.run_on_node(WASMTIME_COMMAND, &VISITS, &work),
+            VISITS_OUTPUT,
+            "on {} on Node",
+            backend.name
+        );
+    }
     // kv-fs: Node continues what wasmtime wrote, in the same file.
     let fs = Backend::fs(&work.join("data"));
     assert_eq!(fs.run(WASMTIME_COMMAND, &VISITS), VISITS_OUTPUT);
@@ -390,7 +396,8 @@ fn draft2_apps_of_both_get_many_shapes_plug_and_run() {
 fn draft2_apps_of_both_get_many_shapes_on_node() {
     for (app, name) in [(DRAFT2_APP_PR55, "pr55"), (DRAFT2_APP_2024, "2024")] {
         let work = work_dir!("apps", &format!("draft2-node-{name}"));
-        for backend in [Backend::mem(), Backend::fs(&work.join("data"))] {
+        let etcd = Backend::etcd(&format!("draft2-node-{name}"));
+        for backend in [Backend::mem(), Backend::fs(&work.join("data")), etcd] {
             assert_eq!(
                 backend.run_on_node(app, &STOCK, &work),
                 STOCK_OUTPUT,

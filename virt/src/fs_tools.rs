@@ -44,7 +44,7 @@ pub enum FsCommand {
         /// The JSON lines (standard input if absent).
         input: Option<PathBuf>,
         /// Page size if the file is created.
-        #[arg(long, default_value_t = 4096)]
+        #[arg(long, default_value_t = kv_core::config::FsConfig::DEFAULT_PAGE_SIZE)]
         page_size: u32,
     },
 }

@@ -160,3 +160,28 @@ fn upgrade_converts_a_version_1_file() {
     let report = stdout(&kv_virt(&["fs", "check", file.to_str().unwrap()]));
     assert!(report.contains(": ok (201 keys"), "{report}");
 }
+
+/// kv-fs's defaults and bounds are kv-core's `FsConfig` (the CLI and the
+/// kv-fs adapter use them); the engine, which kv-core does not depend on,
+/// keeps its own for native use and its format: they must be the same.
+#[test]
+fn the_engine_and_kv_core_agree_on_kv_fs_defaults_and_bounds() {
+    use kv_core::config::{Durability, FsConfig};
+    let engine = kv_fs_engine::Options::default();
+    assert_eq!(engine.page_size, FsConfig::DEFAULT_PAGE_SIZE);
+    assert_eq!(kv_fs_engine::MIN_PAGE_SIZE, FsConfig::MIN_PAGE_SIZE);
+    assert_eq!(kv_fs_engine::MAX_PAGE_SIZE, FsConfig::MAX_PAGE_SIZE);
+    assert_eq!(
+        engine.lock_lease_millis,
+        u64::from(FsConfig::DEFAULT_LOCK_LEASE_MS)
+    );
+    assert_eq!(
+        engine.lock_wait_millis,
+        u64::from(FsConfig::LOCK_WAIT_LEASES * FsConfig::DEFAULT_LOCK_LEASE_MS)
+    );
+    assert_eq!(engine.create_if_missing, FsConfig::DEFAULT_CREATE_BUCKETS);
+    assert_eq!(
+        engine.sync == kv_fs_engine::SyncPolicy::EveryCommit,
+        FsConfig::DEFAULT_DURABILITY == Durability::Sync
+    );
+}

@@ -35,8 +35,10 @@ pub(crate) const EXT_HDR: usize = 24;
 pub(crate) const LIST_HDR: usize = PAGE_HDR + PTR_LEN;
 pub(crate) const LOCK_LEN: usize = 64;
 pub(crate) const MAX_DEPTH: u16 = 40;
-pub(crate) const MIN_PAGE: u32 = 1024;
-pub(crate) const MAX_PAGE: u32 = 65536;
+/// The smallest page size a file may have.
+pub const MIN_PAGE: u32 = 1024;
+/// The largest page size a file may have.
+pub const MAX_PAGE: u32 = 65536;
 
 pub(crate) const T_CHECKPOINT: u8 = 2;
 pub(crate) const T_LEAF: u8 = 3;

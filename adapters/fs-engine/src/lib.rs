@@ -64,6 +64,7 @@ pub mod testing;
 
 pub use bucket::{BucketFile, Entry, Iter, Options, Stats, SyncPolicy};
 pub use error::{Error, Problem};
+pub use format::{MAX_PAGE as MAX_PAGE_SIZE, MIN_PAGE as MIN_PAGE_SIZE};
 pub use io::{Dir, File, IoError, IoErrorKind, IoResult};
 pub use txn::WriteTxn;
 pub use upgrade::upgrade_v1;
