@@ -13,7 +13,7 @@ mod dummy;
 mod inspect;
 mod plug;
 
-pub use configure::{config_provider, configure};
+pub use configure::{bake_config, config_provider, configure};
 pub use dummy::dummy_component;
 pub use inspect::{ComponentInfo, GetManyShape, Item, inspect};
 pub use plug::{is_key_value_interface, plug};

@@ -1,20 +1,17 @@
 //! `kv-virt fs …`: kv-fs bucket files, natively: check (fsck), inspect,
 //! dump and load as JSON lines.
 //!
-//! The JSON-lines format has one object per key, in key order:
-//! `{"key": "<the key>", "value": "<the value, standard base64>"}`.
+//! The JSON-lines format ([`kv_dump`]) has one object per key, here in key
+//! order: `{"key": "<the key>", "value": "<the value, standard base64>"}`.
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use kv_fs_engine::std_dir::StdDir;
 use kv_fs_engine::{Options, Store};
-use serde::{Deserialize, Serialize};
 
 #[derive(Subcommand, Debug)]
 pub enum FsCommand {
@@ -42,13 +39,6 @@ pub enum FsCommand {
         #[arg(long, default_value_t = 4096)]
         page_size: u32,
     },
-}
-
-/// One line of a dump.
-#[derive(Serialize, Deserialize)]
-struct Line {
-    key: String,
-    value: String,
 }
 
 fn open(file: &Path, create: bool, page_size: u32) -> Result<Store<StdDir>> {
@@ -137,12 +127,8 @@ pub fn run(command: FsCommand, out: &mut dyn Write) -> Result<()> {
             };
             for entry in store.iter(1000) {
                 let entry = entry?;
-                let line = Line {
-                    key: String::from_utf8(entry.key).context("a stored key is not UTF-8")?,
-                    value: BASE64.encode(&entry.value),
-                };
-                serde_json::to_writer(&mut sink, &line)?;
-                sink.write_all(b"\n")?;
+                let key = String::from_utf8(entry.key).context("a stored key is not UTF-8")?;
+                kv_dump::write_line(&mut sink, None, &key, &entry.value)?;
                 bar.inc(1);
             }
             sink.flush()?;
@@ -166,27 +152,32 @@ pub fn run(command: FsCommand, out: &mut dyn Write) -> Result<()> {
             let bar = progress(len, "loading");
             let mut batch: Vec<(String, Vec<u8>)> = Vec::new();
             let mut loaded = 0u64;
-            for (number, line) in reader.lines().enumerate() {
-                let line = line?;
-                bar.inc(line.len() as u64 + 1);
-                if line.trim().is_empty() {
-                    continue;
+            let mut lines = kv_dump::Lines::new(reader);
+            let mut read = || -> Result<()> {
+                while let Some(line) = lines.next() {
+                    let (number, entry) = line?;
+                    bar.set_position(lines.bytes_read());
+                    if let Some(bucket) = entry.bucket {
+                        bail!(
+                            "line {number}: names bucket {bucket:?}, and `fs load` loads one bucket: export \
+                             one bucket per stream"
+                        );
+                    }
+                    batch.push((entry.key, entry.value));
+                    if batch.len() == 1000 {
+                        store.put_many(&batch)?;
+                        loaded += batch.len() as u64;
+                        batch.clear();
+                    }
                 }
-                let parsed: Line =
-                    serde_json::from_str(&line).with_context(|| format!("line {}", number + 1))?;
-                let value = BASE64
-                    .decode(&parsed.value)
-                    .with_context(|| format!("line {}: value is not base64", number + 1))?;
-                batch.push((parsed.key, value));
-                if batch.len() == 1000 {
-                    store.put_many(&batch)?;
-                    loaded += batch.len() as u64;
-                    batch.clear();
-                }
-            }
+                Ok(())
+            };
+            let result = read();
+            // The lines before a bad one are loaded.
             store.put_many(&batch)?;
             loaded += batch.len() as u64;
             bar.finish_and_clear();
+            result.with_context(|| format!("{}: loaded the {loaded} keys before", file.display()))?;
             writeln!(out, "{}: loaded {loaded} keys", file.display())?;
         }
     }
