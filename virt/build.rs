@@ -1,4 +1,5 @@
-//! Builds the adapters for wasm32-wasip2 so that `kv-virt` carries them.
+//! Builds the adapters, and the export and import commands, for
+//! wasm32-wasip2 so that `kv-virt` carries them.
 
 fn main() {
     let artifacts = kv_wasm_build::build(&["kv-mem", "kv-fs", "kv-http"], &["adapters"]);
@@ -15,4 +16,11 @@ fn main() {
     ] {
         println!("cargo:rustc-env={var}={}", artifacts.wasm(name).display());
     }
+    // In a cargo run of its own: a std-using crate built with the no_std
+    // adapters would turn on std features of their shared dependencies.
+    let commands = kv_wasm_build::build(&["kv-migrate"], &["virt/migrate", "virt/dump"]);
+    println!(
+        "cargo:rustc-env=KV_MIGRATE_WASM={}",
+        commands.wasm("kv-migrate").display()
+    );
 }

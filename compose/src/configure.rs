@@ -75,6 +75,30 @@ fn provider_module(config: &[u8]) -> Result<Vec<u8>> {
     Ok(module.finish())
 }
 
+/// Bakes `config` into any component that imports `kv-virt:config/config`
+/// (kv-virt's export and import commands read their settings so): the
+/// result exports what it exports and no longer imports that interface.
+pub fn bake_config(component: &[u8], config: &[u8]) -> Result<Vec<u8>> {
+    let info = inspect_named(component, "the component")?;
+    if !info.imports_interface(CONFIG_INTERFACE) {
+        bail!("the component does not import {CONFIG_INTERFACE}");
+    }
+    let exports: Vec<(String, String)> = info
+        .exports
+        .iter()
+        .map(|e| (e.name.clone(), e.name.clone()))
+        .collect();
+    provide_config(component, config, &exports)
+}
+
+/// `component` with a [`config_provider`] of `config` plugged into its
+/// `kv-virt:config/config` import, exporting `exports` (export, as name).
+fn provide_config(component: &[u8], config: &[u8], exports: &[(String, String)]) -> Result<Vec<u8>> {
+    let config_import = [(CONFIG_INTERFACE.to_string(), CONFIG_INTERFACE.to_string())];
+    connect(&config_provider(config)?, component, &config_import, exports)
+        .map_err(|e| anyhow::anyhow!("baking the configuration: {}", one_line(&e)))
+}
+
 /// Bakes `config` into an unconfigured adapter: the result exports what the
 /// adapter exports and no longer imports `kv-virt:config/config`. The
 /// bytes are also kept in a custom section ([`crate::baked_configs`]).
@@ -104,10 +128,7 @@ pub fn configure(adapter: &[u8], config: &[u8], draft2_get_many: GetManyShape) -
             bail!("a configured adapter exports draft2's get-many in PR #55's shape or the 2024 text's")
         }
     }
-    let provider = config_provider(config)?;
-    let connections = [(CONFIG_INTERFACE.to_string(), CONFIG_INTERFACE.to_string())];
-    let configured = connect(&provider, adapter, &connections, &exports)
-        .map_err(|e| anyhow::anyhow!("baking the configuration: {}", one_line(&e)))?;
+    let configured = provide_config(adapter, config, &exports)?;
     // Also where `kv-virt inspect` finds it.
     Ok(crate::baked::append_section(configured, config))
 }

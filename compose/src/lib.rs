@@ -19,7 +19,7 @@ mod plug;
 mod stand_in;
 
 pub use baked::{baked_configs, describe as describe_config};
-pub use configure::{config_provider, configure};
+pub use configure::{bake_config, config_provider, configure};
 pub use dummy::dummy_component;
 pub use inspect::{ComponentInfo, GetManyShape, Item, inspect};
 pub use plug::{is_key_value_interface, plug};

@@ -63,6 +63,9 @@ fn install() -> Result<()> {
 /// given arguments, environment and preopened directories, and collects its
 /// output (Node's output is always captured).
 pub fn run_on_node(component: &Path, options: &RunOptions) -> Result<RunOutput> {
+    if options.stdin.is_some() {
+        bail!("run_on_node gives the component no stdin");
+    }
     ensure_installed()?;
     let mut node = Command::new("node");
     node.arg(node_dir().join("run.mjs"));
@@ -88,5 +91,6 @@ pub fn run_on_node(component: &Path, options: &RunOptions) -> Result<RunOutput> 
         exit_code,
         stdout: output.stdout,
         stderr: output.stderr,
+        peak_memory_bytes: None,
     })
 }

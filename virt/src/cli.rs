@@ -59,6 +59,24 @@ pub enum Command {
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
     },
+    /// Write a command component that writes buckets as JSON lines (the
+    /// format of `fs dump`) on stdout: the `--bucket` names, or the default
+    /// bucket. Pipe it into an import command to move them to another backend.
+    #[command(
+        after_help = "Example:\n  kv-virt export fs --dir /data --bucket app -o export.wasm\n  \
+                      kv-virt import http --protocol etcd --endpoint http://127.0.0.1:2379 --bucket app -o import.wasm\n  \
+                      wasmtime run --dir ./data::/data export.wasm | wasmtime run -S http import.wasm"
+    )]
+    Export(crate::migrate::CommandArgs),
+    /// Write a command component that reads JSON lines (as `export` and
+    /// `fs dump` write them) from stdin into the backend: lines naming a
+    /// bucket into it, others into the one `--bucket` given, else the
+    /// default bucket.
+    #[command(
+        after_help = "Example:\n  kv-virt import http --protocol etcd --endpoint http://127.0.0.1:2379 --bucket app -o import.wasm\n  \
+                      wasmtime run -S http import.wasm < app.jsonl"
+    )]
+    Import(crate::migrate::CommandArgs),
     /// Work on kv-fs bucket files natively: check, inspect, dump, load.
     #[command(subcommand)]
     Fs(crate::fs_tools::FsCommand),
@@ -88,6 +106,13 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Writes a component kv-virt made and says so.
+fn write_component(path: &Path, component: &[u8], out: &mut dyn std::io::Write) -> Result<()> {
+    write(path, component)?;
+    writeln!(out, "wrote {} ({} bytes)", path.display(), component.len())?;
+    Ok(())
 }
 
 /// A configured adapter for these options, exporting draft2's `get-many`
@@ -153,6 +178,14 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<()> {
                 kv_compose::plug(&app_bytes, &adapter).with_context(|| format!("{}", app.display()))?;
             write(&output, &composed)?;
             writeln!(out, "wrote {} ({} bytes)", output.display(), composed.len())?;
+        }
+        Command::Export(args) => {
+            let command = crate::migrate::export_command(args.backend, &args.options, &args.batch)?;
+            write_component(&args.output, &command, out)?;
+        }
+        Command::Import(args) => {
+            let command = crate::migrate::import_command(args.backend, &args.options, &args.batch)?;
+            write_component(&args.output, &command, out)?;
         }
         Command::Fs(command) => crate::fs_tools::run(command, out)?,
         Command::Inspect { component } => {

@@ -1,20 +1,18 @@
 //! `kv-virt fs …`: kv-fs bucket files, natively: check (fsck), inspect,
 //! dump and load as JSON lines, and upgrade from an older format.
 //!
-//! The JSON-lines format has one object per key, in key order:
-//! `{"key": "<the key>", "value": "<the value, standard base64>"}`.
+//! The JSON-lines format ([`kv_dump`]) has one object per key, here in key
+//! order: `{"key": "<the key>", "value": "<the value, standard base64>"}`.
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
+use kv_core::config::FsConfig;
 use kv_fs_engine::std_dir::StdDir;
 use kv_fs_engine::{BucketFile, Options, upgrade_v1};
-use serde::{Deserialize, Serialize};
 
 #[derive(Subcommand, Debug)]
 pub enum FsCommand {
@@ -24,6 +22,11 @@ pub enum FsCommand {
     /// Keys, pages, free pages, tree depth, logical and file size.
     #[command(after_help = "Example:\n  kv-virt fs inspect data/counter.kvfs")]
     Inspect { file: PathBuf },
+    /// Convert a bucket file written by an older kv-fs (format version 1) in place.
+    #[command(
+        after_help = "Stop every app using the file first.\n\nExample:\n  kv-virt fs upgrade data/counter.kvfs"
+    )]
+    Upgrade { file: PathBuf },
     /// Export every key and value as JSON lines.
     #[command(after_help = "Example:\n  kv-virt fs dump data/counter.kvfs -o counter.jsonl")]
     Dump {
@@ -32,11 +35,6 @@ pub enum FsCommand {
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
-    /// Convert a bucket file written by an older kv-fs (format version 1) in place.
-    #[command(
-        after_help = "Stop every app using the file first.\n\nExample:\n  kv-virt fs upgrade data/counter.kvfs"
-    )]
-    Upgrade { file: PathBuf },
     /// Import JSON lines (as written by `dump`) into a bucket file, creating it if needed.
     #[command(after_help = "Example:\n  kv-virt fs load data/copy.kvfs counter.jsonl")]
     Load {
@@ -44,16 +42,9 @@ pub enum FsCommand {
         /// The JSON lines (standard input if absent).
         input: Option<PathBuf>,
         /// Page size if the file is created.
-        #[arg(long, default_value_t = kv_core::config::FsConfig::DEFAULT_PAGE_SIZE)]
+        #[arg(long, default_value_t = FsConfig::DEFAULT_PAGE_SIZE)]
         page_size: u32,
     },
-}
-
-/// One line of a dump.
-#[derive(Serialize, Deserialize)]
-struct Line {
-    key: String,
-    value: String,
 }
 
 /// The directory and the name of `file`.
@@ -96,7 +87,7 @@ fn progress(len: u64, what: &str) -> ProgressBar {
 pub fn run(command: FsCommand, out: &mut dyn Write) -> Result<()> {
     match command {
         FsCommand::Check { file } => {
-            let mut store = open(&file, false, 4096)?;
+            let mut store = open(&file, false, FsConfig::DEFAULT_PAGE_SIZE)?;
             let problems = store.check()?;
             if problems.is_empty() {
                 let stats = store.stats()?;
@@ -116,7 +107,7 @@ pub fn run(command: FsCommand, out: &mut dyn Write) -> Result<()> {
             }
         }
         FsCommand::Inspect { file } => {
-            let stats = open(&file, false, 4096)?.stats()?;
+            let stats = open(&file, false, FsConfig::DEFAULT_PAGE_SIZE)?.stats()?;
             let ratio = if stats.logical_bytes == 0 {
                 "-".to_string()
             } else {
@@ -142,8 +133,17 @@ pub fn run(command: FsCommand, out: &mut dyn Write) -> Result<()> {
                 writeln!(out, "{name:>30}: {value}")?;
             }
         }
+        FsCommand::Upgrade { file } => {
+            let (dir, name) = split(&file)?;
+            let keys = upgrade_v1(&StdDir::new(dir), name, Options::default())?;
+            writeln!(
+                out,
+                "{}: upgraded to format version 2 ({keys} keys)",
+                file.display()
+            )?;
+        }
         FsCommand::Dump { file, output } => {
-            let mut store = open(&file, false, 4096)?;
+            let mut store = open(&file, false, FsConfig::DEFAULT_PAGE_SIZE)?;
             let bar = progress(store.stats()?.keys, "dumping");
             let mut sink: Box<dyn Write> = match &output {
                 Some(path) => Box::new(BufWriter::new(
@@ -153,25 +153,12 @@ pub fn run(command: FsCommand, out: &mut dyn Write) -> Result<()> {
             };
             for entry in store.iter(1000) {
                 let entry = entry?;
-                let line = Line {
-                    key: String::from_utf8(entry.key).context("a stored key is not UTF-8")?,
-                    value: BASE64.encode(&entry.value),
-                };
-                serde_json::to_writer(&mut sink, &line)?;
-                sink.write_all(b"\n")?;
+                let key = String::from_utf8(entry.key).context("a stored key is not UTF-8")?;
+                kv_dump::write_line(&mut sink, None, &key, &entry.value)?;
                 bar.inc(1);
             }
             sink.flush()?;
             bar.finish_and_clear();
-        }
-        FsCommand::Upgrade { file } => {
-            let (dir, name) = split(&file)?;
-            let keys = upgrade_v1(&StdDir::new(dir), name, Options::default())?;
-            writeln!(
-                out,
-                "{}: upgraded to format version 2 ({keys} keys)",
-                file.display()
-            )?;
         }
         FsCommand::Load {
             file,
@@ -191,29 +178,34 @@ pub fn run(command: FsCommand, out: &mut dyn Write) -> Result<()> {
             let bar = progress(len, "loading");
             let mut batch: Vec<(String, Vec<u8>)> = Vec::new();
             let mut loaded = 0u64;
-            for (number, line) in reader.lines().enumerate() {
-                let line = line?;
-                bar.inc(line.len() as u64 + 1);
-                if line.trim().is_empty() {
-                    continue;
+            let mut lines = kv_dump::Lines::new(reader);
+            let mut read = || -> Result<()> {
+                while let Some(line) = lines.next() {
+                    let (number, entry) = line?;
+                    bar.set_position(lines.bytes_read());
+                    if let Some(bucket) = entry.bucket {
+                        bail!(
+                            "line {number}: names bucket {bucket:?}, and `fs load` loads one bucket: export \
+                             one bucket per stream"
+                        );
+                    }
+                    batch.push((entry.key, entry.value));
+                    if batch.len() == 1000 {
+                        store.put_many(&batch)?;
+                        loaded += batch.len() as u64;
+                        batch.clear();
+                    }
                 }
-                let parsed: Line =
-                    serde_json::from_str(&line).with_context(|| format!("line {}", number + 1))?;
-                let value = BASE64
-                    .decode(&parsed.value)
-                    .with_context(|| format!("line {}: value is not base64", number + 1))?;
-                batch.push((parsed.key, value));
-                if batch.len() == 1000 {
-                    store.put_many(&batch)?;
-                    loaded += batch.len() as u64;
-                    batch.clear();
-                }
-            }
+                Ok(())
+            };
+            let result = read();
+            // The lines before a bad one are loaded.
             store.put_many(&batch)?;
             loaded += batch.len() as u64;
             // Leave the keys in the tree and the log empty.
             store.checkpoint()?;
             bar.finish_and_clear();
+            result.with_context(|| format!("{}: loaded the {loaded} keys before", file.display()))?;
             writeln!(out, "{}: loaded {loaded} keys", file.display())?;
         }
     }

@@ -257,7 +257,7 @@ fn flags_are_checked_against_kv_cores_bounds() {
 
 #[test]
 fn every_command_has_help_with_an_example() {
-    for command in ["adapter", "plug", "inspect"] {
+    for command in ["adapter", "plug", "export", "import", "inspect"] {
         let output = kv_virt(&[command, "--help"]);
         assert!(output.status.success());
         let help = String::from_utf8_lossy(&output.stdout);
@@ -371,4 +371,47 @@ fn route_tables_make_a_routed_adapter_and_their_mistakes_are_one_line_errors() {
     }
     let output = kv_virt(&["adapter", "route", "-o", dir.join("b.wasm").to_str().unwrap()]);
     assert_one_line_error(&output, "backend route needs [[route]] tables");
+}
+
+#[test]
+fn export_and_import_write_commands_that_need_only_wasi() {
+    let dir = temp_dir("cli-migrate");
+    for task in ["export", "import"] {
+        let out = dir.join(format!("{task}.wasm"));
+        let output = kv_virt(&[
+            task,
+            "fs",
+            "--dir",
+            "/data",
+            "--bucket",
+            "app",
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let info = inspect(&std::fs::read(&out).unwrap()).unwrap();
+        let imports: Vec<&str> = info.imports.iter().map(|i| i.name.as_str()).collect();
+        assert!(
+            imports.iter().all(|name| name.starts_with("wasi:")),
+            "{imports:?}"
+        );
+        assert!(
+            !imports.iter().any(|name| name.starts_with("wasi:keyvalue")),
+            "{imports:?}"
+        );
+        assert!(
+            info.exports.iter().any(|e| e.name.starts_with("wasi:cli/run@")),
+            "{:?}",
+            info.exports
+        );
+
+        let output = kv_virt(&[task, "mem", "--batch-keys", "0", "-o", out.to_str().unwrap()]);
+        assert_one_line_error(&output, "--batch-keys and --batch-bytes must be at least 1");
+        let output = kv_virt(&[task, "-o", out.to_str().unwrap()]);
+        assert_one_line_error(&output, "no backend given");
+    }
 }

@@ -129,15 +129,40 @@ fn dump_and_load_round_trip() {
     let again = stdout(&kv_virt(&["fs", "dump", copy.to_str().unwrap()]));
     assert_eq!(again, text);
 
-    std::fs::write(dir.join("bad.jsonl"), "{\"key\":\"k\",\"value\":\"!!\"}\n").unwrap();
-    let output = kv_virt(&[
-        "fs",
-        "load",
-        copy.to_str().unwrap(),
-        dir.join("bad.jsonl").to_str().unwrap(),
-    ]);
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("line 1: value is not base64"));
+    let load_fails = |jsonl: &str| {
+        std::fs::write(dir.join("bad.jsonl"), jsonl).unwrap();
+        let output = kv_virt(&[
+            "fs",
+            "load",
+            dir.join("loaded.kvfs").to_str().unwrap(),
+            dir.join("bad.jsonl").to_str().unwrap(),
+        ]);
+        assert!(!output.status.success());
+        String::from_utf8_lossy(&output.stderr).trim().to_string()
+    };
+    let good = "{\"key\":\"a\",\"value\":\"YQ==\"}\n";
+    let error = load_fails(&format!("{good}{{\"key\":\"k\",\"value\":\"!!\"}}\n"));
+    let file = dir.join("loaded.kvfs");
+    assert_eq!(
+        error,
+        format!(
+            "kv-virt: error: {}: loaded the 1 keys before: line 2: the value of key \"k\" is not standard base64: \
+             Invalid symbol 33, offset 0.",
+            file.display()
+        )
+    );
+    // A line naming a bucket belongs to a stream of several buckets.
+    let error = load_fails(&format!(
+        "{good}{{\"bucket\":\"b\",\"key\":\"k\",\"value\":\"\"}}\n"
+    ));
+    assert!(
+        error.ends_with(
+            "line 2: names bucket \"b\", and `fs load` loads one bucket: export one bucket per stream"
+        ),
+        "{error}"
+    );
+    let loaded = stdout(&kv_virt(&["fs", "dump", file.to_str().unwrap()]));
+    assert_eq!(loaded, good);
 }
 
 /// A file of the previous format is refused with a message naming

@@ -48,8 +48,9 @@ struct InstanceArgs {
     /// Preopen a host directory as HOST::GUEST (or HOST, seen as the same path).
     #[arg(long = "dir", value_name = "HOST::GUEST")]
     dirs: Vec<String>,
-    /// Pass an environment variable NAME=VALUE to the guest.
-    #[arg(long = "env", value_name = "NAME=VALUE")]
+    /// Pass an environment variable to the guest: NAME=VALUE, or NAME for
+    /// kv-run's own value of it (as `wasmtime run --env NAME`).
+    #[arg(long = "env", value_name = "NAME[=VALUE]")]
     envs: Vec<String>,
     /// Send outgoing HTTP requests over pooled keep-alive connections
     /// (plain http only), instead of a new connection per request as
@@ -91,10 +92,14 @@ impl InstanceArgs {
             .collect();
         let mut env = Vec::new();
         for var in &self.envs {
-            let Some((name, value)) = var.split_once('=') else {
-                bail!("--env {var:?}: expected NAME=VALUE");
+            let (name, value) = match var.split_once('=') {
+                Some((name, value)) => (name.to_string(), value.to_string()),
+                None => match std::env::var(var) {
+                    Ok(value) => (var.clone(), value),
+                    Err(_) => bail!("--env {var}: kv-run has no such variable (or give NAME=VALUE)"),
+                },
             };
-            env.push((name.to_string(), value.to_string()));
+            env.push((name, value));
         }
         Ok((preopens, env))
     }

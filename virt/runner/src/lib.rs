@@ -26,7 +26,7 @@ use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::p2::bindings::sync::CommandPre as SyncCommandPre;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -40,6 +40,9 @@ pub struct RunOptions {
     pub preopens: Vec<(PathBuf, String)>,
     /// Collect stdout/stderr into [`RunOutput`] instead of inheriting them.
     pub capture_output: bool,
+    /// What the command reads on stdin (else: stdin inherited, or empty
+    /// when the output is captured).
+    pub stdin: Option<Vec<u8>>,
     /// Send outgoing `wasi:http` requests over pooled keep-alive
     /// connections ([`PooledHttp`]) instead of a new connection each, as
     /// `wasmtime run` does.
@@ -89,6 +92,10 @@ pub struct RunOutput {
     pub exit_code: i32,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
+    /// The most linear memory the instance's modules held at once, in total
+    /// (`None` where a runner does not measure it). Linear memory only
+    /// grows, so this is also what they held at the end.
+    pub peak_memory_bytes: Option<usize>,
 }
 
 impl RunOutput {
@@ -107,8 +114,40 @@ struct Host {
     /// How outgoing requests are sent: pooled, or wasmtime's default.
     http_pool: Option<PooledHttp>,
     table: ResourceTable,
+    memory: MemoryMeter,
     #[cfg(feature = "wasi-keyvalue")]
     keyvalue: HostKeyValue,
+}
+
+/// Counts the linear memory an instance's modules hold (a
+/// [`wasmtime::ResourceLimiter`] that allows everything): wasmtime reports
+/// each memory's creation and growth to it.
+#[derive(Default)]
+struct MemoryMeter {
+    bytes: usize,
+}
+
+impl wasmtime::ResourceLimiter for MemoryMeter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if maximum.is_none_or(|maximum| desired <= maximum) {
+            self.bytes += desired.saturating_sub(current);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        _desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(true)
+    }
 }
 
 impl Host {
@@ -122,6 +161,7 @@ impl Host {
             http: WasiHttpCtx::new(),
             http_pool,
             table: ResourceTable::new(),
+            memory: MemoryMeter::default(),
             #[cfg(feature = "wasi-keyvalue")]
             keyvalue: keyvalue.clone(),
         }
@@ -342,6 +382,9 @@ impl Command {
         } else {
             builder.inherit_stdio();
         }
+        if let Some(input) = &options.stdin {
+            builder.stdin(MemoryInputPipe::new(input.clone()));
+        }
         let host = Host::new(
             builder.build(),
             options.reuse_connections.then(PooledHttp::new),
@@ -349,6 +392,7 @@ impl Command {
             &options.keyvalue,
         );
         let mut store = Store::new(&self.engine, host);
+        store.limiter(|host| &mut host.memory);
         let result = match &self.pre {
             CommandPreOf::Async(pre) => {
                 // The pool's connections live on this runtime, made for this run.
@@ -373,11 +417,13 @@ impl Command {
                 None => return Err(wasm_err(e).context("the component trapped")),
             },
         };
+        let peak_memory_bytes = Some(store.data().memory.bytes);
         drop(store);
         Ok(RunOutput {
             exit_code,
             stdout: stdout.contents().to_vec(),
             stderr: stderr.contents().to_vec(),
+            peak_memory_bytes,
         })
     }
 }
