@@ -35,11 +35,11 @@ impl<D: Dir> WriteTxn<'_, D> {
             return Ok(());
         }
         let seq = self.commit_seq();
-        let ops = self.changes.map.iter().map(|(k, l)| match &l.value {
+        let ops = self.changes.iter().map(|(k, l)| match &l.value {
             Some(v) => Op::Put(k, v),
             None => Op::Delete(k),
         });
-        let payload = wal::commit_payload(seq, ops, self.changes.bytes + 9 * self.changes.map.len());
+        let payload = wal::commit_payload(seq, ops, self.changes.bytes + 9 * self.changes.len());
         let cells = wal::cells_for(payload.len());
         // Keep the log under half the ring: fold it first if this record
         // (and the stamp after it) would take it past that. (The fold may
@@ -59,8 +59,8 @@ impl<D: Dir> WriteTxn<'_, D> {
         self.append(&payload, cells, seq)?;
         let changes = core::mem::take(&mut self.changes);
         let view = &mut self.bucket.view;
-        for (k, l) in changes.map {
-            view.overlay.set(&k, l.value.as_deref(), seq);
+        for (k, l) in changes.iter() {
+            view.overlay.set(k, l.value.as_deref(), seq);
         }
         view.seq = seq;
         view.commits += 1;

@@ -735,6 +735,25 @@ impl<'a> NodeView<'a> {
         Ok(self.key_at(o + 9, flags)?.0)
     }
 
+    /// Key `i` if it is stored whole in the page, else `None`: the fast
+    /// path of a lookup's binary search. It reads only the offset, flags
+    /// and length it needs; a cached page was checked whole by
+    /// [`NodeView::validate`] when it was read, and anything else (an
+    /// out-of-line key, a malformed entry) is left to [`NodeView::key`].
+    pub fn inline_key(&self, i: usize) -> Option<&'a [u8]> {
+        if i >= self.hdr.count {
+            return None;
+        }
+        let off = usize::from(rd_u16(self.b, self.slots_start() + 2 * i)?);
+        let flags = *self.b.get(off)?;
+        if flags & F_KEY_OUT != 0 {
+            return None;
+        }
+        let at = off + if self.is_leaf() { 9 } else { 1 };
+        let len = usize::from(rd_u16(self.b, at)?);
+        self.b.get(at + 2..at + 2 + len)
+    }
+
     pub fn branch_key(&self, i: usize) -> Result<KeyRef<'a>, Bad> {
         let o = self.entry_off(i)?;
         let flags = *self.b.get(o).ok_or("entry truncated")?;

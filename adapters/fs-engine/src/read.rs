@@ -43,6 +43,20 @@ pub(crate) struct View {
     /// A writer appends after records of unknown durability only after a
     /// sync of its own (FORMAT.md §9).
     pub durable: bool,
+    /// The tail cell as it was when it last proved to be the stamp of
+    /// `last_record`: finding the same bytes at the same place again means
+    /// the log has not moved, with no need to check the cell again (most
+    /// reads of an idle bucket end there).
+    pub settled_tail: Option<SettledTail>,
+}
+
+/// A tail cell already checked (see [`View::settled_tail`]).
+#[derive(Clone, Debug)]
+pub(crate) struct SettledTail {
+    ring: Ring,
+    lsn: u64,
+    last_record: Option<u64>,
+    cell: Vec<u8>,
 }
 
 impl View {
@@ -57,7 +71,25 @@ impl View {
             commits: 0,
             last_record: None,
             durable: false,
+            settled_tail: None,
         }
+    }
+
+    /// Whether `cell`, read at the tail, is the stamp this view settled on.
+    fn tail_is_settled(&self, cell: &[u8]) -> bool {
+        self.settled_tail.as_ref().is_some_and(|s| {
+            s.lsn == self.tail && s.ring == self.ring && s.last_record == self.last_record && s.cell == cell
+        })
+    }
+
+    /// Remembers `cell`, read at the tail, as the stamp of the last record.
+    fn settle_tail(&mut self, cell: &[u8]) {
+        self.settled_tail = Some(SettledTail {
+            ring: self.ring,
+            lsn: self.tail,
+            last_record: self.last_record,
+            cell: cell.to_vec(),
+        });
     }
 
     /// What pages of the checkpoint's tree may be.
@@ -275,6 +307,9 @@ impl<D: Dir> BucketFile<D> {
         while pos < n as usize {
             let at = self.view.tail;
             let cell = &buf[pos * CELL..(pos + 1) * CELL];
+            if self.view.tail_is_settled(cell) {
+                return Ok(Step::UpToDate);
+            }
             let head = match wal::parse_cell(cell, &ring) {
                 // Zeros are not a cell of this ring (its cells are written,
                 // fillers included, before it is used): a page recycled
@@ -298,6 +333,7 @@ impl<D: Dir> BucketFile<D> {
                 // The stamp of the last record: nothing after it yet.
                 return Ok(if Some(head.arg) == self.view.last_record {
                     self.view.durable = true;
+                    self.view.settle_tail(cell);
                     Step::UpToDate
                 } else {
                     Step::Unsure
@@ -486,10 +522,10 @@ impl<D: Dir> BucketFile<D> {
             let mut bytes = view.ckpt.logical_bytes as i64;
             let tree = view.tree(pager.geo);
             let mut walk = Walk::new(pager, view.bounds());
-            for (k, l) in &view.overlay.map {
-                if let Some(old) = tree.get(&mut walk, k)? {
+            for (k, l) in view.overlay.iter() {
+                if let Some((old, _)) = tree.get(&mut walk, k)? {
                     keys -= 1;
-                    bytes -= (k.len() as u64 + old.val.map_or(0, |v| v.len())) as i64;
+                    bytes -= (k.len() as u64 + old.len()) as i64;
                 }
                 if let Some(v) = &l.value {
                     keys += 1;
@@ -596,7 +632,7 @@ pub(crate) fn lookup<F: File>(
     let mut walk = Walk::new(pager, view.bounds());
     match tree.get(&mut walk, key)? {
         None => Ok(None),
-        Some(it) => Ok(Some((resolve(&mut walk, it.val)?, it.version))),
+        Some((val, version)) => Ok(Some((resolve(&mut walk, Some(val))?, version))),
     }
 }
 

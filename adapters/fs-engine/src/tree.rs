@@ -43,6 +43,15 @@ pub(crate) enum StoredValue {
     Extent { len: u32, ext: ExtPtr },
 }
 
+impl From<ValRef<'_>> for StoredValue {
+    fn from(v: ValRef<'_>) -> Self {
+        match v {
+            ValRef::Inline(b) => StoredValue::Inline(b.to_vec()),
+            ValRef::Outline(len, ext) => StoredValue::Extent { len, ext },
+        }
+    }
+}
+
 impl StoredValue {
     pub fn len(&self) -> u64 {
         match self {
@@ -238,8 +247,9 @@ impl Tree {
             NodeRef::Page(d) => {
                 // The view is made once per node, not per comparison.
                 let v = self.view(d)?;
-                bsearch(v.hdr.count, upper, |i| {
-                    cmp_stored(walk, v.key(i).map_err(|b| mismatch(0, b))?, key)
+                bsearch(v.hdr.count, upper, |i| match v.inline_key(i) {
+                    Some(stored) => Ok(stored.cmp(key)),
+                    None => cmp_stored(walk, v.key(i).map_err(|b| mismatch(0, b))?, key),
                 })
             }
         }
@@ -268,19 +278,28 @@ impl Tree {
                 let v = self.view(d)?;
                 let e = v.leaf_entry(i).map_err(|b| mismatch(0, b))?;
                 let key = full_key(walk, e.key)?;
-                let val = if want_val {
-                    Some(match e.val {
-                        ValRef::Inline(b) => StoredValue::Inline(b.to_vec()),
-                        ValRef::Outline(len, ext) => StoredValue::Extent { len, ext },
-                    })
-                } else {
-                    None
-                };
                 Ok(Item {
                     key,
-                    val,
+                    val: want_val.then(|| StoredValue::from(e.val)),
                     version: e.version,
                 })
+            }
+        }
+    }
+
+    /// The value and version of leaf entry `i` (a lookup needs no key).
+    fn leaf_value(&self, n: &NodeRef<'_>, i: usize) -> Result<(StoredValue, u64), PageError> {
+        match n {
+            NodeRef::Mem(m) => match &m.body {
+                Body::Leaf(e) => {
+                    let e = e.get(i).ok_or_else(|| internal("entry index"))?;
+                    Ok((e.val.clone(), e.version))
+                }
+                Body::Branch { .. } => Err(internal("value of branch")),
+            },
+            NodeRef::Page(d) => {
+                let e = self.view(d)?.leaf_entry(i).map_err(|b| mismatch(0, b))?;
+                Ok((StoredValue::from(e.val), e.version))
             }
         }
     }
@@ -295,8 +314,12 @@ impl Tree {
         Ok(())
     }
 
-    /// Exact lookup.
-    pub fn get<F: File>(&self, walk: &mut Walk<F>, key: &[u8]) -> Result<Option<Item>, PageError> {
+    /// Exact lookup: the value and version stored for `key`.
+    pub fn get<F: File>(
+        &self,
+        walk: &mut Walk<F>,
+        key: &[u8],
+    ) -> Result<Option<(StoredValue, u64)>, PageError> {
         self.check_depth()?;
         let Some(mut child) = self.root else {
             return Ok(None);
@@ -307,7 +330,7 @@ impl Tree {
             if level == 0 {
                 let (i, found) = self.search(walk, &n, key, false)?;
                 return if found {
-                    Ok(Some(self.leaf_item(walk, &n, i, true)?))
+                    Ok(Some(self.leaf_value(&n, i)?))
                 } else {
                     Ok(None)
                 };
