@@ -171,6 +171,7 @@ struct Setup {
     page_keys: u32,
     page_bytes: u32,
     allowed: Option<&'static [&'static str]>,
+    default_bucket: Option<&'static str>,
 }
 
 impl Default for Setup {
@@ -181,6 +182,7 @@ impl Default for Setup {
             page_keys: 1000,
             page_bytes: 1 << 20,
             allowed: None,
+            default_bucket: None,
         }
     }
 }
@@ -198,6 +200,9 @@ impl Setup {
         config.allowed_buckets = self
             .allowed
             .map(|names| names.iter().map(|n| n.to_string()).collect());
+        if let Some(name) = self.default_bucket {
+            config.default_bucket = name.into();
+        }
         let backend = TestBackend {
             shared: Rc::clone(&shared),
             order: self.order,
@@ -253,6 +258,27 @@ fn the_allow_list_denies_other_names() {
     assert!(matches!(store.open("other"), Err(Error::AccessDenied)));
     // A bad name is a bad name, allowed or not.
     assert!(message(store.open("../app").map(drop)).contains("invalid bucket name"));
+    assert_eq!(shared.buckets.borrow().keys().collect::<Vec<_>>(), ["app"]);
+}
+
+#[test]
+fn the_empty_identifier_and_default_open_the_default_bucket() {
+    let (store, _) = Setup::default().store();
+    for identifier in ["", "default"] {
+        assert_eq!(store.open(identifier).unwrap().name(), "default");
+    }
+    // A configured default bucket: both identifiers open it, and the
+    // allow-list is checked against the name they resolve to.
+    let setup = Setup {
+        allowed: Some(&["app"]),
+        default_bucket: Some("app"),
+        ..Setup::default()
+    };
+    let (store, shared) = setup.store();
+    store.open("").unwrap().set("k", b"v").unwrap();
+    let bucket = store.open("default").unwrap();
+    assert_eq!(bucket.name(), "app");
+    assert_eq!(bucket.get("k").unwrap().as_deref(), Some(&b"v"[..]));
     assert_eq!(shared.buckets.borrow().keys().collect::<Vec<_>>(), ["app"]);
 }
 
