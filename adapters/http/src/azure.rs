@@ -414,27 +414,18 @@ impl Bucket for AzureBucket {
     /// `RowKey gt` filter, which resumes exactly wherever the core cut the
     /// page. Azure's own continuation is followed within one call only.
     fn list_keys(&self, request: ListRequest<'_>) -> Result<KeyPage> {
-        let mut filter = format!("PartitionKey eq '{}'", odata_quote(&self.partition));
-        if let Some(after) = request.after {
-            filter.push_str(&format!(" and RowKey gt '{}'", odata_quote(&escape_key(after))));
-        }
+        let after = request.after.map(escape_key);
         let top = request.max_keys.clamp(1, MAX_PAGE);
-        // Azure's continuation: NextPartitionKey and NextRowKey.
-        let mut continuation: Option<(String, String)> = None;
+        let mut continuation: Option<Continuation> = None;
         let mut empty_pages = 0;
         loop {
-            let mut path = format!(
-                "/{}()?$filter={}&$select=RowKey&$top={top}",
-                self.conn.table,
-                percent_encode(filter.as_bytes())
+            let path = list_query_path(
+                &self.conn.table,
+                &self.partition,
+                after.as_deref(),
+                top,
+                continuation.as_ref(),
             );
-            if let Some((partition, row)) = &continuation {
-                path.push_str(&format!(
-                    "&NextPartitionKey={}&NextRowKey={}",
-                    percent_encode(partition.as_bytes()),
-                    percent_encode(row.as_bytes())
-                ));
-            }
             let response = self.conn.send(Request::new(Method::Get, path))?;
             if !response.is_success() {
                 return Err(self.conn.service_error(&response));
@@ -449,13 +440,7 @@ impl Bucket for AzureBucket {
                 })?;
                 keys.push(key);
             }
-            let next = match (
-                response.header("x-ms-continuation-NextPartitionKey"),
-                response.header("x-ms-continuation-NextRowKey"),
-            ) {
-                (Some(partition), Some(row)) => Some((partition.to_string(), row.to_string())),
-                _ => None,
-            };
+            let next = continuation_of(&response);
             // Azure may end a page early, even with no entity: go on until
             // there is a key or no continuation (within reason).
             match next {
@@ -583,6 +568,48 @@ pub fn unescape_key(escaped: &str) -> Option<String> {
         }
     }
     String::from_utf8(bytes).ok()
+}
+
+/// Azure's continuation of a query: `NextPartitionKey` and `NextRowKey`.
+pub type Continuation = (String, String);
+
+/// The path of one list-keys query: the `RowKey`s of `partition`'s rows
+/// after the (escaped) `RowKey` `after`, at most `top`, resumed at Azure's
+/// `continuation` of the same query.
+pub fn list_query_path(
+    table: &str,
+    partition: &str,
+    after: Option<&str>,
+    top: usize,
+    continuation: Option<&Continuation>,
+) -> String {
+    let mut filter = format!("PartitionKey eq '{}'", odata_quote(partition));
+    if let Some(after) = after {
+        filter.push_str(&format!(" and RowKey gt '{}'", odata_quote(after)));
+    }
+    let mut path = format!(
+        "/{table}()?$filter={}&$select=RowKey&$top={top}",
+        percent_encode(filter.as_bytes())
+    );
+    if let Some((partition, row)) = continuation {
+        path.push_str(&format!(
+            "&NextPartitionKey={}&NextRowKey={}",
+            percent_encode(partition.as_bytes()),
+            percent_encode(row.as_bytes())
+        ));
+    }
+    path
+}
+
+/// The continuation a query's answer carries, if the query goes on.
+pub fn continuation_of(response: &Response) -> Option<Continuation> {
+    match (
+        response.header("x-ms-continuation-NextPartitionKey"),
+        response.header("x-ms-continuation-NextRowKey"),
+    ) {
+        (Some(partition), Some(row)) => Some((partition.to_string(), row.to_string())),
+        _ => None,
+    }
 }
 
 /// A string inside an OData literal: `'` doubled.

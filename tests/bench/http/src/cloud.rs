@@ -512,26 +512,17 @@ impl Cloud for NativeAzureTable {
     /// returned (`RowKey gt`), following Azure's continuation only within a
     /// page (the benchmark's keys need no escaping).
     fn list_page(&self, cursor: Option<String>) -> Result<(u64, Option<String>)> {
-        let mut filter = format!("PartitionKey eq '{}'", azure::odata_quote(&self.partition));
-        if let Some(after) = &cursor {
-            filter.push_str(&format!(" and RowKey gt '{}'", azure::odata_quote(after)));
-        }
         let mut listed = 0;
         let mut last = None;
-        let mut continuation: Option<(String, String)> = None;
+        let mut continuation = None;
         loop {
-            let mut path = format!(
-                "/{}()?$filter={}&$select=RowKey&$top={PAGE}",
-                self.table,
-                percent_encode(filter.as_bytes())
+            let path = azure::list_query_path(
+                &self.table,
+                &self.partition,
+                cursor.as_deref(),
+                PAGE,
+                continuation.as_ref(),
             );
-            if let Some((partition, row)) = &continuation {
-                path.push_str(&format!(
-                    "&NextPartitionKey={}&NextRowKey={}",
-                    percent_encode(partition.as_bytes()),
-                    percent_encode(row.as_bytes())
-                ));
-            }
             let response = self.send(Request::new(Method::Get, path))?;
             if !response.is_success() {
                 return Err(failure("query", &response));
@@ -542,13 +533,7 @@ impl Cloud for NativeAzureTable {
             if let Some(row) = rows.last() {
                 last = Some(row["RowKey"].as_str().context("no RowKey")?.to_string());
             }
-            continuation = match (
-                response.header("x-ms-continuation-NextPartitionKey"),
-                response.header("x-ms-continuation-NextRowKey"),
-            ) {
-                (Some(partition), Some(row)) => Some((partition.to_string(), row.to_string())),
-                _ => None,
-            };
+            continuation = azure::continuation_of(&response);
             if continuation.is_none() || listed > 0 {
                 let more = continuation.is_some() || listed == PAGE as u64;
                 return Ok((listed, if more { last } else { None }));
