@@ -11,7 +11,7 @@ fn main() {
             "kv-draft2-app",
             "kv-spin-app",
         ],
-        &["tests/guest", "examples"],
+        &["tests/conformance", "examples"],
     );
     for (var, artifact) in [
         ("CONFORMANCE_DRAFT_WASM", "conformance-draft"),
@@ -26,5 +26,23 @@ fn main() {
         ("SPIN_APP_WASM", "kv_spin_app"),
     ] {
         println!("cargo:rustc-env={var}={}", artifacts.wasm(artifact).display());
+    }
+
+    // The WASI 0.3 guest and examples, in a cargo run of their own: they
+    // turn on wit-bindgen 0.62's async runtime (async, async-spawn, std),
+    // which in one run would be unified into every guest above.
+    let p3 = kv_wasm_build::build_in(
+        "wasm-build-p3",
+        &["kv-conformance-async", "kv-spin3-app", "kv-wasmcloud-p3-app"],
+        &[],
+        // kv-conformance-async is built on kv-conformance's library.
+        &["tests/conformance-async", "tests/conformance", "examples"],
+    );
+    for (var, artifact) in [
+        ("CONFORMANCE_ASYNC_WASM", "kv_conformance_async"),
+        ("SPIN3_APP_WASM", "kv_spin3_app"),
+        ("WASMCLOUD_P3_APP_WASM", "kv_wasmcloud_p3_app"),
+    ] {
+        println!("cargo:rustc-env={var}={}", p3.wasm(artifact).display());
     }
 }

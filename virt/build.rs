@@ -1,18 +1,34 @@
-//! Builds the adapters, and the export and import commands, for
-//! wasm32-wasip2 so that `kv-virt` carries them.
+//! Builds the adapters, in both flavours, and the export and import
+//! commands, for wasm32-wasip2 so that `kv-virt` carries them.
 
 fn main() {
-    let artifacts = kv_wasm_build::build(&["kv-mem", "kv-fs", "kv-http"], &["adapters"]);
+    let adapters = ["kv-mem", "kv-fs", "kv-http"];
+    let sync = kv_wasm_build::build(&adapters, &["adapters"]);
     // kv-route links the other adapters' crates without their component
     // exports: built on its own (its own target directory too), or cargo
     // would unify their features with the standalone adapters', or write
     // their export-less `.wasm` over them.
-    let route = kv_wasm_build::build_in("wasm-build-route", &["kv-route"], &["adapters"]);
+    let route = kv_wasm_build::build_in("wasm-build-route", &["kv-route"], &[], &["adapters"]);
+    // The async flavours (kv-glue's `async` feature: the WASI 0.3
+    // interfaces too), each in a target directory of its own for the same
+    // reasons.
+    let async_adapters =
+        kv_wasm_build::build_in("wasm-build-async", &adapters, &["kv-glue/async"], &["adapters"]);
+    let async_route = kv_wasm_build::build_in(
+        "wasm-build-route-async",
+        &["kv-route"],
+        &["kv-glue/async"],
+        &["adapters"],
+    );
     for (var, artifacts, name) in [
-        ("KV_MEM_WASM", &artifacts, "kv_mem"),
-        ("KV_FS_WASM", &artifacts, "kv_fs"),
-        ("KV_HTTP_WASM", &artifacts, "kv_http"),
+        ("KV_MEM_WASM", &sync, "kv_mem"),
+        ("KV_FS_WASM", &sync, "kv_fs"),
+        ("KV_HTTP_WASM", &sync, "kv_http"),
         ("KV_ROUTE_WASM", &route, "kv_route"),
+        ("KV_MEM_ASYNC_WASM", &async_adapters, "kv_mem"),
+        ("KV_FS_ASYNC_WASM", &async_adapters, "kv_fs"),
+        ("KV_HTTP_ASYNC_WASM", &async_adapters, "kv_http"),
+        ("KV_ROUTE_ASYNC_WASM", &async_route, "kv_route"),
     ] {
         println!("cargo:rustc-env={var}={}", artifacts.wasm(name).display());
     }

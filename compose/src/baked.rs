@@ -84,7 +84,7 @@ fn backend(config: &BackendConfig) -> String {
                 HttpProtocol::AzureTable { account, table } => {
                     text += &format!(" account={account} table={table}")
                 }
-                HttpProtocol::Etcd | HttpProtocol::Webdis => {}
+                HttpProtocol::Etcd | HttpProtocol::Redis => {}
             }
             if !http.key_prefix.is_empty() {
                 text += &format!(" key-prefix={:?}", http.key_prefix);

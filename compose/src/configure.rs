@@ -7,7 +7,6 @@ use wasm_encoder::{
     CodeSection, ConstExpr, DataSection, ExportKind, ExportSection, Function, FunctionSection, Instruction,
     MemorySection, MemoryType, Module, TypeSection, ValType,
 };
-use wit_component::{ComponentEncoder, StringEncoding};
 use wit_parser::Resolve;
 
 use crate::inspect::{GetManyShape, inspect_named, one_line};
@@ -26,12 +25,7 @@ pub fn config_provider(config: &[u8]) -> Result<Vec<u8>> {
     let mut resolve = Resolve::default();
     let package = resolve.push_str("config.wit", CONFIG_WIT)?;
     let world = resolve.select_world(&[package], Some("provider"))?;
-    let mut module = provider_module(config)?;
-    wit_component::embed_component_metadata(&mut module, &resolve, world, StringEncoding::UTF8)?;
-    ComponentEncoder::default()
-        .module(&module)?
-        .validate(true)
-        .encode()
+    crate::encode_component(provider_module(config)?, &resolve, world)
         .context("encoding the configuration component")
 }
 

@@ -1,7 +1,6 @@
 use std::path::Path;
 
 use anyhow::Result;
-use wit_component::{ComponentEncoder, StringEncoding};
 use wit_parser::{ManglingAndAbi, Resolve};
 
 /// A component with exactly the imports and exports of `world` in the WIT
@@ -15,10 +14,6 @@ pub fn dummy_component(deps: Option<&Path>, package: &str, world: &str) -> Resul
     }
     let package = resolve.push_str("dummy.wit", package)?;
     let world = resolve.select_world(&[package], Some(world))?;
-    let mut module = wit_component::dummy_module(&resolve, world, ManglingAndAbi::Standard32);
-    wit_component::embed_component_metadata(&mut module, &resolve, world, StringEncoding::UTF8)?;
-    ComponentEncoder::default()
-        .module(&module)?
-        .validate(true)
-        .encode()
+    let module = wit_component::dummy_module(&resolve, world, ManglingAndAbi::Standard32);
+    crate::encode_component(module, &resolve, world)
 }

@@ -13,6 +13,9 @@ pub struct Item {
     /// For `wasi:keyvalue/batch@0.2.0-draft2`: which of its two texts the
     /// component was built against.
     pub get_many_shape: Option<GetManyShape>,
+    /// Whether it has `async` functions (WASI 0.3): a component exporting
+    /// them loads only on runtimes with component-model-async.
+    pub is_async: bool,
 }
 
 /// The two shapes `get-many` has in `wasi:keyvalue/batch@0.2.0-draft2`,
@@ -191,8 +194,17 @@ fn describe(resolve: &Resolve, key: &WorldKey, item: &WorldItem) -> Item {
             .map(|func| GetManyShape::of(&signature(resolve, func))),
         _ => None,
     };
+    let is_async = match item {
+        WorldItem::Interface { id, .. } => resolve.interfaces[*id]
+            .functions
+            .values()
+            .any(|f| f.kind.is_async()),
+        WorldItem::Function(func) => func.kind.is_async(),
+        WorldItem::Type { .. } => false,
+    };
     Item {
         name,
+        is_async,
         kind: match item {
             WorldItem::Interface { .. } => "interface",
             WorldItem::Function(_) => "function",
@@ -209,9 +221,14 @@ pub(crate) fn signature(resolve: &Resolve, func: &wit_parser::Function) -> Strin
         .iter()
         .map(|p| format!("{}: {}", p.name, render(resolve, &p.ty)))
         .collect();
+    let kind = if func.kind.is_async() {
+        "async func"
+    } else {
+        "func"
+    };
     match &func.result {
-        Some(result) => format!("func({}) -> {}", params.join(", "), render(resolve, result)),
-        None => format!("func({})", params.join(", ")),
+        Some(result) => format!("{kind}({}) -> {}", params.join(", "), render(resolve, result)),
+        None => format!("{kind}({})", params.join(", ")),
     }
 }
 
@@ -241,6 +258,8 @@ fn render(resolve: &Resolve, ty: &Type) -> String {
             )
         }
         TypeDefKind::Result(r) => format!("result<{}, {}>", render_opt(&r.ok), render_opt(&r.err)),
+        TypeDefKind::Stream(t) => format!("stream<{}>", render_opt(t)),
+        TypeDefKind::Future(t) => format!("future<{}>", render_opt(t)),
         TypeDefKind::Handle(Handle::Own(t)) => render(resolve, &Type::Id(*t)),
         TypeDefKind::Handle(Handle::Borrow(t)) => format!("borrow<{}>", render(resolve, &Type::Id(*t))),
         TypeDefKind::Type(t) if def.name.is_none() => render(resolve, t),

@@ -22,11 +22,30 @@ pub use baked::{baked_configs, describe as describe_config};
 pub use configure::{bake_config, config_provider, configure};
 pub use dummy::dummy_component;
 pub use inspect::{ComponentInfo, GetManyShape, Item, inspect};
-pub use plug::{is_key_value_interface, plug};
+pub use plug::{Flavour, is_key_value_interface, plug};
 pub use stand_in::stand_in_for_package;
+
+/// A core module (`module`) made into a component of `world`: the one
+/// place compose encodes a component (with validation, so a bad module is
+/// an error here, not in a runtime).
+fn encode_component(
+    mut module: Vec<u8>,
+    resolve: &wit_parser::Resolve,
+    world: wit_parser::WorldId,
+) -> anyhow::Result<Vec<u8>> {
+    use wit_component::{ComponentEncoder, StringEncoding};
+    wit_component::embed_component_metadata(&mut module, resolve, world, StringEncoding::UTF8)?;
+    ComponentEncoder::default()
+        .module(&module)?
+        .validate(true)
+        .encode()
+}
 
 /// The `wasi:keyvalue` package name, with no version.
 pub const KEYVALUE_PACKAGE: &str = "wasi:keyvalue";
+
+/// wasmCloud's async key-value package, with no version.
+pub const WASMCLOUD_KEYVALUE_PACKAGE: &str = "wasmcloud:keyvalue";
 
 /// Spin's key-value interface, as `spin_sdk::key_value` imports it.
 pub const SPIN_KEY_VALUE: &str = "fermyon:spin/key-value@2.0.0";

@@ -13,19 +13,57 @@ use anyhow::{Result, anyhow, bail};
 use wac_graph::types::Package;
 use wac_graph::{CompositionGraph, EncodeOptions};
 
-use crate::inspect::{ComponentInfo, inspect_named, one_line};
-use crate::{CONFIG_INTERFACE, DRAFT2_BATCH, DRAFT2_BATCH_2024, KEYVALUE_PACKAGE};
+use crate::inspect::{ComponentInfo, in_package, inspect_named, one_line};
+use crate::{
+    CONFIG_INTERFACE, DRAFT2_BATCH, DRAFT2_BATCH_2024, KEYVALUE_PACKAGE, WASMCLOUD_KEYVALUE_PACKAGE,
+};
 
 /// Whether an interface is a key-value interface kv-virt knows of, served
 /// or not: `wasi:keyvalue/*`, Spin's `fermyon:spin/key-value` and
-/// `spin:key-value/*`, any version. An app importing one that no adapter
-/// serves gets an error naming it, not a composed component that still
-/// imports it.
+/// `spin:key-value/*`, wasmCloud's `wasmcloud:keyvalue/*`, any version. An
+/// app importing one that no adapter serves gets an error naming it, not a
+/// composed component that still imports it.
 pub fn is_key_value_interface(name: &str) -> bool {
     let unversioned = name.split('@').next().unwrap_or(name);
     unversioned.starts_with("wasi:keyvalue/")
         || unversioned.starts_with("spin:key-value/")
+        || unversioned.starts_with("wasmcloud:keyvalue/")
         || unversioned == "fermyon:spin/key-value"
+}
+
+/// Which build of an adapter serves an app.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavour {
+    /// The WASI 0.2 interfaces, lifted sync: loads on every component
+    /// runtime (Node through jco, wasmtime without component-model-async).
+    Sync,
+    /// Those and the WASI 0.3 ones (`spin:key-value@3.0.0`,
+    /// `wasmcloud:keyvalue@0.2.0`), whose functions are lifted async: needs
+    /// a runtime with component-model-async, as the apps that import them do.
+    Async,
+}
+
+impl Flavour {
+    /// The flavour an app needs: async only if it imports an async
+    /// key-value interface, so that WASI 0.2 apps stay loadable everywhere.
+    pub fn for_app(app: &ComponentInfo) -> Flavour {
+        let async_imports = app
+            .imports
+            .iter()
+            .any(|i| i.is_async && is_key_value_interface(&i.name));
+        if async_imports {
+            Flavour::Async
+        } else {
+            Flavour::Sync
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavour::Sync => "sync",
+            Flavour::Async => "async",
+        }
+    }
 }
 
 /// Composes `app` with a configured `adapter`: the result imports what the
@@ -42,7 +80,7 @@ pub fn plug(app: &[u8], adapter: &[u8]) -> Result<Vec<u8>> {
     if wanted.is_empty() {
         let imports: Vec<&str> = app_info.imports.iter().map(|i| i.name.as_str()).collect();
         bail!(
-            "the app imports no {KEYVALUE_PACKAGE} or Spin key-value interface, so there is nothing to plug (it imports: {})",
+            "the app imports no {KEYVALUE_PACKAGE}, Spin or wasmCloud key-value interface, so there is nothing to plug (it imports: {})",
             if imports.is_empty() {
                 "nothing".to_string()
             } else {
@@ -57,8 +95,16 @@ pub fn plug(app: &[u8], adapter: &[u8]) -> Result<Vec<u8>> {
         .filter(|name| !offered.contains(name))
         .collect();
     if !missing.is_empty() {
+        let hint = if Flavour::for_app(&app_info) == Flavour::Async
+            && !adapter_info.exports.iter().any(|e| e.is_async)
+        {
+            " (the app is a WASI 0.3 app: use an adapter written with `kv-virt adapter --flavour async`, \
+             or let `kv-virt plug` pick the flavour)"
+        } else {
+            ""
+        };
         bail!(
-            "the app imports {}, which the adapter does not serve (it serves {})",
+            "the app imports {}, which the adapter does not serve (it serves {}){hint}",
             missing.join(", "),
             served(&offered)
         );
@@ -90,12 +136,15 @@ fn served(interfaces: &[&str]) -> String {
     let packages: BTreeSet<String> = interfaces
         .iter()
         .filter(|name| **name != DRAFT2_BATCH_2024)
-        .map(
-            |name| match (name.strip_prefix(KEYVALUE_PACKAGE), name.split_once('@')) {
-                (Some(_), Some((_, version))) => format!("{KEYVALUE_PACKAGE}@{version}"),
+        .map(|name| {
+            let package = [KEYVALUE_PACKAGE, WASMCLOUD_KEYVALUE_PACKAGE]
+                .into_iter()
+                .find(|package| in_package(name, package));
+            match (package, name.split_once('@')) {
+                (Some(package), Some((_, version))) => format!("{package}@{version}"),
                 _ => name.to_string(),
-            },
-        )
+            }
+        })
         .collect();
     packages.into_iter().collect::<Vec<_>>().join(", ")
 }

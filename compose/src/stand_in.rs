@@ -6,7 +6,6 @@
 //! (`wasmtime run` links it only with `-S http`).
 
 use anyhow::{Context, Result, bail};
-use wit_component::{ComponentEncoder, StringEncoding};
 use wit_parser::ManglingAndAbi;
 
 use crate::inspect::{in_package, inspect_named, one_line};
@@ -39,13 +38,8 @@ pub fn stand_in_for_package(component: &[u8], package: &str) -> Result<Vec<u8>> 
         )
         .context("declaring the stand-in")?;
     let world = resolve.select_world(&[stand_in], Some("stand-in"))?;
-    let mut module = wit_component::dummy_module(&resolve, world, ManglingAndAbi::Standard32);
-    wit_component::embed_component_metadata(&mut module, &resolve, world, StringEncoding::UTF8)?;
-    let stand_in = ComponentEncoder::default()
-        .module(&module)?
-        .validate(true)
-        .encode()
-        .context("encoding the stand-in")?;
+    let module = wit_component::dummy_module(&resolve, world, ManglingAndAbi::Standard32);
+    let stand_in = crate::encode_component(module, &resolve, world).context("encoding the stand-in")?;
     let connections: Vec<(String, String)> = interfaces.iter().map(|n| (n.clone(), n.clone())).collect();
     let exports: Vec<(String, String)> = info
         .exports

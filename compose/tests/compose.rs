@@ -118,7 +118,7 @@ fn rejects_what_is_not_a_component() {
 fn rejects_an_app_without_keyvalue_imports() {
     let err = plug(&app("import host;"), &adapter()).unwrap_err().to_string();
     assert!(
-        err.contains("imports no wasi:keyvalue or Spin key-value interface"),
+        err.contains("imports no wasi:keyvalue, Spin or wasmCloud key-value interface"),
         "{err}"
     );
     assert!(err.contains("test:app/host"), "{err}");

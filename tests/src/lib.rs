@@ -2,14 +2,14 @@
 //! crate's build script), composing them with an adapter, and running them
 //! on the embedded wasmtime.
 
-pub use kv_test_support::{http, notes_load, proxy, servers};
+pub use kv_test_support::{http, notes_load, proxy, servers, wasmtime_cli};
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use kv_runner::{Command, RunOptions, RunOutput, Runtime};
 use kv_virt::adapters::BackendKind;
-use kv_virt::options::AdapterOptions;
+use kv_virt::options::{AdapterOptions, HttpOptions, ProtocolArg};
 
 pub mod node;
 
@@ -17,6 +17,10 @@ pub const CONFORMANCE_DRAFT: &str = env!("CONFORMANCE_DRAFT_WASM");
 pub const CONFORMANCE_DRAFT2: &str = env!("CONFORMANCE_DRAFT2_WASM");
 /// draft2's conformance guest built against the 2024 text of `get-many`.
 pub const CONFORMANCE_DRAFT2_2024: &str = env!("CONFORMANCE_DRAFT2_2024_WASM");
+/// The WASI 0.3 guest (`tests/conformance-async`): spin:key-value@3.0.0,
+/// wasmcloud:keyvalue@0.2.0 and draft2 beside them, a wasi:cli/run@0.3.0
+/// command.
+pub const CONFORMANCE_ASYNC: &str = env!("CONFORMANCE_ASYNC_WASM");
 pub const COUNTER: &str = env!("COUNTER_WASM");
 pub const NOTES: &str = env!("NOTES_WASM");
 
@@ -26,17 +30,23 @@ pub const WASMCLOUD_COUNTER: &str = env!("WASMCLOUD_COUNTER_WASM");
 pub const DRAFT2_APP_PR55: &str = env!("DRAFT2_APP_PR55_WASM");
 pub const DRAFT2_APP_2024: &str = env!("DRAFT2_APP_2024_WASM");
 pub const SPIN_APP: &str = env!("SPIN_APP_WASM");
+/// The WASI 0.3 examples: spin-sdk 7 (`spin:key-value@3.0.0`) and
+/// wasmCloud's `wasmcloud:keyvalue@0.2.0`, both `wasi:http/handler@0.3.0`.
+pub const SPIN3_APP: &str = env!("SPIN3_APP_WASM");
+pub const WASMCLOUD_P3_APP: &str = env!("WASMCLOUD_P3_APP_WASM");
 
-/// The conformance guest's buckets (see `tests/guest/src/lib.rs`).
+/// The conformance guest's buckets (see `tests/conformance/src/lib.rs`).
 pub const CONFORMANCE_BUCKETS: [&str; 2] = ["conformance", "conformance-list"];
 
 /// The checks each draft's conformance guest runs (draft2 adds the three
 /// CAS checks).
 pub const DRAFT_CHECKS: usize = 20;
 pub const DRAFT2_CHECKS: usize = 23;
+/// The checks of the WASI 0.3 guest.
+pub const ASYNC_CHECKS: usize = 17;
 
 /// The list page byte limit of the conformance runs (`limit_args`,
-/// `conformance_both_drafts`): small, so that the guest sees pages cut by
+/// `conformance_every_guest`): small, so that the guest sees pages cut by
 /// bytes on every backend, within every backend's key limit.
 pub const CONFORMANCE_LIST_PAGE_BYTES: u32 = 3000;
 
@@ -88,6 +98,53 @@ pub fn composed_command(app: &str, backend: BackendKind, options: &AdapterOption
     runtime().command(&composed)
 }
 
+/// kv-http options: `protocol` at `url` (the service, or a proxy in front),
+/// the allow-list `buckets`, the `credentials` flags, and whatever else the
+/// protocol needs set by `service` (its table, region, account …).
+pub fn http_options(
+    protocol: ProtocolArg,
+    url: &str,
+    buckets: &[&str],
+    credentials: Vec<String>,
+    service: impl FnOnce(&mut HttpOptions),
+) -> AdapterOptions {
+    let mut http = HttpOptions {
+        protocol: Some(protocol),
+        endpoint: Some(url.into()),
+        credentials: credentials
+            .iter()
+            .map(|flag| kv_virt::options::pair(flag).expect("a NAME=SOURCE credential flag"))
+            .collect(),
+        ..HttpOptions::default()
+    };
+    service(&mut http);
+    AdapterOptions {
+        buckets: buckets.iter().map(|s| s.to_string()).collect(),
+        http,
+        ..AdapterOptions::default()
+    }
+}
+
+/// [`http_options`] for an AWS protocol on moto: its region and the
+/// credentials its setup made.
+pub fn moto_options(
+    protocol: ProtocolArg,
+    url: &str,
+    buckets: &[&str],
+    service: impl FnOnce(&mut HttpOptions),
+) -> AdapterOptions {
+    http_options(
+        protocol,
+        url,
+        buckets,
+        servers::Moto::credential_flags(),
+        |http| {
+            http.region = Some(servers::moto::REGION.into());
+            service(http);
+        },
+    )
+}
+
 /// Adapter options that allow the conformance guest's buckets only, the
 /// first as the default bucket (`open("")`).
 pub fn conformance_options() -> AdapterOptions {
@@ -120,11 +177,13 @@ pub fn list_page_bytes_args() -> Vec<String> {
     ]
 }
 
-/// Both drafts' conformance guests (draft2 against both texts of its
-/// `get-many`) composed with the backend (and [`CONFORMANCE_LIST_PAGE_BYTES`],
-/// and the guest's first bucket as the default bucket), each run with `run`
-/// (arguments from [`limit_args`]) and required to pass every check.
-pub fn conformance_both_drafts(
+/// Every conformance guest: both drafts' (draft2 against both texts of its
+/// `get-many`) and the WASI 0.3 one (Spin's and wasmCloud's async
+/// interfaces, through the async flavour) composed with the backend (and
+/// [`CONFORMANCE_LIST_PAGE_BYTES`], and the guest's first bucket as the
+/// default bucket), each run with `run` (arguments from [`limit_args`])
+/// and required to pass every check.
+pub fn conformance_every_guest(
     backend: BackendKind,
     options: &AdapterOptions,
     run: &RunOptions,
@@ -139,6 +198,7 @@ pub fn conformance_both_drafts(
         (CONFORMANCE_DRAFT, DRAFT_CHECKS),
         (CONFORMANCE_DRAFT2, DRAFT2_CHECKS),
         (CONFORMANCE_DRAFT2_2024, DRAFT2_CHECKS),
+        (CONFORMANCE_ASYNC, ASYNC_CHECKS),
     ] {
         let passed = run_conformance(&composed_command(guest, backend, &options)?, run)?;
         if passed != checks {
@@ -204,4 +264,157 @@ pub fn check_conformance_output(output: &RunOutput) -> Result<usize> {
             output.stderr_text()
         ),
     }
+}
+
+/// `kv-run serve` in a child process, killed when dropped. `kv_run` is the
+/// binary (`env!("CARGO_BIN_EXE_kv-run-under-test")` in a test).
+pub struct ServeProcess {
+    child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+}
+
+impl ServeProcess {
+    pub fn start(kv_run: &str, component: &Path, args: &[String]) -> ServeProcess {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(kv_run)
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(args)
+            .arg(component)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        // "kv-run: serving notes.wasm on http://127.0.0.1:PORT/"
+        let addr = line
+            .trim_end()
+            .rsplit_once("http://")
+            .and_then(|(_, url)| url.trim_end_matches('/').parse().ok())
+            .unwrap_or_else(|| {
+                let _ = child.kill();
+                panic!("kv-run serve did not print its address: {line:?}")
+            });
+        ServeProcess { child, addr }
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A backend an app is composed with (kv-mem, kv-fs on `/data`, kv-http on
+/// a fresh etcd), and what a run of it needs.
+pub struct AppBackend {
+    pub name: &'static str,
+    pub kind: BackendKind,
+    pub options: AdapterOptions,
+    /// The host directory preopened as `/data` (kv-fs).
+    pub data: Option<PathBuf>,
+    /// Keeps the etcd server of a kv-http backend up.
+    pub _etcd: Option<servers::Etcd>,
+}
+
+impl AppBackend {
+    pub fn mem() -> AppBackend {
+        AppBackend {
+            name: "kv-mem",
+            kind: BackendKind::Mem,
+            options: AdapterOptions::default(),
+            data: None,
+            _etcd: None,
+        }
+    }
+
+    /// kv-fs on `/data`, preopened from `data`.
+    pub fn fs(data: &Path) -> AppBackend {
+        AppBackend {
+            name: "kv-fs",
+            kind: BackendKind::Fs,
+            options: AdapterOptions {
+                fs: kv_virt::options::FsOptions {
+                    dir: Some("/data".into()),
+                    ..kv_virt::options::FsOptions::default()
+                },
+                ..AdapterOptions::default()
+            },
+            data: Some(data.to_path_buf()),
+            _etcd: None,
+        }
+    }
+
+    /// kv-http on a fresh etcd server.
+    pub fn etcd(test: &str) -> AppBackend {
+        let etcd = servers::Etcd::start(&format!("apps-{test}")).unwrap();
+        AppBackend {
+            name: "kv-http (etcd)",
+            kind: BackendKind::Http,
+            options: AdapterOptions {
+                http: kv_virt::options::HttpOptions {
+                    protocol: Some(kv_virt::options::ProtocolArg::Etcd),
+                    endpoint: Some(etcd.url()),
+                    ..kv_virt::options::HttpOptions::default()
+                },
+                ..AdapterOptions::default()
+            },
+            data: None,
+            _etcd: Some(etcd),
+        }
+    }
+
+    /// The three, each on fresh storage under `work`.
+    pub fn all(work: &Path, test: &str) -> [AppBackend; 3] {
+        [
+            AppBackend::mem(),
+            AppBackend::fs(&work.join("data")),
+            AppBackend::etcd(test),
+        ]
+    }
+
+    pub fn compose(&self, app: &str) -> Vec<u8> {
+        let composed = compose(&read(app), self.kind, &self.options)
+            .unwrap_or_else(|e| panic!("composing {app} with {}: {e:#}", self.name));
+        let info = kv_compose::inspect(&composed).unwrap();
+        let left = info.key_value_imports();
+        assert!(left.is_empty(), "{app} on {} still imports {left:?}", self.name);
+        composed
+    }
+
+    pub fn run_options(&self, args: &[&str]) -> RunOptions {
+        RunOptions {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            preopens: self.data.iter().map(|d| (d.clone(), "/data".into())).collect(),
+            capture_output: true,
+            ..RunOptions::default()
+        }
+    }
+
+    /// Composes the command `app`, runs it once with `args` on the
+    /// embedded wasmtime, and returns its standard output.
+    pub fn run(&self, app: &str, args: &[&str]) -> String {
+        let output = runtime()
+            .command(&self.compose(app))
+            .unwrap()
+            .run(&self.run_options(args))
+            .unwrap();
+        succeeded(&output, &format!("{app} on {}", self.name))
+    }
+
+    /// The same on Node (jco), from the composed file written to `work`.
+    pub fn run_on_node(&self, app: &str, args: &[&str], work: &Path) -> String {
+        let file = work.join("app.wasm");
+        std::fs::write(&file, self.compose(app)).unwrap();
+        let output = node::run_on_node(&file, &self.run_options(args)).unwrap();
+        succeeded(&output, &format!("{app} on {} on Node", self.name))
+    }
+}
+
+pub fn succeeded(output: &RunOutput, what: &str) -> String {
+    assert_eq!(output.exit_code, 0, "{what}: {}", output.stderr_text());
+    output.stdout_text()
 }

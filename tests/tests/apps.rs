@@ -11,127 +11,18 @@
 //!
 //! The Spin app's load test is in `serve.rs`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use kv_fs_engine::std_dir::StdDir;
 use kv_fs_engine::{BucketFile, Options};
-use kv_runner::{RunOptions, RunOutput, Runtime, RuntimeOptions, ServeOptions};
+use kv_runner::{RunOptions, Runtime, RuntimeOptions, ServeOptions};
 use kv_virt::adapters::BackendKind;
-use kv_virt::options::{AdapterOptions, FsOptions, HttpOptions, ProtocolArg};
+use kv_virt::options::{AdapterOptions, FsOptions};
 use kv_virt_tests::http::HttpClient;
-use kv_virt_tests::node::run_on_node;
-use kv_virt_tests::servers::Etcd;
 use kv_virt_tests::*;
 
-/// A backend an app is composed with, and what a run of it needs.
-struct Backend {
-    name: &'static str,
-    kind: BackendKind,
-    options: AdapterOptions,
-    /// The host directory preopened as `/data` (kv-fs).
-    data: Option<PathBuf>,
-    /// Keeps the etcd server of a kv-http backend up.
-    _etcd: Option<Etcd>,
-}
-
-impl Backend {
-    fn mem() -> Backend {
-        Backend {
-            name: "kv-mem",
-            kind: BackendKind::Mem,
-            options: AdapterOptions::default(),
-            data: None,
-            _etcd: None,
-        }
-    }
-
-    /// kv-fs on `/data`, preopened from `data`.
-    fn fs(data: &Path) -> Backend {
-        Backend {
-            name: "kv-fs",
-            kind: BackendKind::Fs,
-            options: AdapterOptions {
-                fs: FsOptions {
-                    dir: Some("/data".into()),
-                    ..FsOptions::default()
-                },
-                ..AdapterOptions::default()
-            },
-            data: Some(data.to_path_buf()),
-            _etcd: None,
-        }
-    }
-
-    /// kv-http on a fresh etcd server.
-    fn etcd(test: &str) -> Backend {
-        let etcd = Etcd::start(&format!("apps-{test}")).unwrap();
-        Backend {
-            name: "kv-http (etcd)",
-            kind: BackendKind::Http,
-            options: AdapterOptions {
-                http: HttpOptions {
-                    protocol: Some(ProtocolArg::Etcd),
-                    endpoint: Some(etcd.url()),
-                    ..HttpOptions::default()
-                },
-                ..AdapterOptions::default()
-            },
-            data: None,
-            _etcd: Some(etcd),
-        }
-    }
-
-    /// The three, each on fresh storage under `work`.
-    fn all(work: &Path, test: &str) -> [Backend; 3] {
-        [
-            Backend::mem(),
-            Backend::fs(&work.join("data")),
-            Backend::etcd(test),
-        ]
-    }
-
-    fn compose(&self, app: &str) -> Vec<u8> {
-        let composed = compose(&read(app), self.kind, &self.options)
-            .unwrap_or_else(|e| panic!("composing {app} with {}: {e:#}", self.name));
-        let info = kv_compose::inspect(&composed).unwrap();
-        let left = info.key_value_imports();
-        assert!(left.is_empty(), "{app} on {} still imports {left:?}", self.name);
-        composed
-    }
-
-    fn run_options(&self, args: &[&str]) -> RunOptions {
-        RunOptions {
-            args: args.iter().map(|s| s.to_string()).collect(),
-            preopens: self.data.iter().map(|d| (d.clone(), "/data".into())).collect(),
-            capture_output: true,
-            ..RunOptions::default()
-        }
-    }
-
-    /// Composes the command `app`, runs it once with `args` on the
-    /// embedded wasmtime, and returns its standard output.
-    fn run(&self, app: &str, args: &[&str]) -> String {
-        let output = runtime()
-            .command(&self.compose(app))
-            .unwrap()
-            .run(&self.run_options(args))
-            .unwrap();
-        succeeded(&output, &format!("{app} on {}", self.name))
-    }
-
-    /// The same on Node (jco), from the composed file written to `work`.
-    fn run_on_node(&self, app: &str, args: &[&str], work: &Path) -> String {
-        let file = work.join("app.wasm");
-        std::fs::write(&file, self.compose(app)).unwrap();
-        let output = run_on_node(&file, &self.run_options(args)).unwrap();
-        succeeded(&output, &format!("{app} on {} on Node", self.name))
-    }
-}
-
-fn succeeded(output: &RunOutput, what: &str) -> String {
-    assert_eq!(output.exit_code, 0, "{what}: {}", output.stderr_text());
-    output.stdout_text()
-}
+/// The backends the examples run on.
+type Backend = AppBackend;
 
 /// The value of `key` in the kv-fs bucket file `file`, read natively.
 fn stored(data: &Path, file: &str, key: &str) -> Option<String> {

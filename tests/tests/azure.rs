@@ -5,7 +5,7 @@
 
 use kv_runner::{Command, RunOptions};
 use kv_virt::adapters::BackendKind;
-use kv_virt::options::{AdapterOptions, HttpOptions, ProtocolArg};
+use kv_virt::options::{AdapterOptions, ProtocolArg};
 use kv_virt_tests::proxy::CountingProxy;
 use kv_virt_tests::servers::azurite::{Azurite, DEV_ACCOUNT, DEV_KEY};
 use kv_virt_tests::*;
@@ -14,18 +14,11 @@ use kv_virt_tests::*;
 const KEY_VARIABLE: &str = "AZURE_STORAGE_KEY";
 
 fn options(url: &str, buckets: &[&str]) -> AdapterOptions {
-    AdapterOptions {
-        buckets: buckets.iter().map(|s| s.to_string()).collect(),
-        http: HttpOptions {
-            protocol: Some(ProtocolArg::AzureTable),
-            endpoint: Some(url.into()),
-            azure_account: Some(DEV_ACCOUNT.into()),
-            azure_table: Some("kvvirt".into()),
-            credentials: vec![format!("account-key=env:{KEY_VARIABLE}")],
-            ..HttpOptions::default()
-        },
-        ..AdapterOptions::default()
-    }
+    let credentials = vec![format!("account-key=env:{KEY_VARIABLE}")];
+    http_options(ProtocolArg::AzureTable, url, buckets, credentials, |http| {
+        http.azure_account = Some(DEV_ACCOUNT.into());
+        http.azure_table = Some("kvvirt".into());
+    })
 }
 
 fn run_args(args: &[&str], key: &str) -> RunOptions {
@@ -51,7 +44,7 @@ fn azure_table_conformance() {
     let limits = limit_args(kv_http::azure::LIMITS);
     let limits: Vec<&str> = limits.iter().map(String::as_str).collect();
     let run = run_args(&limits, DEV_KEY);
-    conformance_both_drafts(
+    conformance_every_guest(
         BackendKind::Http,
         &options(&Azurite::url_at(proxy.port()), &CONFORMANCE_BUCKETS),
         &run,

@@ -34,6 +34,11 @@ fn kv_mem_draft2() {
 }
 
 #[test]
+fn kv_mem_wasi_0_3_spin_and_wasmcloud() {
+    conformance(CONFORMANCE_ASYNC, BackendKind::Mem, ASYNC_CHECKS);
+}
+
+#[test]
 fn kv_mem_draft2_built_against_the_2024_text() {
     conformance(CONFORMANCE_DRAFT2_2024, BackendKind::Mem, DRAFT2_CHECKS);
 }

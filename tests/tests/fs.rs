@@ -91,6 +91,11 @@ fn conformance_draft2() {
 }
 
 #[test]
+fn conformance_wasi_0_3_spin_and_wasmcloud() {
+    conformance(CONFORMANCE_ASYNC, "conformance-async");
+}
+
+#[test]
 fn conformance_draft2_built_against_the_2024_text() {
     conformance(CONFORMANCE_DRAFT2_2024, "conformance-draft2-2024");
 }

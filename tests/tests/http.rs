@@ -61,7 +61,7 @@ fn conformance(protocol: ProtocolArg, url: &str) {
         capture_output: true,
         ..RunOptions::default()
     };
-    conformance_both_drafts(
+    conformance_every_guest(
         BackendKind::Http,
         &http_options(protocol, url, &CONFORMANCE_BUCKETS),
         &run,

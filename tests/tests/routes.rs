@@ -56,7 +56,7 @@ fn the_conformance_guest_passes_through_a_routed_adapter() {
         }),
         ..run
     };
-    conformance_both_drafts(BackendKind::Route, &options, &run).unwrap();
+    conformance_every_guest(BackendKind::Route, &options, &run).unwrap();
     let files: Vec<String> = std::fs::read_dir(work.join("data"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())

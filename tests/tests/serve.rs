@@ -4,10 +4,7 @@
 //! app (`examples/spin-app`) answers the same API and takes the same load.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 
 use kv_runner::ServeOptions;
 use kv_virt::adapters::BackendKind;
@@ -16,6 +13,9 @@ use kv_virt::options::{AdapterOptions, FsOptions, HttpOptions, ProtocolArg};
 use kv_virt_tests::http::HttpClient;
 use kv_virt_tests::notes_load::{LoadSpec, Notes, parse_hits, run_load};
 use kv_virt_tests::*;
+
+/// The `kv-run` binary under test.
+const KV_RUN: &str = env!("CARGO_BIN_EXE_kv-run-under-test");
 
 /// A fresh directory under the target directory, removed first.
 fn temp_dir(name: &str) -> PathBuf {
@@ -72,46 +72,6 @@ fn kv_http_etcd(url: &str, serve_args: &[&str]) -> Backend {
     }
 }
 
-/// `kv-run serve` in a child process, killed by its pid when dropped.
-struct ServeProcess {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl ServeProcess {
-    fn start(component: &Path, args: &[String]) -> ServeProcess {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kv-run-under-test"))
-            .args(["serve", "--addr", "127.0.0.1:0"])
-            .args(args)
-            .arg(component)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        // "kv-run: serving notes.wasm on http://127.0.0.1:PORT/"
-        let addr = line
-            .trim_end()
-            .rsplit_once("http://")
-            .and_then(|(_, url)| url.trim_end_matches('/').parse().ok())
-            .unwrap_or_else(|| {
-                let _ = child.kill();
-                panic!("kv-run serve did not print its address: {line:?}")
-            });
-        ServeProcess { child, addr }
-    }
-}
-
-impl Drop for ServeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Every id `GET /notes` lists, page by page.
 fn list_all(http: &mut HttpClient) -> BTreeSet<String> {
     let mut ids = BTreeSet::new();
@@ -146,7 +106,7 @@ fn app_under_load(app: &str, backend: &Backend, work: &Path) {
     let composed = compose(&read(app), backend.kind, &backend.options).unwrap();
     let component = work.join("app.wasm");
     std::fs::write(&component, composed).unwrap();
-    let server = ServeProcess::start(&component, &backend.serve_args);
+    let server = ServeProcess::start(KV_RUN, &component, &backend.serve_args);
 
     let spec = LoadSpec {
         clients: 16,

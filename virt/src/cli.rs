@@ -6,9 +6,9 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use kv_compose::GetManyShape;
-use kv_core::config::BackendConfig;
+use kv_core::config::{AdapterConfig, BackendConfig};
 
-use crate::adapters::BackendKind;
+use crate::adapters::{BackendKind, Flavour};
 use crate::options::AdapterOptions;
 
 /// Give any WASI 0.2 runtime a real wasi:keyvalue: kv-virt bakes a
@@ -24,7 +24,8 @@ pub struct Cli {
 pub enum Command {
     /// Write a configured adapter: a component exporting wasi:keyvalue
     /// (0.2.0-draft and 0.2.0-draft2) and Spin's fermyon:spin/key-value@2.0.0
-    /// that `wac plug` can plug into an app.
+    /// (with --flavour async, also spin:key-value@3.0.0 and
+    /// wasmcloud:keyvalue@0.2.0) that `wac plug` can plug into an app.
     #[command(
         after_help = "Example:\n  kv-virt adapter mem --bucket app -o kv-mem.wasm\n  wac plug app.wasm --plug kv-mem.wasm -o composed.wasm"
     )]
@@ -38,13 +39,19 @@ pub enum Command {
         /// `2024` (the 2024 text). `kv-virt plug` picks the app's shape itself.
         #[arg(long, value_name = "SHAPE", default_value = "pr55")]
         draft2_get_many: GetManyArg,
+        /// `sync`: the WASI 0.2 interfaces, loadable on every runtime;
+        /// `async`: also the WASI 0.3 ones (spin:key-value@3.0.0,
+        /// wasmcloud:keyvalue@0.2.0), for runtimes with component-model-async.
+        /// `kv-virt plug` picks the app's flavour itself.
+        #[arg(long, value_name = "FLAVOUR", default_value = "sync")]
+        flavour: FlavourArg,
         /// Where to write the adapter.
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
     },
-    /// Plug a configured adapter into an app that imports wasi:keyvalue or
-    /// Spin's key-value interface. The result imports neither and runs on
-    /// any WASI 0.2 runtime.
+    /// Plug a configured adapter into an app that imports wasi:keyvalue,
+    /// Spin's key-value interface or wasmCloud's. The result imports none
+    /// of them and runs on any WASI runtime that runs the app.
     #[command(
         after_help = "Example:\n  kv-virt plug app.wasm mem -o composed.wasm\n  wasmtime run composed.wasm"
     )]
@@ -90,6 +97,24 @@ pub enum Command {
     },
 }
 
+/// `--flavour`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FlavourArg {
+    /// The WASI 0.2 interfaces, lifted sync (every runtime).
+    Sync,
+    /// Also the WASI 0.3 interfaces, lifted async.
+    Async,
+}
+
+impl From<FlavourArg> for Flavour {
+    fn from(arg: FlavourArg) -> Flavour {
+        match arg {
+            FlavourArg::Sync => Flavour::Sync,
+            FlavourArg::Async => Flavour::Async,
+        }
+    }
+}
+
 /// `--draft2-get-many`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum GetManyArg {
@@ -115,15 +140,26 @@ fn write_component(path: &Path, component: &[u8], out: &mut dyn std::io::Write) 
     Ok(())
 }
 
-/// A configured adapter for these options, exporting draft2's `get-many`
-/// in the given shape under the wasi name.
+/// A configured adapter for these options, of `flavour`, exporting
+/// draft2's `get-many` in the given shape under the wasi name.
 pub fn configured_adapter_with(
     backend: Option<BackendKind>,
     options: &AdapterOptions,
     draft2_get_many: GetManyShape,
+    flavour: Flavour,
 ) -> Result<Vec<u8>> {
     let (kind, config) = options.resolve(backend)?;
-    let adapter = kv_compose::configure(kind.adapter(), &config.to_bytes(), draft2_get_many)?;
+    configure(kind, &config, draft2_get_many, flavour)
+}
+
+/// The adapter of `kind` with `config` baked in.
+fn configure(
+    kind: BackendKind,
+    config: &AdapterConfig,
+    draft2_get_many: GetManyShape,
+    flavour: Flavour,
+) -> Result<Vec<u8>> {
+    let adapter = kv_compose::configure(kind.adapter(flavour), &config.to_bytes(), draft2_get_many)?;
     match &config.backend {
         // kv-route imports wasi:http for its kv-http routes; with none, a
         // stand-in keeps the composed app from needing it.
@@ -138,15 +174,28 @@ pub fn configured_adapter_with(
     }
 }
 
-/// A configured adapter for these options (PR #55's draft2 `get-many`
-/// under the wasi name; `kv-virt plug` connects either shape).
+/// A configured sync adapter for these options (PR #55's draft2
+/// `get-many` under the wasi name; `kv-virt plug` connects either shape).
 pub fn configured_adapter(backend: Option<BackendKind>, options: &AdapterOptions) -> Result<Vec<u8>> {
-    configured_adapter_with(backend, options, GetManyShape::Pr55)
+    configured_adapter_with(backend, options, GetManyShape::Pr55, Flavour::Sync)
 }
 
-/// `kv-virt plug`: `app` with a configured adapter for these options plugged in.
+/// `kv-virt plug`: `app` with a configured adapter for these options
+/// plugged in (see [`plug_configured`]).
 pub fn plug(app: &[u8], backend: Option<BackendKind>, options: &AdapterOptions) -> Result<Vec<u8>> {
-    kv_compose::plug(app, &configured_adapter(backend, options)?)
+    let (kind, config) = options.resolve(backend)?;
+    plug_configured(app, kind, &config)
+}
+
+/// `app` with the adapter of `kind`, `config` baked in, plugged in, of the
+/// flavour the app needs: async only for an app that imports a WASI 0.3
+/// key-value interface, so that a WASI 0.2 app's composition still loads
+/// on runtimes without component-model-async.
+pub fn plug_configured(app: &[u8], kind: BackendKind, config: &AdapterConfig) -> Result<Vec<u8>> {
+    // An app that cannot be read is reported by `kv_compose::plug`, in its words.
+    let flavour = kv_compose::inspect(app).map_or(Flavour::Sync, |info| Flavour::for_app(&info));
+    let adapter = configure(kind, config, GetManyShape::Pr55, flavour)?;
+    kv_compose::plug(app, &adapter)
 }
 
 /// Runs one command; what it prints goes to `out`.
@@ -156,13 +205,14 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<()> {
             backend,
             options,
             draft2_get_many,
+            flavour,
             output,
         } => {
             let shape = match draft2_get_many {
                 GetManyArg::Pr55 => GetManyShape::Pr55,
                 GetManyArg::Text2024 => GetManyShape::Text2024,
             };
-            let adapter = configured_adapter_with(backend, &options, shape)?;
+            let adapter = configured_adapter_with(backend, &options, shape, flavour.into())?;
             write(&output, &adapter)?;
             writeln!(out, "wrote {} ({} bytes)", output.display(), adapter.len())?;
         }
@@ -173,9 +223,8 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<()> {
             output,
         } => {
             let app_bytes = read(&app)?;
-            let adapter = configured_adapter(backend, &options)?;
             let composed =
-                kv_compose::plug(&app_bytes, &adapter).with_context(|| format!("{}", app.display()))?;
+                plug(&app_bytes, backend, &options).with_context(|| format!("{}", app.display()))?;
             write(&output, &composed)?;
             writeln!(out, "wrote {} ({} bytes)", output.display(), composed.len())?;
         }
@@ -197,12 +246,14 @@ pub fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<()> {
                     writeln!(out, "  (none)")?;
                 }
                 for item in items {
-                    match item.get_many_shape {
-                        Some(shape) => {
-                            writeln!(out, "  {} ({}; {})", item.name, item.kind, shape.describe())?
-                        }
-                        None => writeln!(out, "  {} ({})", item.name, item.kind)?,
+                    let mut notes = vec![item.kind];
+                    if item.is_async {
+                        notes.push("async: WASI 0.3");
                     }
+                    if let Some(shape) = item.get_many_shape {
+                        notes.push(shape.describe());
+                    }
+                    writeln!(out, "  {} ({})", item.name, notes.join("; "))?;
                 }
             }
             let configs =

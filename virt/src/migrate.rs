@@ -19,10 +19,11 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::Args;
+use kv_core::config::{AdapterConfig, BackendConfig};
 use kv_dump::{DEFAULT_BATCH_BYTES, DEFAULT_BATCH_KEYS, Job, Task};
 
 use crate::adapters::BackendKind;
-use crate::options::{AdapterOptions, FsOptions};
+use crate::options::AdapterOptions;
 
 /// The export and import command (imports `kv-virt:config/config` and
 /// `wasi:keyvalue@0.2.0-draft2`).
@@ -82,20 +83,15 @@ pub fn export_command(
 ) -> Result<Vec<u8>> {
     // An export only reads: a misspelt kv-fs bucket is an error, not a new
     // empty file (routes set their kv-fs options in their own tables).
-    let (kind, _) = options.resolve(backend)?;
-    let options = match kind {
-        BackendKind::Route => options.clone(),
-        _ => AdapterOptions {
-            fs: FsOptions {
-                create_buckets: Some(false),
-                ..options.fs.clone()
-            },
-            ..options.clone()
-        },
-    };
-    let (_, config) = options.resolve(backend)?;
-    let buckets = config.allowed_buckets.unwrap_or(vec![config.default_bucket]);
-    command(&batch.job(Task::Export { buckets })?, backend, &options)
+    let (kind, mut config) = options.resolve(backend)?;
+    if let BackendConfig::Fs(fs) = &mut config.backend {
+        fs.create_buckets = false;
+    }
+    let buckets = config
+        .allowed_buckets
+        .clone()
+        .unwrap_or(vec![config.default_bucket.clone()]);
+    command(&batch.job(Task::Export { buckets })?, kind, &config)
 }
 
 /// The import command: reads JSON lines from stdin into the buckets they
@@ -107,15 +103,15 @@ pub fn import_command(
     options: &AdapterOptions,
     batch: &BatchOptions,
 ) -> Result<Vec<u8>> {
-    let (_, config) = options.resolve(backend)?;
+    let (kind, config) = options.resolve(backend)?;
     let bucket = match config.allowed_buckets.as_deref() {
         Some([only]) if *only != config.default_bucket => only.clone(),
-        _ => config.default_bucket,
+        _ => config.default_bucket.clone(),
     };
-    command(&batch.job(Task::Import { bucket })?, backend, options)
+    command(&batch.job(Task::Import { bucket })?, kind, &config)
 }
 
-fn command(job: &Job, backend: Option<BackendKind>, options: &AdapterOptions) -> Result<Vec<u8>> {
+fn command(job: &Job, kind: BackendKind, config: &AdapterConfig) -> Result<Vec<u8>> {
     let baked = kv_compose::bake_config(KV_MIGRATE, &job.to_bytes())?;
-    crate::cli::plug(&baked, backend, options)
+    crate::cli::plug_configured(&baked, kind, config)
 }

@@ -1,5 +1,9 @@
 //! The configuration of an adapter, from a TOML file (`--config kv.toml`)
 //! and flags (flags win), turned into the [`AdapterConfig`] baked into it.
+//! One set of structs takes both: each option is a flag (clap) and the
+//! same key in the file (serde). Values are checked once, by
+//! [`AdapterConfig::validate`]; this module checks only what a configuration
+//! cannot express (an option of another protocol, a missing one).
 //!
 //! ```toml
 //! backend = "fs"             # or given on the command line
@@ -47,27 +51,37 @@
 //! dir = "/data"
 //! ```
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use kv_core::config::{
     AdapterConfig, BackendConfig, Durability, FsConfig, HttpConfig, HttpProtocol, MemConfig, Route, Secret,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use crate::adapters::BackendKind;
 
-/// Options shared by `adapter` and `plug`.
-#[derive(Args, Clone, Debug, Default)]
+/// Options shared by `adapter`, `plug`, `export` and `import`: the flags,
+/// and the top level of the TOML file. Unknown keys are errors that name
+/// the key.
+#[derive(Args, Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct AdapterOptions {
     /// Read options from a TOML file (flags override it).
     #[arg(long, value_name = "FILE")]
-    pub config: Option<std::path::PathBuf>,
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// The file's `backend = "..."` (the command line names the backend as
+    /// an argument instead).
+    #[arg(skip)]
+    pub backend: Option<BackendKind>,
 
     /// Allow only this bucket (repeat for more); `open` of any other name
     /// fails with access-denied. Default: any valid name.
     #[arg(long = "bucket", value_name = "NAME")]
+    #[serde(default, deserialize_with = "allow_list")]
     pub buckets: Vec<String>,
 
     /// The bucket `open("")` (wasmtime, wasmCloud) and Spin's `default`
@@ -82,16 +96,46 @@ pub struct AdapterOptions {
     pub list_page_bytes: Option<u32>,
 
     #[command(flatten)]
+    #[serde(default)]
     pub fs: FsOptions,
 
     #[command(flatten)]
+    #[serde(default)]
     pub http: HttpOptions,
+
+    /// The file's `[[route]]` tables.
+    #[arg(skip)]
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteOptions>,
 }
 
-/// kv-fs options. Their help (in [`help`]) shows [`FsConfig`]'s defaults
-/// and bounds.
-#[derive(Args, Clone, Debug, Default, PartialEq)]
+/// The file's `buckets`: an empty list is refused, for it would allow no
+/// bucket at all, and leaving the key out is how a file allows any name.
+fn allow_list<'de, D: Deserializer<'de>>(file: D) -> Result<Vec<String>, D::Error> {
+    let buckets = Vec::<String>::deserialize(file)?;
+    if buckets.is_empty() {
+        return Err(serde::de::Error::custom(
+            "buckets = [] would allow no bucket: leave `buckets` out to allow any valid name",
+        ));
+    }
+    Ok(buckets)
+}
+
+/// One `[[route]]` table (file only).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RouteOptions {
+    pub buckets: Vec<String>,
+    pub backend: BackendKind,
+    pub fs: Option<FsOptions>,
+    pub http: Option<HttpOptions>,
+}
+
+/// kv-fs options (the file's `[fs]` table). Their help (in [`help`]) shows
+/// [`FsConfig`]'s defaults and bounds.
+#[derive(Args, Clone, Debug, Default, PartialEq, Deserialize)]
 #[command(next_help_heading = "kv-fs options")]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct FsOptions {
     #[arg(long, value_name = "PATH", help = help::dir())]
     pub dir: Option<String>,
@@ -169,9 +213,10 @@ mod help {
     }
 }
 
-/// kv-http options.
-#[derive(Args, Clone, Debug, Default, PartialEq)]
+/// kv-http options (the file's `[http]` table).
+#[derive(Args, Clone, Debug, Default, PartialEq, Deserialize)]
 #[command(next_help_heading = "kv-http options")]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct HttpOptions {
     /// The service's API.
     #[arg(long, value_name = "PROTOCOL")]
@@ -187,8 +232,9 @@ pub struct HttpOptions {
 
     /// Store bucket NAME's keys under exactly PREFIX instead of
     /// `<key-prefix><NAME>/` (repeat for more buckets).
-    #[arg(long = "bucket-prefix", value_name = "NAME=PREFIX")]
-    pub bucket_prefixes: Vec<String>,
+    #[arg(long = "bucket-prefix", value_name = "NAME=PREFIX", value_parser = pair)]
+    #[serde(default, deserialize_with = "pairs")]
+    pub bucket_prefixes: Vec<(String, String)>,
 
     /// Each operation, retries included, finishes within this [default: 10000].
     #[arg(long, value_name = "MS")]
@@ -202,12 +248,14 @@ pub struct HttpOptions {
     /// A credential the protocol uses (username, password, …), read at run
     /// time from an environment variable: NAME=env:VARIABLE. NAME=value:SECRET
     /// bakes the secret into the component and needs --bake-secrets.
-    #[arg(long = "credential", value_name = "NAME=SOURCE")]
-    pub credentials: Vec<String>,
+    #[arg(long = "credential", value_name = "NAME=SOURCE", value_parser = pair)]
+    #[serde(default, deserialize_with = "pairs")]
+    pub credentials: Vec<(String, String)>,
 
     /// Allow credentials given as values to be baked into the component
     /// (anyone with the component can read them).
     #[arg(long)]
+    #[serde(default)]
     pub bake_secrets: bool,
 
     /// dynamodb: the table (partition key `bucket` (S), sort key `key` (S)).
@@ -225,6 +273,7 @@ pub struct HttpOptions {
     /// dynamodb: strongly consistent reads for get and list-keys [default: true].
     #[arg(long, value_name = "BOOL")]
     pub consistent_reads: Option<bool>,
+
     /// Azure Table: the storage account (its key is the account-key credential).
     #[arg(long, value_name = "NAME")]
     pub azure_account: Option<String>,
@@ -232,6 +281,20 @@ pub struct HttpOptions {
     /// Azure Table: the table holding every bucket (created if absent).
     #[arg(long, value_name = "NAME")]
     pub azure_table: Option<String>,
+}
+
+/// `NAME=VALUE`, as `--bucket-prefix` and `--credential` take it.
+pub fn pair(entry: &str) -> Result<(String, String), String> {
+    match entry.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.into(), value.into())),
+        _ => Err(format!("expected NAME=VALUE, not {entry:?}")),
+    }
+}
+
+/// The same pairs in the file: a table (`{ name = "value" }`).
+fn pairs<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<(String, String)>, D::Error> {
+    let table = std::collections::BTreeMap::<String, String>::deserialize(deserializer)?;
+    Ok(table.into_iter().collect())
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Deserialize)]
@@ -257,63 +320,7 @@ pub enum DurabilityArg {
     None,
 }
 
-/// The TOML file. Unknown keys are errors that name the key.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct ConfigFile {
-    backend: Option<BackendKind>,
-    buckets: Option<Vec<String>>,
-    default_bucket: Option<String>,
-    list_page_keys: Option<u32>,
-    list_page_bytes: Option<u32>,
-    fs: Option<FsFile>,
-    http: Option<HttpFile>,
-    #[serde(default, rename = "route")]
-    routes: Vec<RouteFile>,
-}
-
-/// One `[[route]]` table.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct RouteFile {
-    buckets: Vec<String>,
-    backend: BackendKind,
-    fs: Option<FsFile>,
-    http: Option<HttpFile>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct HttpFile {
-    protocol: Option<ProtocolArg>,
-    endpoint: Option<String>,
-    key_prefix: Option<String>,
-    #[serde(default)]
-    bucket_prefixes: std::collections::BTreeMap<String, String>,
-    timeout_ms: Option<u32>,
-    max_attempts: Option<u32>,
-    #[serde(default)]
-    credentials: std::collections::BTreeMap<String, String>,
-    bake_secrets: Option<bool>,
-    table: Option<String>,
-    s3_bucket: Option<String>,
-    region: Option<String>,
-    consistent_reads: Option<bool>,
-    azure_account: Option<String>,
-    azure_table: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct FsFile {
-    dir: Option<String>,
-    page_size: Option<u32>,
-    durability: Option<DurabilityArg>,
-    create_buckets: Option<bool>,
-    lock_lease_ms: Option<u32>,
-}
-
-impl ConfigFile {
+impl AdapterOptions {
     fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         toml::from_str(&text).map_err(|e| {
@@ -330,14 +337,13 @@ impl ConfigFile {
             anyhow::anyhow!("{}{at}: {}", path.display(), e.message())
         })
     }
-}
 
-impl AdapterOptions {
-    /// The backend (from the command line, else the file) and its configuration.
+    /// The backend (from the command line, else the file) and its
+    /// configuration: these options (the flags) over the file's.
     pub fn resolve(&self, backend: Option<BackendKind>) -> Result<(BackendKind, AdapterConfig)> {
         let file = match &self.config {
-            Some(path) => ConfigFile::read(path)?,
-            None => ConfigFile::default(),
+            Some(path) => AdapterOptions::read(path)?,
+            None => AdapterOptions::default(),
         };
         let named = backend.or(file.backend);
         let kind = match named {
@@ -365,17 +371,16 @@ impl AdapterOptions {
         }
         let backend_config = match kind {
             BackendKind::Mem => BackendConfig::Mem(MemConfig {}),
-            BackendKind::Fs => BackendConfig::Fs(self.fs.resolve(file.fs.unwrap_or_default())?),
-            BackendKind::Http => BackendConfig::Http(self.http.resolve(file.http.unwrap_or_default())?),
-            BackendKind::Route => self.routes(file.routes, file.fs.is_some() || file.http.is_some())?,
+            BackendKind::Fs => BackendConfig::Fs(self.fs.resolve(file.fs)),
+            BackendKind::Http => BackendConfig::Http(self.http.resolve(file.http)?),
+            BackendKind::Route => self.routes(file.routes, file.fs, file.http)?,
         };
         let mut config = AdapterConfig::new(backend_config);
-        let buckets = if self.buckets.is_empty() {
-            file.buckets
-        } else {
-            Some(self.buckets.clone())
+        config.allowed_buckets = match (self.buckets.is_empty(), file.buckets.is_empty()) {
+            (false, _) => Some(self.buckets.clone()),
+            (true, false) => Some(file.buckets),
+            (true, true) => None,
         };
-        config.allowed_buckets = buckets;
         if let Some(name) = self.default_bucket.clone().or(file.default_bucket) {
             config.default_bucket = name;
         }
@@ -390,28 +395,29 @@ impl AdapterOptions {
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         Ok((kind, config))
     }
-}
 
-impl AdapterOptions {
     /// The routes of a routed configuration: each route's backend takes its
     /// options from its own tables only.
-    fn routes(&self, routes: Vec<RouteFile>, top_level_tables: bool) -> Result<BackendConfig> {
+    fn routes(&self, routes: Vec<RouteOptions>, fs: FsOptions, http: HttpOptions) -> Result<BackendConfig> {
         if routes.is_empty() {
             bail!(
                 "backend route needs [[route]] tables in a --config file (each with buckets, a backend and its options)"
             );
         }
-        if self.fs != FsOptions::default() || self.http != HttpOptions::default() || top_level_tables {
+        let shared = |fs: &FsOptions, http: &HttpOptions| {
+            *fs != FsOptions::default() || *http != HttpOptions::default()
+        };
+        if shared(&self.fs, &self.http) || shared(&fs, &http) {
             bail!(
                 "with routes, each route sets its backend's options in its own [route.fs] or [route.http] table, \
                  not with kv-fs or kv-http flags or top-level [fs] or [http] tables"
             );
         }
-        let route = |route: RouteFile| -> Result<Route> {
+        let route = |route: RouteOptions| -> Result<Route> {
             let backend = match (route.backend, route.fs, route.http) {
                 (BackendKind::Mem, None, None) => BackendConfig::Mem(MemConfig {}),
                 (BackendKind::Fs, fs, None) => {
-                    BackendConfig::Fs(FsOptions::default().resolve(fs.unwrap_or_default())?)
+                    BackendConfig::Fs(FsOptions::default().resolve(fs.unwrap_or_default()))
                 }
                 (BackendKind::Http, None, http) => {
                     BackendConfig::Http(HttpOptions::default().resolve(http.unwrap_or_default())?)
@@ -437,9 +443,10 @@ impl AdapterOptions {
 }
 
 impl FsOptions {
-    fn resolve(&self, file: FsFile) -> Result<FsConfig> {
+    /// These options over the file's, over the defaults.
+    fn resolve(&self, file: FsOptions) -> FsConfig {
         let defaults = FsConfig::default();
-        let config = FsConfig {
+        FsConfig {
             dir: self.dir.clone().or(file.dir).unwrap_or(defaults.dir),
             page_size: self.page_size.or(file.page_size).unwrap_or(defaults.page_size),
             durability: match self.durability.or(file.durability) {
@@ -455,14 +462,13 @@ impl FsOptions {
                 .lock_lease_ms
                 .or(file.lock_lease_ms)
                 .unwrap_or(defaults.lock_lease_ms),
-        };
-        // Its bounds are checked with the whole configuration (AdapterConfig::validate).
-        Ok(config)
+        }
     }
 }
 
 impl HttpOptions {
-    fn resolve(&self, file: HttpFile) -> Result<HttpConfig> {
+    /// These options over the file's, over the defaults.
+    fn resolve(&self, file: HttpOptions) -> Result<HttpConfig> {
         let Some(protocol) = self.protocol.or(file.protocol) else {
             bail!(
                 "kv-http needs a protocol: --protocol etcd|redis|dynamodb|s3|azure-table (or `protocol` in the [http] table)"
@@ -507,7 +513,7 @@ impl HttpOptions {
         }
         let protocol = match protocol {
             ProtocolArg::Etcd => HttpProtocol::Etcd,
-            ProtocolArg::Redis => HttpProtocol::Webdis,
+            ProtocolArg::Redis => HttpProtocol::Redis,
             ProtocolArg::Dynamodb => HttpProtocol::DynamoDb {
                 table: required("dynamodb", self.table.clone().or(file.table), "table", "NAME")?,
                 region: required(
@@ -527,34 +533,42 @@ impl HttpOptions {
                 )?,
                 region: required("s3", self.region.clone().or(file.region), "region", "us-east-1")?,
             },
-            ProtocolArg::AzureTable => azure_table(
-                self.azure_account.clone().or(file.azure_account),
-                self.azure_table.clone().or(file.azure_table),
-            )?,
+            ProtocolArg::AzureTable => HttpProtocol::AzureTable {
+                account: required(
+                    "azure-table",
+                    self.azure_account.clone().or(file.azure_account),
+                    "azure-account",
+                    "NAME",
+                )?,
+                table: required(
+                    "azure-table",
+                    self.azure_table.clone().or(file.azure_table),
+                    "azure-table",
+                    "NAME",
+                )?,
+            },
         };
         let mut config = HttpConfig::new(protocol, endpoint);
         if let Some(prefix) = self.key_prefix.clone().or(file.key_prefix) {
             config.key_prefix = prefix;
         }
-        let mut bucket_prefixes = file.bucket_prefixes;
-        for entry in &self.bucket_prefixes {
-            let (name, prefix) = split_pair(entry, "--bucket-prefix", "NAME=PREFIX")?;
-            bucket_prefixes.insert(name.into(), prefix.into());
-        }
-        config.bucket_prefixes = bucket_prefixes.into_iter().collect();
+        // Per name, a flag wins over the file.
+        let merged = |file: Vec<(String, String)>, flags: &[(String, String)]| {
+            let mut merged: std::collections::BTreeMap<_, _> = file.into_iter().collect();
+            merged.extend(flags.iter().cloned());
+            merged
+        };
+        config.bucket_prefixes = merged(file.bucket_prefixes, &self.bucket_prefixes)
+            .into_iter()
+            .collect();
         if let Some(ms) = self.timeout_ms.or(file.timeout_ms) {
             config.timeout_ms = ms;
         }
         if let Some(n) = self.max_attempts.or(file.max_attempts) {
             config.retry.max_attempts = n;
         }
-        let bake = self.bake_secrets || file.bake_secrets.unwrap_or(false);
-        let mut credentials = file.credentials;
-        for entry in &self.credentials {
-            let (name, source) = split_pair(entry, "--credential", "NAME=env:VARIABLE")?;
-            credentials.insert(name.into(), source.into());
-        }
-        for (name, source) in credentials {
+        let bake = self.bake_secrets || file.bake_secrets;
+        for (name, source) in merged(file.credentials, &self.credentials) {
             let secret = if let Some(variable) = source.strip_prefix("env:") {
                 Secret::Env(variable.into())
             } else if let Some(value) = source.strip_prefix("value:") {
@@ -573,48 +587,14 @@ impl HttpOptions {
             };
             config.credentials.push((name, secret));
         }
-        if config.timeout_ms == 0 || config.retry.max_attempts == 0 {
-            bail!("the timeout and the number of attempts must be at least 1");
-        }
         Ok(config)
     }
 }
 
-/// A protocol option given as a flag or in the file, not empty.
+/// A protocol option, given as a flag or in the file (its value is checked
+/// with the configuration).
 fn required(protocol: &str, value: Option<String>, option: &str, example: &str) -> Result<String> {
-    value.filter(|v| !v.is_empty()).with_context(|| {
+    value.with_context(|| {
         format!("the {protocol} protocol needs --{option} {example} (or `{option}` in the [http] table)")
     })
-}
-
-/// `NAME=VALUE` from a flag.
-fn split_pair<'a>(entry: &'a str, flag: &str, shape: &str) -> Result<(&'a str, &'a str)> {
-    match entry.split_once('=') {
-        Some((name, value)) if !name.is_empty() => Ok((name, value)),
-        _ => bail!("{flag} takes {shape}, not {entry:?}"),
-    }
-}
-
-/// The Azure Table protocol's options, checked against Azure's naming rules.
-fn azure_table(account: Option<String>, table: Option<String>) -> Result<HttpProtocol> {
-    let Some(account) = account else {
-        bail!("--protocol azure-table needs the storage account: --azure-account NAME (or `azure-account`)");
-    };
-    let Some(table) = table else {
-        bail!("--protocol azure-table needs a table: --azure-table NAME (or `azure-table`)");
-    };
-    if !(3..=24).contains(&account.len())
-        || !account
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-    {
-        bail!("Azure storage account {account:?}: 3 to 24 lowercase letters and digits");
-    }
-    if !(3..=63).contains(&table.len())
-        || !table.starts_with(|c: char| c.is_ascii_alphabetic())
-        || !table.bytes().all(|b| b.is_ascii_alphanumeric())
-    {
-        bail!("Azure table {table:?}: 3 to 63 letters and digits, starting with a letter");
-    }
-    Ok(HttpProtocol::AzureTable { account, table })
 }

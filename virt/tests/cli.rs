@@ -54,7 +54,10 @@ fn plug_rejects_an_app_without_keyvalue() {
         "package test:app; interface host { now: func() -> u64; } world app { import host; export run: func(); }",
     );
     let output = kv_virt(&["plug", &app, "mem", "-o", dir.join("out.wasm").to_str().unwrap()]);
-    assert_one_line_error(&output, "imports no wasi:keyvalue or Spin key-value interface");
+    assert_one_line_error(
+        &output,
+        "imports no wasi:keyvalue, Spin or wasmCloud key-value interface",
+    );
 }
 
 #[test]
@@ -206,6 +209,9 @@ fn config_file_errors_name_the_key() {
 
     let output = adapter_with_config(&dir, "backend = \"mem\"\nbuckets = [\"../up\"]\n");
     assert_one_line_error(&output, "invalid bucket name \"../up\"");
+
+    let output = adapter_with_config(&dir, "backend = \"mem\"\nbuckets = []\n");
+    assert_one_line_error(&output, "buckets = [] would allow no bucket");
 
     let output = adapter_with_config(
         &dir,
@@ -414,4 +420,33 @@ fn export_and_import_write_commands_that_need_only_wasi() {
         let output = kv_virt(&[task, "-o", out.to_str().unwrap()]);
         assert_one_line_error(&output, "no backend given");
     }
+}
+
+#[test]
+fn a_reader_that_closes_early_ends_the_command_quietly() {
+    // `kv-virt inspect x.wasm | head -1`, with `head` gone before kv-virt
+    // writes: every write to stdout fails with a broken pipe.
+    let dir = temp_dir("cli-broken-pipe");
+    let adapter = dir.join("kv-mem.wasm");
+    let made = kv_virt(&["adapter", "mem", "-o", adapter.to_str().unwrap()]);
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_kv-virt"))
+        .args(["inspect", adapter.to_str().unwrap()])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+    assert!(output.status.success(), "{:?}", output.status);
+
+    // Any other failure is still one line and exit 1.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_kv-virt"))
+        .args(["inspect", dir.join("missing.wasm").to_str().unwrap()])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    assert_one_line_error(&output, "cannot read");
 }

@@ -47,7 +47,7 @@ impl Versioned {
 /// the escaped names a service stores them under), the same every time, and
 /// can resume after any key it listed: that is all the core needs to cut
 /// pages where its own rules say and continue exactly after the last key
-/// it returned (see `OpenBucket::list_page`).
+/// it returned (see `OpenBucket::page_after`).
 #[derive(Clone, Copy, Debug)]
 pub struct ListRequest<'a> {
     /// List only the keys after this one (the last key of the previous
@@ -55,6 +55,24 @@ pub struct ListRequest<'a> {
     pub after: Option<&'a str>,
     /// At most this many keys (fewer is fine: `more` says if there are).
     pub max_keys: usize,
+}
+
+impl ListRequest<'_> {
+    /// How many keys a backend fetches for this request: one more than
+    /// asked, so that [`ListRequest::page_of`] can tell whether more follow.
+    pub fn fetch_keys(&self) -> usize {
+        self.max_keys.saturating_add(1)
+    }
+
+    /// The page of `keys` (listed from just after `after`, as fetched for
+    /// [`ListRequest::fetch_keys`]): the first `max_keys` of them, and
+    /// whether more follow. Takes at most `fetch_keys` from `keys`.
+    pub fn page_of<K>(&self, keys: impl IntoIterator<Item = K>) -> (Vec<K>, bool) {
+        let mut keys: Vec<K> = keys.into_iter().take(self.fetch_keys()).collect();
+        let more = keys.len() > self.max_keys;
+        keys.truncate(self.max_keys);
+        (keys, more)
+    }
 }
 
 /// One page of keys, in the backend's listing order.
@@ -186,5 +204,26 @@ pub trait Bucket: 'static {
 
     fn delete_many(&self, keys: &[String]) -> Result<()> {
         keys.iter().try_for_each(|key| self.delete(key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ListRequest;
+    use std::vec::Vec;
+
+    #[test]
+    fn a_page_takes_one_key_more_than_asked_to_say_whether_more_follow() {
+        let request = ListRequest {
+            after: None,
+            max_keys: 2,
+        };
+        assert_eq!(request.fetch_keys(), 3);
+        let page = |n: u32| request.page_of(0..n);
+        assert_eq!(page(0), (Vec::new(), false));
+        assert_eq!(page(2), (Vec::from([0, 1]), false));
+        assert_eq!(page(3), (Vec::from([0, 1]), true));
+        // An endless listing is read only as far as it needs.
+        assert_eq!(request.page_of(0..), (Vec::from([0, 1]), true));
     }
 }

@@ -288,6 +288,7 @@ impl HttpConfig {
             ));
         }
         Endpoint::parse(&self.endpoint)?;
+        self.protocol.validate()?;
         for (name, _) in &self.bucket_prefixes {
             crate::validate_bucket_name(name)?;
         }
@@ -355,8 +356,8 @@ impl fmt::Display for Endpoint {
 pub enum HttpProtocol {
     /// etcd's v3 JSON gateway (`/v3/kv/...`).
     Etcd,
-    /// Redis through webdis (`/COMMAND/arg/...`).
-    Webdis,
+    /// Redis, reached through webdis's HTTP API (`/COMMAND/arg/...`).
+    Redis,
     /// Amazon DynamoDB (JSON 1.0 API, SigV4): one table whose partition
     /// key `bucket` (S) is the bucket's prefix and sort key `key` (S) the key.
     DynamoDb {
@@ -382,10 +383,56 @@ impl HttpProtocol {
     pub fn name(&self) -> &'static str {
         match self {
             HttpProtocol::Etcd => "etcd",
-            HttpProtocol::Webdis => "redis",
+            HttpProtocol::Redis => "redis",
             HttpProtocol::DynamoDb { .. } => "dynamodb",
             HttpProtocol::S3 { .. } => "s3",
             HttpProtocol::AzureTable { .. } => "azure-table",
+        }
+    }
+
+    /// Checks the service's names: present, and Azure's by Azure's rules.
+    fn validate(&self) -> Result<()> {
+        let named = |what: &str, value: &str| {
+            if value.is_empty() {
+                return Err(Error::other(format!(
+                    "the {} protocol's {what} must not be empty",
+                    self.name()
+                )));
+            }
+            Ok(())
+        };
+        match self {
+            HttpProtocol::Etcd | HttpProtocol::Redis => Ok(()),
+            HttpProtocol::DynamoDb { table, region, .. } => {
+                named("table", table)?;
+                named("region", region)
+            }
+            HttpProtocol::S3 { bucket, region } => {
+                named("S3 bucket", bucket)?;
+                named("region", region)
+            }
+            HttpProtocol::AzureTable { account, table } => {
+                if !(3..=24).contains(&account.len())
+                    || !account
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                {
+                    return Err(Error::other(format!(
+                        "Azure storage account {}: 3 to 24 lowercase letters and digits",
+                        Quoted(account)
+                    )));
+                }
+                if !(3..=63).contains(&table.len())
+                    || !table.starts_with(|c: char| c.is_ascii_alphabetic())
+                    || !table.bytes().all(|b| b.is_ascii_alphanumeric())
+                {
+                    return Err(Error::other(format!(
+                        "Azure table {}: 3 to 63 letters and digits, starting with a letter",
+                        Quoted(table)
+                    )));
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -549,6 +596,44 @@ mod tests {
         );
         assert!(AdapterConfig::from_bytes(&[]).is_err());
         assert!(AdapterConfig::from_bytes(&[1, 0xff, 0xff]).is_err());
+    }
+
+    #[test]
+    fn service_names_are_checked_by_validate() {
+        let http = |protocol| {
+            AdapterConfig::new(BackendConfig::Http(HttpConfig::new(protocol, "http://h:1"))).validate()
+        };
+        let azure = |account: &str, table: &str| {
+            http(HttpProtocol::AzureTable {
+                account: account.into(),
+                table: table.into(),
+            })
+        };
+        assert_eq!(azure("acct1", "kvvirt"), Ok(()));
+        for (bad, says) in [
+            (azure("ab", "kvvirt"), "Azure storage account \"ab\""),
+            (azure("Acct", "kvvirt"), "lowercase letters and digits"),
+            (azure("acct", "1kv"), "Azure table \"1kv\""),
+            (azure("acct", "kv-virt"), "starting with a letter"),
+            (
+                http(HttpProtocol::S3 {
+                    bucket: String::new(),
+                    region: "r".into(),
+                }),
+                "the s3 protocol's S3 bucket must not be empty",
+            ),
+            (
+                http(HttpProtocol::DynamoDb {
+                    table: "t".into(),
+                    region: String::new(),
+                    consistent_reads: true,
+                }),
+                "the dynamodb protocol's region must not be empty",
+            ),
+        ] {
+            let message = bad.unwrap_err().to_string();
+            assert!(message.contains(says), "{message:?} does not say {says:?}");
+        }
     }
 
     #[test]

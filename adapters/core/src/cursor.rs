@@ -1,5 +1,5 @@
 //! `list-keys` cursors. A listing continues after the last key it returned
-//! (see `OpenBucket::list_page`), so a cursor carries that key, for every
+//! (see `OpenBucket::page_after`), so a cursor carries that key, for every
 //! backend. The two drafts carry it differently:
 //!
 //! - 0.2.0-draft2 cursors are strings: the key itself, wrapped as
@@ -44,7 +44,7 @@ pub fn encode_string_cursor(after: &str) -> String {
 
 pub fn decode_string_cursor(cursor: &str) -> Result<String> {
     let invalid = || {
-        Error::other(format!(
+        Error::invalid(format!(
             "invalid list-keys cursor {}: it was not returned by list-keys",
             Quoted(&shorten(cursor))
         ))
@@ -99,12 +99,12 @@ impl DraftCursors {
             .and_then(|i| usize::try_from(i).ok());
         match place.and_then(|i| self.keys.get(i)) {
             Some((issued_for, after)) if issued_for == bucket => Ok(after.clone()),
-            Some((issued_for, _)) => Err(Error::other(format!(
+            Some((issued_for, _)) => Err(Error::invalid(format!(
                 "invalid list-keys cursor {id}: it was issued for bucket {}, not {}",
                 Quoted(issued_for),
                 Quoted(bucket)
             ))),
-            None => Err(Error::other(format!(
+            None => Err(Error::invalid(format!(
                 "invalid list-keys cursor {id}: this instance did not issue it, or it is one of more than \
                  {MAX_DRAFT_CURSORS} older cursors (0.2.0-draft cursors are valid within one instance)"
             ))),

@@ -3,13 +3,23 @@ use alloc::vec::Vec;
 
 use core::fmt;
 
-/// The errors of `wasi:keyvalue` (the same three cases in both drafts).
+/// The errors of kv-virt's interfaces: the three cases of both
+/// `wasi:keyvalue` drafts and Spin's, and two that wasmCloud's
+/// `wasmcloud:keyvalue@0.2.0` names. Interfaces without the last two carry
+/// them as `other(message)`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Error {
     /// The bucket does not exist (and the backend is not configured to create it).
     NoSuchStore,
     /// The bucket is not on the configured allow-list.
     AccessDenied,
+    /// The request itself is wrong (an empty key, a key or value over the
+    /// backend's limits, a bad bucket name or cursor, a swap with no
+    /// precondition), with a message saying how.
+    InvalidArgument(String),
+    /// A conditional write found its condition false (`if-not-exists` on
+    /// a key that exists).
+    PreconditionFailed(String),
     /// Anything else, with a message a person can act on.
     Other(String),
 }
@@ -21,19 +31,37 @@ impl Error {
     /// multi-line answer has its lines joined with spaces, and any other
     /// control character is a space.
     pub fn other(message: impl Into<String>) -> Self {
-        let message = message.into();
-        if !message.contains(char::is_control) {
-            return Error::Other(message);
-        }
-        let lines: Vec<&str> = message.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-        let joined = lines.join(" ");
-        Error::Other(
-            joined
-                .chars()
-                .map(|c| if c.is_control() { ' ' } else { c })
-                .collect(),
-        )
+        Error::Other(one_line(message.into()))
     }
+
+    /// `invalid-argument`, with its message on one line as [`Error::other`]'s.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Error::InvalidArgument(one_line(message.into()))
+    }
+
+    /// The message an interface without this error's case shows in
+    /// `other(..)`.
+    pub fn into_message(self) -> String {
+        match self {
+            Error::Other(message) | Error::InvalidArgument(message) | Error::PreconditionFailed(message) => {
+                message
+            }
+            Error::NoSuchStore => "no such store".into(),
+            Error::AccessDenied => "access denied".into(),
+        }
+    }
+}
+
+fn one_line(message: String) -> String {
+    if !message.contains(char::is_control) {
+        return message;
+    }
+    let lines: Vec<&str> = message.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    lines
+        .join(" ")
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 impl fmt::Display for Error {
@@ -41,7 +69,9 @@ impl fmt::Display for Error {
         match self {
             Error::NoSuchStore => f.write_str("no such store"),
             Error::AccessDenied => f.write_str("access denied"),
-            Error::Other(message) => f.write_str(message),
+            Error::Other(message) | Error::InvalidArgument(message) | Error::PreconditionFailed(message) => {
+                f.write_str(message)
+            }
         }
     }
 }

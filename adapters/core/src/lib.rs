@@ -24,6 +24,7 @@ mod counter;
 mod cursor;
 mod error;
 mod names;
+pub mod percent;
 mod router;
 mod store;
 
@@ -34,4 +35,7 @@ pub use counter::{CounterRange, next_value as next_counter_value, parse as parse
 pub use error::{Error, Quoted, Result};
 pub use names::{MAX_BUCKET_NAME_BYTES, validate_bucket_name};
 pub use router::{BuildBackend, Router};
-pub use store::{CasError, CasSnapshot, OpenBucket, Store};
+pub use store::{
+    CasError, CasSnapshot, Entry, OpenBucket, SetOptions, Store, SwapOutcome, SwapPreconditions,
+    version_string,
+};

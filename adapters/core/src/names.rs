@@ -24,7 +24,7 @@ pub fn validate_bucket_name(name: &str) -> Result<()> {
             .map(|c| format!("it contains the character U+{:04X}", u32::from(c)))
     };
     match problem {
-        Some(problem) => Err(Error::other(format!(
+        Some(problem) => Err(Error::invalid(format!(
             "invalid bucket name {}: {problem}",
             Quoted(name)
         ))),

@@ -13,7 +13,7 @@ use crate::config::{AdapterConfig, DEFAULT_BUCKET};
 use crate::counter::CounterRange;
 use crate::cursor::{DraftCursors, decode_string_cursor, encode_string_cursor};
 use crate::error::Quoted;
-use crate::{Backend, Bucket, Error, Limits, ListRequest, Result, Version, validate_bucket_name};
+use crate::{Backend, Bucket, Error, Limits, ListRequest, Result, Version, Versioned, validate_bucket_name};
 
 /// A configured backend: the state of one adapter instance.
 pub struct Store<B: Backend> {
@@ -154,9 +154,9 @@ impl<B: Backend> OpenBucket<B> {
     fn check_key(&self, key: &str) -> Result<()> {
         let max = self.limits.max_key_bytes;
         if key.is_empty() {
-            Err(Error::other("key must not be empty"))
+            Err(Error::invalid("key must not be empty"))
         } else if key.len() > max {
-            Err(Error::other(format!(
+            Err(Error::invalid(format!(
                 "key of {} bytes is over {}'s key limit of {}",
                 key.len(),
                 self.backend_name,
@@ -171,10 +171,10 @@ impl<B: Backend> OpenBucket<B> {
         self.check_key(key)?;
         let max = self.limits.max_value_bytes;
         if value.len() > max {
-            return Err(Error::other(format!(
+            return Err(Error::invalid(format!(
                 "value of {} bytes for key {} is over {}'s value limit of {}",
                 value.len(),
-                Quoted(&key.chars().take(64).collect::<String>()),
+                Quoted(&shorten(key)),
                 self.backend_name,
                 size(max)
             )));
@@ -203,46 +203,65 @@ impl<B: Backend> OpenBucket<B> {
     }
 
     /// One `list-keys` page: the keys after `after` (the last key of the
-    /// previous page), at most `list_page_keys` of them and at most
-    /// `list_page_bytes` of key bytes (but always one key if there is
-    /// one), and the key to continue after when more may follow.
+    /// previous page) that start with `prefix`, at most `list_page_keys`
+    /// of them and at most `list_page_bytes` of key bytes (but always one
+    /// key if there is one), and the key to continue after when more may
+    /// follow.
     ///
     /// The page is cut here, the same way for every backend: a backend
     /// lists in its own order and resumes after any key it listed (see
-    /// [`ListRequest`]), so continuing after the last key returned is exact
+    /// [`ListRequest`]), so continuing after the last key returned (or, on
+    /// a page cut by the prefix alone, the last key listed) is exact
     /// wherever the cut falls, whatever the backend's own paging (a
     /// service's page limit, a cut the service makes early). The cost: a
     /// backend reads up to `list_page_keys` keys whatever their size, and
     /// the keys past a byte cut are read again for the next page (pages
     /// are cut by bytes only when keys average over 1 KiB, by default).
-    fn list_page(&self, after: Option<&str>) -> Result<(Vec<String>, Option<String>)> {
+    /// A prefix is a filter on the backend's pages: a page with no match
+    /// is skipped, so a listing with a prefix may read the whole bucket.
+    pub fn page_after(&self, after: Option<&str>, prefix: &str) -> Result<(Vec<String>, Option<String>)> {
         let max_keys = self.store.page_keys;
-        let page = self.bucket.list_keys(ListRequest { after, max_keys })?;
-        let mut keys = page.keys;
-        let mut more = page.more;
-        let mut bytes = 0;
-        let within = keys
-            .iter()
-            .take(max_keys)
-            .take_while(|key| {
-                bytes += key.len();
-                bytes <= self.store.page_bytes
-            })
-            .count()
-            .max(1);
-        if within < keys.len() {
-            keys.truncate(within);
-            more = true;
+        let mut after = after.map(String::from);
+        loop {
+            let page = self.bucket.list_keys(ListRequest {
+                after: after.as_deref(),
+                max_keys,
+            })?;
+            let listed_last = page.keys.last().cloned();
+            let mut keys: Vec<String> = page
+                .keys
+                .into_iter()
+                .filter(|key| key.starts_with(prefix))
+                .collect();
+            let mut bytes = 0;
+            let within = keys
+                .iter()
+                .take(max_keys)
+                .take_while(|key| {
+                    bytes += key.len();
+                    bytes <= self.store.page_bytes
+                })
+                .count()
+                .max(1);
+            if within < keys.len() {
+                keys.truncate(within);
+                let next = keys.last().cloned();
+                return Ok((keys, next));
+            }
+            let next = if page.more { listed_last } else { None };
+            match next {
+                // Nothing on this page has the prefix: read on.
+                Some(last) if keys.is_empty() => after = Some(last),
+                next => return Ok((keys, next)),
+            }
         }
-        let next = if more { keys.last().cloned() } else { None };
-        Ok((keys, next))
     }
 
     /// Every key, in key order, page after page (Spin's `get-keys`).
     pub fn all_keys(&self) -> Result<Vec<String>> {
-        let (mut keys, mut next) = self.list_page(None)?;
+        let (mut keys, mut next) = self.page_after(None, "")?;
         while let Some(after) = next {
-            let (page, more) = self.list_page(Some(&after))?;
+            let (page, more) = self.page_after(Some(&after), "")?;
             keys.extend(page);
             next = more;
         }
@@ -254,15 +273,26 @@ impl<B: Backend> OpenBucket<B> {
         let after = cursor
             .map(|id| self.store.draft_cursors.borrow().resolve(&self.name, id))
             .transpose()?;
-        let (keys, next) = self.list_page(after.as_deref())?;
+        let (keys, next) = self.page_after(after.as_deref(), "")?;
         let next = next.map(|after| self.store.draft_cursors.borrow_mut().issue(&self.name, after));
         Ok((keys, next))
     }
 
     /// 0.2.0-draft2 `list-keys` (`string` cursors).
     pub fn list_keys_string(&self, cursor: Option<&str>) -> Result<(Vec<String>, Option<String>)> {
+        self.list_keys_with_prefix("", cursor)
+    }
+
+    /// wasmCloud's `list-keys(prefix, cursor)`: draft2's string cursors,
+    /// over the keys that start with `prefix` (the same prefix is given
+    /// with each cursor).
+    pub fn list_keys_with_prefix(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<String>, Option<String>)> {
         let after = cursor.map(decode_string_cursor).transpose()?;
-        let (keys, next) = self.list_page(after.as_deref())?;
+        let (keys, next) = self.page_after(after.as_deref(), prefix)?;
         Ok((keys, next.as_deref().map(encode_string_cursor)))
     }
 
@@ -310,6 +340,153 @@ impl<B: Backend> OpenBucket<B> {
             version: versioned.version,
         })
     }
+}
+
+/// The options of a `set` (wasmCloud's `set-options`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SetOptions {
+    /// Expire the entry this many milliseconds after the write.
+    pub ttl_ms: Option<u64>,
+    /// Write only if the key does not exist.
+    pub if_not_exists: bool,
+}
+
+/// A key's value and its version as a string (wasmCloud's `cas.entry`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub value: Vec<u8>,
+    pub version: String,
+}
+
+/// What a conditional swap did (wasmCloud's `cas-result`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SwapOutcome {
+    Swapped,
+    /// A precondition did not hold: nothing was written; the key's current
+    /// entry (`None`: absent).
+    Stale(Option<Entry>),
+}
+
+/// The preconditions of a swap (wasmCloud's `cas-options`): every one
+/// given must hold.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SwapPreconditions<'a> {
+    pub version: Option<&'a str>,
+    pub value: Option<&'a [u8]>,
+}
+
+/// A version as a string: the lowercase hex of the backend's version bytes
+/// (an etcd revision, an ETag, a kv-fs commit stamp). Opaque to the app;
+/// only equality means anything.
+pub fn version_string(version: &Version) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    version
+        .0
+        .iter()
+        .flat_map(|b| [HEX[usize::from(b >> 4)] as char, HEX[usize::from(b & 15)] as char])
+        .collect()
+}
+
+fn entry_of(versioned: Versioned) -> Option<Entry> {
+    match versioned {
+        Versioned {
+            value: Some(value),
+            version: Some(version),
+        } => Some(Entry {
+            value,
+            version: version_string(&version),
+        }),
+        _ => None,
+    }
+}
+
+impl<B: Backend> OpenBucket<B> {
+    /// `set` with options: `if_not_exists` writes only over an absent key
+    /// (atomically: the backend's insert-if-absent compare-and-swap), else
+    /// `precondition-failed`.
+    pub fn set_with_options(&self, key: &str, value: &[u8], options: SetOptions) -> Result<()> {
+        self.check_value(key, value)?;
+        if let Some(ttl_ms) = options.ttl_ms {
+            // wasmCloud's set-options: a host that cannot honour an expiry
+            // must refuse it, never drop it.
+            return Err(Error::other(format!(
+                "set of key {} with ttl-ms {ttl_ms}: {} does not support expiring entries yet; nothing was written",
+                Quoted(&shorten(key)),
+                self.backend_name
+            )));
+        }
+        if !options.if_not_exists {
+            return self.bucket.set(key, value);
+        }
+        if self.bucket.compare_and_swap(key, None, value)? {
+            Ok(())
+        } else {
+            Err(Error::PreconditionFailed(format!(
+                "set of key {} with if-not-exists: the key exists",
+                Quoted(&shorten(key))
+            )))
+        }
+    }
+
+    /// The key's value and version (wasmCloud's `cas.current`).
+    pub fn current_entry(&self, key: &str) -> Result<Option<Entry>> {
+        self.check_key(key)?;
+        Ok(entry_of(self.bucket.get_versioned(key)?))
+    }
+
+    /// Writes `value` if every precondition holds of the key's current
+    /// entry, atomically (wasmCloud's `cas.swap`); else the current entry.
+    /// A value precondition that still holds after a concurrent write is
+    /// checked again, so only a real mismatch is `stale`.
+    pub fn swap_if(&self, key: &str, value: &[u8], require: SwapPreconditions<'_>) -> Result<SwapOutcome> {
+        self.check_value(key, value)?;
+        if require.version.is_none() && require.value.is_none() {
+            return Err(Error::invalid(
+                "cas swap with no precondition: set require-version or require-value (or use set)",
+            ));
+        }
+        for _ in 0..MAX_SWAP_ATTEMPTS {
+            let current = self.bucket.get_versioned(key)?;
+            let holds = match (&current.value, &current.version) {
+                (Some(current_value), Some(version)) => {
+                    require
+                        .version
+                        .is_none_or(|wanted| wanted == version_string(version))
+                        && require
+                            .value
+                            .is_none_or(|wanted| wanted == current_value.as_slice())
+                }
+                // An absent key has no version or value to match.
+                _ => false,
+            };
+            if !holds {
+                return Ok(SwapOutcome::Stale(entry_of(current)));
+            }
+            if self
+                .bucket
+                .compare_and_swap(key, current.version.as_ref(), value)?
+            {
+                return Ok(SwapOutcome::Swapped);
+            }
+            if require.version.is_some() {
+                // The version read is gone: report what replaced it.
+                return Ok(SwapOutcome::Stale(entry_of(self.bucket.get_versioned(key)?)));
+            }
+        }
+        Err(Error::other(format!(
+            "cas swap of key {} gave up after {MAX_SWAP_ATTEMPTS} conflicting concurrent writes",
+            Quoted(&shorten(key))
+        )))
+    }
+}
+
+/// How often a value-only swap re-reads after losing a race to a write
+/// that left its precondition true.
+const MAX_SWAP_ATTEMPTS: usize = 1_000;
+
+/// A key in a message: its first 64 characters.
+fn shorten(key: &str) -> String {
+    key.chars().take(64).collect()
 }
 
 #[cfg(test)]

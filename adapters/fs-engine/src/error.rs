@@ -20,7 +20,7 @@ pub enum Error {
         /// The underlying error.
         source: IoError,
     },
-    /// The file is a kv-fs store but its contents are damaged (checksum
+    /// The file is a kv-fs bucket file but its contents are damaged (checksum
     /// mismatch, truncated, malformed page, out-of-range pointer, ...).
     Corrupt {
         /// The bucket file.
@@ -28,7 +28,7 @@ pub enum Error {
         /// What is wrong, usually starting with the page number.
         detail: String,
     },
-    /// The file is not a kv-fs store at all (bad magic, empty file).
+    /// The file is not a kv-fs bucket file at all (bad magic, empty file).
     NotAStore {
         /// The file.
         file: String,
@@ -113,7 +113,7 @@ impl Error {
         }
     }
 
-    /// True if the error means the file's contents are damaged or not a store.
+    /// True if the error means the file's contents are damaged or not a bucket file.
     pub fn is_corruption(&self) -> bool {
         matches!(self, Error::Corrupt { .. } | Error::NotAStore { .. })
     }

@@ -133,7 +133,7 @@ pub trait Dir {
 
     /// Hard-links `existing` as `new_name` (`link-at`). Returns `Ok(false)`
     /// if `new_name` already exists (never replaces it). Used to publish a
-    /// fully written new store atomically, and to restore a lock file that a
+    /// fully written new bucket file atomically, and to restore a lock file that a
     /// stale-lock breaker took by mistake. May fail with
     /// [`IoErrorKind::Unsupported`] (report a permission refusal of hard
     /// links that way too); the engine then falls back to a locked rename.

@@ -1,30 +1,57 @@
-//! `kv-fs-engine`: the storage engine behind kv-fs.
+//! `kv-fs-engine`: the storage engine behind kv-fs (file format version 2;
+//! `FORMAT.md` beside this crate is the authoritative description).
 //!
-//! Each key-value bucket is **one file**: a header page, two alternating
-//! commit records, and copy-on-write B+tree pages (keys ordered bytewise),
-//! large values (and very long keys) in extents of contiguous pages, and a
-//! copy-on-write free-space tree. Every page and record carries a crc32c.
+//! Each key-value bucket is **one file** of fixed-size pages: a header, two
+//! checkpoint slots, a **log ring** of 256-byte cells, and copy-on-write
+//! B+tree pages (keys ordered bytewise) with large values (and very long
+//! keys) in extents of contiguous pages. Every page, cell and record
+//! carries a crc32c.
 //!
-//! * **Atomic, durable commits, one sync each**: pages are written to free
-//!   space, the commit record into the slot of the older commit, then one
-//!   sync, then an unsynced completion stamp. A torn or missing newest
-//!   record, or an unstamped one whose own pages did not all reach the disk
-//!   (checked at open), falls back to the previous commit.
+//! * **A commit is one log record and one sync**: a write transaction
+//!   appends one record of its changes at the log's tail, syncs once, then
+//!   writes an unsynced stamp that tells a crash's torn tail from damage.
+//!   Readers lay the logged changes (the **overlay**) over the tree of the
+//!   newest **checkpoint**. Once half the ring holds commits, the next
+//!   commit first checkpoints: it folds the log into a new copy-on-write
+//!   version of the tree and writes a checkpoint record into the older of
+//!   the two slots; a torn one falls back to the other, whose log is still
+//!   in the ring. Freed pages are reused.
 //! * **Many instances, no file locks**: writers exclude each other with an
 //!   exclusively created lock file carrying an owner token and a lease
-//!   (stale locks are broken safely); readers take no lock at all and
-//!   validate every page against the commit sequence and checksum recorded
-//!   in its parent pointer, restarting from the newest commit if a
-//!   concurrent writer recycled a page under them.
-//! * **Cheap to open**: O(1) page reads; lookups read O(depth) pages through
-//!   a per-instance cache that stays valid across other instances' commits.
+//!   (stale locks are broken by exactly one waiter); readers take no lock:
+//!   they follow the log's tail and validate every tree page against the
+//!   sequence and checksum recorded in its parent pointer, moving to a newer
+//!   checkpoint if a writer recycled a page under them.
+//! * **Cheap to open**: the header, the checkpoint page and the log since
+//!   the last checkpoint; lookups read O(depth) pages through a per-instance
+//!   cache that stays valid across other instances' checkpoints.
 //! * Corruption is always reported as an [`Error`] naming the file.
+//!
+//! The modules, in the order a call meets them:
+//!
+//! | module | what |
+//! |---|---|
+//! | `bucket` | [`BucketFile`]: one bucket file, its options, statistics and the entry points of every operation |
+//! | `open` | opening and creating a file: header, checkpoint slots, the log since the newest checkpoint |
+//! | `read` | lock-free reads: following the log, lookups and scans of a checkpoint's tree under the overlay |
+//! | `overlay` | the changes logged since a checkpoint, held in memory on top of its tree |
+//! | `txn` | [`WriteTxn`]: a write transaction's changes, collected under the writer lock |
+//! | `commit` | appending a transaction's record to the log, and checkpoints |
+//! | `wal` | the log ring: cells, records, the tail stamp |
+//! | `tree` | the copy-on-write B+tree |
+//! | `space` | free-space management: the free tree and freed-page lists |
+//! | `pager`, `cache` | validated page and extent reads, and the per-instance page cache |
+//! | `lock` | the writer lock from exclusive file creation, with leases |
+//! | `format`, `crc` | on-disk constants, record codecs, bounds-checked page views; the checksum |
+//! | `check` | the full consistency check (fsck) |
+//! | `upgrade` | [`upgrade_v1`]: converting a format-version-1 file in place |
+//! | `error`, `io` | [`Error`] and [`Problem`]; the [`Dir`] and [`File`] traits the engine runs on |
 //!
 //! The engine has no WASI dependency: it runs over the small [`Dir`] and
 //! [`File`] traits, which report failures as the crate's own [`IoError`].
 //! `std_dir::StdDir` implements them with `std::fs`; [`testing::MemDir`] is
-//! an in-memory, fault-injecting implementation.
-//! See `FORMAT.md` for the file format and the protocols.
+//! an in-memory, fault-injecting implementation; kv-fs's `wasi_dir`
+//! implements them on `wasi:filesystem`.
 //!
 //! The crate is `no_std` (it needs only `alloc`). The default `std` feature
 //! adds `std_dir` (native targets), `From<std::io::Error>` for [`IoError`],
@@ -74,7 +101,7 @@ pub const MAX_KEY_LEN: usize = 64 * 1024;
 /// Longest value accepted (64 MiB).
 pub const MAX_VALUE_LEN: usize = 64 * 1024 * 1024;
 
-/// Fuzzing entry point: opens `bytes` as a store in an in-memory directory
+/// Fuzzing entry point: opens `bytes` as a bucket file in an in-memory directory
 /// and exercises every read path (and one small write), ignoring errors.
 /// It must never panic, loop forever or allocate without bound.
 pub fn fuzz_open_and_read(bytes: &[u8]) {

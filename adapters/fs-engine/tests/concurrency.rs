@@ -32,7 +32,7 @@ fn concurrent_increments_are_exact() {
             let path = tmp.path().to_path_buf();
             let barrier = barrier.clone();
             thread::spawn(move || {
-                // Every thread creates/opens the store at the same moment.
+                // Every thread creates/opens the bucket file at the same moment.
                 barrier.wait();
                 let d = if t % 2 == 0 {
                     SyncPolicy::EveryCommit

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 
 const NAME: &str = "damaged.kvfs";
 
-/// A small log ring (8 KiB), so that the stores hold checkpoints, logged
+/// A small log ring (8 KiB), so that the bucket files hold checkpoints, logged
 /// commits and records that went straight into the tree.
 fn opts() -> Options {
     Options {
@@ -23,7 +23,7 @@ fn opts() -> Options {
     }
 }
 
-/// A small but feature-complete store: several levels, long keys, extents,
+/// A small but feature-complete bucket file: several levels, long keys, extents,
 /// a free tree and freed lists, and commits in the log.
 fn build(page_size: u32, seed: u64) -> Vec<u8> {
     build_sized(page_size, seed, 4, 120)
@@ -228,7 +228,7 @@ fn read_clean(bytes: &[u8]) -> Option<Entries> {
 fn single_bit_flips_are_detected_or_harmless() {
     set_checksum_verification(true);
     let base = BASE_1K.with(|b| b.clone());
-    let want = read_clean(&base).expect("base store is clean");
+    let want = read_clean(&base).expect("base bucket file is clean");
     let mut r = Rng::new(99);
     let (mut detected, mut harmless) = (0, 0);
     for i in 0..400 {
@@ -380,10 +380,10 @@ fn corpus_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/open_read")
 }
 
-/// The fuzz corpus (valid small stores, and the inputs that crashed the
+/// The fuzz corpus (valid small bucket files, and the inputs that crashed the
 /// fuzzer once: `crash-*`) goes through the fuzz entry point, with
 /// checksums enforced and, as under the fuzzer, not; the valid seeds open
-/// cleanly as stores.
+/// cleanly as bucket files.
 #[test]
 fn fuzz_corpus_seeds() {
     let mut n = 0;
@@ -396,7 +396,7 @@ fn fuzz_corpus_seeds() {
         set_checksum_verification(true);
         assert!(r.is_ok(), "seed {p:?} panics without checksums");
         if p.file_name().unwrap().to_string_lossy().starts_with("valid-") {
-            assert!(!exercise(&bytes), "seed {p:?} is not a clean store");
+            assert!(!exercise(&bytes), "seed {p:?} is not a clean bucket file");
         }
         n += 1;
     }

@@ -10,7 +10,7 @@
 //! * every acknowledged transaction is present, and at most the one in
 //!   flight may also be present, entirely (never half of it);
 //! * `check()` finds no problem;
-//! * the store accepts a new transaction (the dead writer's lock is broken).
+//! * the bucket file accepts a new transaction (the dead writer's lock is broken).
 
 use std::collections::BTreeMap;
 
@@ -112,7 +112,7 @@ fn apply(s: &mut BucketFile<MemDir>, t: &Txn) -> Result<(), kv_fs_engine::Error>
     })
 }
 
-/// Runs the workload until the first failure. Returns (store opened,
+/// Runs the workload until the first failure. Returns (bucket file opened,
 /// number of acknowledged transactions).
 fn run(dir: &MemDir, txns: &[Txn], d: SyncPolicy) -> (bool, usize) {
     let mut s = match BucketFile::open(dir.clone(), NAME, opts(d)) {
@@ -152,7 +152,7 @@ fn verify_recovered(img: MemDir, st: &[Model], opened: bool, acked: usize, ctx: 
     let mut s = match BucketFile::open(img.clone(), NAME, o) {
         Ok(Some(s)) => s,
         Ok(None) => {
-            assert!(!opened, "{ctx}: acknowledged store creation was lost");
+            assert!(!opened, "{ctx}: acknowledged file creation was lost");
             return Outcome::NoStore;
         }
         Err(e) => panic!("{ctx}: recovery failed: {e}"),
@@ -167,7 +167,7 @@ fn verify_recovered(img: MemDir, st: &[Model], opened: bool, acked: usize, ctx: 
     );
     let problems = s.check().unwrap_or_else(|e| panic!("{ctx}: check failed: {e}"));
     assert!(problems.is_empty(), "{ctx}: check found {problems:?}");
-    // The store must still be writable (breaking the dead writer's lock).
+    // The bucket file must still be writable (breaking the dead writer's lock).
     s.put(b"after-recovery", b"ok")
         .unwrap_or_else(|e| panic!("{ctx}: write after recovery: {e}"));
     assert_eq!(s.get(b"after-recovery").unwrap(), Some(b"ok".to_vec()));
@@ -306,10 +306,10 @@ fn power_loss(seeds: std::ops::Range<u64>, points_per_workload: u64) -> Tally {
             }
         }
     }
-    // The simulation must really hit every case: crashes before the store
+    // The simulation must really hit every case: crashes before the bucket file
     // existed, commits lost in flight, and commits that made it anyway.
     eprintln!(
-        "power-loss outcomes: no store {}, acknowledged only {}, in-flight commit too {}; \
+        "power-loss outcomes: no bucket file {}, acknowledged only {}, in-flight commit too {}; \
          crash points in appends {}, in checkpoints {}, elsewhere {}",
         outcomes[0], outcomes[1], outcomes[2], tally.points[0], tally.points[1], tally.points[2]
     );

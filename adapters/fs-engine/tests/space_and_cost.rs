@@ -105,7 +105,7 @@ fn file_shrinks_after_mass_delete() {
     assert_eq!(s.get(b"k0005").unwrap(), Some(vec![5u8; 20_000]));
 }
 
-/// Opening a store of 200,000 keys reads O(1) pages (header, checkpoint
+/// Opening a bucket file of 200,000 keys reads O(1) pages (header, checkpoint
 /// records, the log since the last checkpoint), and a lookup reads the
 /// log's tail plus one page per tree level; repeated lookups are served by
 /// the page cache, which survives other instances' checkpoints.

@@ -34,16 +34,16 @@ pub const LIMITS: Limits = Limits {
 
 type SharedFile = Rc<RefCell<BucketFile<WasiDir>>>;
 
-/// The file-backed backend: one engine store per bucket file, kept open for
+/// The file-backed backend: each bucket's file, opened once and kept open for
 /// the life of the instance so its page cache is reused.
 pub struct FsBackend {
     dir: WasiDir,
     options: Options,
-    stores: RefCell<BTreeMap<String, SharedFile>>,
+    files: RefCell<BTreeMap<String, SharedFile>>,
 }
 
 pub struct FsBucket {
-    store: SharedFile,
+    file: SharedFile,
 }
 
 /// The engine's messages already name kv-fs and the file.
@@ -55,13 +55,10 @@ fn engine_error(e: kv_fs_engine::Error) -> Error {
 /// every other byte (upper case included, for case-insensitive file
 /// systems) as `%XX`, then `.kvfs`.
 pub fn file_name(bucket: &str) -> Result<String> {
-    let mut name = String::new();
-    for byte in bucket.bytes() {
-        match byte {
-            b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-' => name.push(char::from(byte)),
-            _ => name.push_str(&format!("%{byte:02X}")),
-        }
-    }
+    let mut name = kv_core::percent::encode(
+        bucket.as_bytes(),
+        |c| matches!(c, 'a'..='z' | '0'..='9' | '.' | '_' | '-'),
+    );
     name.push_str(".kvfs");
     // Leave room for the engine's lock and temporary file suffixes.
     if name.len() > 200 {
@@ -86,18 +83,18 @@ impl kv_core::Backend for FsBackend {
     }
 
     fn open(&self, name: &str) -> Result<Box<FsBucket>> {
-        if let Some(store) = self.stores.borrow().get(name) {
+        if let Some(file) = self.files.borrow().get(name) {
             return Ok(Box::new(FsBucket {
-                store: Rc::clone(store),
+                file: Rc::clone(file),
             }));
         }
         let file = file_name(name)?;
-        let store = BucketFile::open(self.dir.clone(), &file, self.options.clone())
+        let file = BucketFile::open(self.dir.clone(), &file, self.options.clone())
             .map_err(engine_error)?
             .ok_or(Error::NoSuchStore)?;
-        let store = Rc::new(RefCell::new(store));
-        self.stores.borrow_mut().insert(name.into(), Rc::clone(&store));
-        Ok(Box::new(FsBucket { store }))
+        let file = Rc::new(RefCell::new(file));
+        self.files.borrow_mut().insert(name.into(), Rc::clone(&file));
+        Ok(Box::new(FsBucket { file }))
     }
 }
 
@@ -107,7 +104,7 @@ impl FsBackend {
         Ok(FsBackend {
             dir: WasiDir::open(&fs.dir)?,
             options: options(fs),
-            stores: RefCell::default(),
+            files: RefCell::default(),
         })
     }
 }
@@ -146,12 +143,12 @@ fn utf8_key(file: &str, key: Vec<u8>) -> Result<String> {
 
 impl kv_core::Bucket for FsBucket {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.store.borrow_mut().get(key.as_bytes()).map_err(engine_error)
+        self.file.borrow_mut().get(key.as_bytes()).map_err(engine_error)
     }
 
     fn get_versioned(&self, key: &str) -> Result<Versioned> {
         let found = self
-            .store
+            .file
             .borrow_mut()
             .get_versioned(key.as_bytes())
             .map_err(engine_error)?;
@@ -161,14 +158,14 @@ impl kv_core::Bucket for FsBucket {
     }
 
     fn set(&self, key: &str, value: &[u8]) -> Result<()> {
-        self.store
+        self.file
             .borrow_mut()
             .put(key.as_bytes(), value)
             .map_err(engine_error)
     }
 
     fn delete(&self, key: &str) -> Result<()> {
-        self.store
+        self.file
             .borrow_mut()
             .delete(key.as_bytes())
             .map(drop)
@@ -176,7 +173,7 @@ impl kv_core::Bucket for FsBucket {
     }
 
     fn exists(&self, key: &str) -> Result<bool> {
-        self.store
+        self.file
             .borrow_mut()
             .contains(key.as_bytes())
             .map_err(engine_error)
@@ -185,23 +182,21 @@ impl kv_core::Bucket for FsBucket {
     /// Keys in byte order, from just after `request.after`, so a listing
     /// resumes correctly after concurrent inserts and deletes.
     fn list_keys(&self, request: ListRequest<'_>) -> Result<KeyPage> {
-        let mut store = self.store.borrow_mut();
-        // One more than asked, to know whether more follow.
-        let mut keys = store
-            .keys_after(request.after.map(str::as_bytes), request.max_keys + 1)
+        let mut file = self.file.borrow_mut();
+        let fetched = file
+            .keys_after(request.after.map(str::as_bytes), request.fetch_keys())
             .map_err(engine_error)?;
-        let more = keys.len() > request.max_keys;
-        keys.truncate(request.max_keys);
-        let file = String::from(store.file_name());
+        let (keys, more) = request.page_of(fetched);
+        let name = String::from(file.file_name());
         let keys = keys
             .into_iter()
-            .map(|key| utf8_key(&file, key))
+            .map(|key| utf8_key(&name, key))
             .collect::<Result<Vec<_>>>()?;
         Ok(KeyPage { keys, more })
     }
 
     fn compare_and_swap(&self, key: &str, expected: Option<&Version>, value: &[u8]) -> Result<bool> {
-        self.store
+        self.file
             .borrow_mut()
             .write(|txn| {
                 let current = txn.get_versioned(key.as_bytes())?.map(|(_, seq)| version(seq));
@@ -217,7 +212,7 @@ impl kv_core::Bucket for FsBucket {
     /// One write transaction: atomic across instances without retries.
     fn increment(&self, key: &str, delta: i128, range: CounterRange) -> Result<i128> {
         let mut outcome = Ok(0);
-        self.store
+        self.file
             .borrow_mut()
             .write(|txn| {
                 let current = txn.get(key.as_bytes())?;
@@ -233,11 +228,11 @@ impl kv_core::Bucket for FsBucket {
 
     /// One transaction, one sync.
     fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<()> {
-        self.store.borrow_mut().put_many(entries).map_err(engine_error)
+        self.file.borrow_mut().put_many(entries).map_err(engine_error)
     }
 
     fn delete_many(&self, keys: &[String]) -> Result<()> {
-        self.store
+        self.file
             .borrow_mut()
             .delete_many(keys)
             .map(drop)

@@ -3,9 +3,11 @@
 //! in both shapes: upstream PR #55's under the wasi name, the 2024 text's
 //! as `kv-virt:adapters/draft2-batch-2024`), and Spin's
 //! `fermyon:spin/key-value@2.0.0`, from any [`kv_core::Backend`], reading
-//! the baked-in configuration through `kv-virt:config/config`. All of them
-//! share the instance's one [`Store`]: an app importing several sees one
-//! store.
+//! the baked-in configuration through `kv-virt:config/config`. With the
+//! `async` feature (the async flavour of an adapter) it also exports the
+//! WASI 0.3 interfaces, Spin's `spin:key-value@3.0.0` and wasmCloud's
+//! `wasmcloud:keyvalue@0.2.0` (in `wasi_0_3.rs`). All of them share the
+//! instance's one [`Store`]: an app importing several sees one store.
 //!
 //! This layer only converts types; every rule lives in [`kv_core::Store`].
 //! An adapter crate implements [`Adapter`] and calls [`export_adapter!`].
@@ -31,6 +33,7 @@ use kv_core::{Backend, CasError, CasSnapshot, CounterRange, Error, OpenBucket, S
 
 #[doc(hidden)]
 pub mod bindings {
+    #[cfg(not(feature = "async"))]
     wit_bindgen::generate!({
         path: "../../wit",
         world: "kv-virt:adapters/adapter",
@@ -39,7 +42,20 @@ pub mod bindings {
         default_bindings_module: "kv_glue::bindings",
         generate_all,
     });
+    #[cfg(feature = "async")]
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "kv-virt:adapters/adapter-async",
+        pub_export_macro: true,
+        export_macro_name: "export_wit",
+        default_bindings_module: "kv_glue::bindings",
+        generate_all,
+    });
 }
+
+/// The WASI 0.3 interfaces of the async flavour.
+#[cfg(feature = "async")]
+mod wasi_0_3;
 
 use bindings::exports::fermyon::spin::key_value as spin;
 use bindings::exports::kv_virt::adapters::draft2_batch_2024 as draft2_2024;
@@ -191,7 +207,7 @@ macro_rules! same_in_both_drafts {
                 match e {
                     Error::NoSuchStore => $d::store::Error::NoSuchStore,
                     Error::AccessDenied => $d::store::Error::AccessDenied,
-                    Error::Other(message) => $d::store::Error::Other(message),
+                    other => $d::store::Error::Other(other.into_message()),
                 }
             }
         }
@@ -241,9 +257,17 @@ fn present_entries(keys: Vec<String>, values: Vec<Option<Vec<u8>>>) -> Vec<Optio
         .collect()
 }
 
-/// A `u64`/`s64` from the counter range the draft declares.
-fn counter_out<T: TryFrom<i128>>(value: i128) -> Result<T, Error> {
-    T::try_from(value).map_err(|_| Error::other(format!("counter value {value} is out of range")))
+impl<A: Adapter> BucketResource<A> {
+    /// `increment`, in the counter range (`u64`, `s64`) the interface declares.
+    fn increment_in<T: TryFrom<i128>>(
+        &self,
+        key: &str,
+        delta: i128,
+        range: CounterRange,
+    ) -> Result<T, Error> {
+        let value = self.0.increment(key, delta, range)?;
+        T::try_from(value).map_err(|_| Error::other(format!("counter value {value} is out of range")))
+    }
 }
 
 // ---- wasi:keyvalue@0.2.0-draft ----
@@ -269,12 +293,9 @@ impl<A: Adapter> draft::atomics::Guest for Glue<A> {
         key: String,
         delta: u64,
     ) -> Result<u64, draft::store::Error> {
-        let bucket = &bucket.get::<BucketResource<A>>().0;
-        Ok(counter_out(bucket.increment(
-            &key,
-            i128::from(delta),
-            CounterRange::U64,
-        )?)?)
+        Ok(bucket
+            .get::<BucketResource<A>>()
+            .increment_in(&key, i128::from(delta), CounterRange::U64)?)
     }
 }
 
@@ -317,12 +338,9 @@ impl<A: Adapter> draft2::atomics::Guest for Glue<A> {
         key: String,
         delta: i64,
     ) -> Result<i64, draft2::store::Error> {
-        let bucket = &bucket.get::<BucketResource<A>>().0;
-        Ok(counter_out(bucket.increment(
-            &key,
-            i128::from(delta),
-            CounterRange::S64,
-        )?)?)
+        Ok(bucket
+            .get::<BucketResource<A>>()
+            .increment_in(&key, i128::from(delta), CounterRange::S64)?)
     }
 
     fn swap(cas: draft2::atomics::Cas, value: Vec<u8>) -> Result<(), draft2::atomics::CasError> {
@@ -353,18 +371,28 @@ impl<A: Adapter> draft2::atomics::GuestCas for CasResource<A> {
 
 // ---- fermyon:spin/key-value@2.0.0 ----
 
-/// Spin's errors, as Spin's host raises them. `store-table-full` is never
-/// raised: Spin raises it when its table of open stores (2^32 entries by
-/// default) is full, and kv-virt keeps no such table.
-impl From<Error> for spin::Error {
-    fn from(e: Error) -> Self {
-        match e {
-            Error::NoSuchStore => spin::Error::NoSuchStore,
-            Error::AccessDenied => spin::Error::AccessDenied,
-            Error::Other(message) => spin::Error::Other(message),
+/// Spin's errors (`$error`, of 2.0 or 3.0), as Spin's host raises them.
+/// `store-table-full` is never raised: Spin raises it when its table of
+/// open stores (2^32 entries by default) is full, and kv-virt keeps no
+/// such table.
+macro_rules! spin_errors {
+    ($error:ty) => {
+        impl From<Error> for $error {
+            fn from(e: Error) -> Self {
+                type E = $error;
+                match e {
+                    Error::NoSuchStore => E::NoSuchStore,
+                    Error::AccessDenied => E::AccessDenied,
+                    other => E::Other(other.into_message()),
+                }
+            }
         }
-    }
+    };
 }
+#[cfg(feature = "async")]
+pub(crate) use spin_errors;
+
+spin_errors!(spin::Error);
 
 impl<A: Adapter> spin::Guest for Glue<A> {
     type Store = BucketResource<A>;

@@ -29,7 +29,7 @@
 //!   at most 100 operations and 4 MiB each). A batch delete fails whole if
 //!   one key is absent; that batch is then deleted key by key.
 //! - Requests are signed with the account key (credential `account-key`,
-//!   base64 as Azure shows it) by the `SharedKey` scheme: see [`SharedKey`].
+//!   base64 as Azure shows it) by the `SharedKey` scheme ([`crate::shared_key`]).
 //! - The table is created on an instance's first request if it does not
 //!   exist (a `TableAlreadyExists` answer is fine).
 
@@ -42,16 +42,14 @@ use core::cell::{Cell, OnceCell};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use hmac::{Hmac, Mac};
 use kv_core::{Bucket, Error, KeyPage, Limits, ListRequest, Quoted, Result, Version, Versioned};
 use serde_json::{Map, Value, json};
-use sha2::Sha256;
 use wasip2::http::types::Method;
 
 use crate::Service;
-use crate::client::{Client, Request, Response, percent_encode};
+use crate::client::{Client, Request, Response, method_name, percent_encode};
 use crate::credentials::Credentials;
-use crate::dates::Utc;
+use crate::shared_key::SharedKey;
 
 /// Azure's largest key (1 KiB) over the worst growth of escaping (3×).
 const MAX_KEY_BYTES: usize = 1024 / 3;
@@ -525,49 +523,17 @@ fn last_of_each<T>(items: &[T], key: impl Fn(&T) -> &String) -> Vec<&T> {
     kept
 }
 
-pub fn method_name(method: &Method) -> &'static str {
-    match method {
-        Method::Get => "GET",
-        Method::Put => "PUT",
-        Method::Post => "POST",
-        Method::Delete => "DELETE",
-        Method::Head => "HEAD",
-        Method::Patch => "PATCH",
-        _ => "OTHER",
-    }
-}
-
 /// Escapes what a PartitionKey or RowKey may not hold, and `%`.
 pub fn escape_key(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for c in key.chars() {
-        if matches!(c, '/' | '\\' | '#' | '?' | '%' | '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}') {
-            let mut utf8 = [0; 4];
-            for byte in c.encode_utf8(&mut utf8).bytes() {
-                out.push_str(&format!("%{byte:02X}"));
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    kv_core::percent::encode(
+        key.as_bytes(),
+        |c| !matches!(c, '/' | '\\' | '#' | '?' | '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}'),
+    )
 }
 
 /// The key [`escape_key`] made `escaped` from; `None` if it is not one.
 pub fn unescape_key(escaped: &str) -> Option<String> {
-    let mut bytes = Vec::with_capacity(escaped.len());
-    let mut rest = escaped.as_bytes();
-    while let Some((&byte, after)) = rest.split_first() {
-        if byte == b'%' {
-            let hex = core::str::from_utf8(after.get(..2)?).ok()?;
-            bytes.push(u8::from_str_radix(hex, 16).ok()?);
-            rest = &after[2..];
-        } else {
-            bytes.push(byte);
-            rest = after;
-        }
-    }
-    String::from_utf8(bytes).ok()
+    kv_core::percent::decode(escaped, false).ok()
 }
 
 /// Azure's continuation of a query: `NextPartitionKey` and `NextRowKey`.
@@ -703,90 +669,10 @@ fn error_message(response: &Response) -> String {
         .unwrap_or_else(|| response.body_text())
 }
 
-/// `Sun, 06 Nov 1994 08:49:37 GMT` for seconds since the Unix epoch.
-pub fn http_date(seconds: u64) -> String {
-    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let t = Utc::from_unix(seconds);
-    format!(
-        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
-        DAYS[t.weekday as usize],
-        t.day,
-        MONTHS[(t.month - 1) as usize],
-        t.year,
-        t.hour,
-        t.minute,
-        t.second
-    )
-}
-
-/// Azure Storage's `SharedKey` scheme for the Table service:
-///
-/// ```text
-/// StringToSign = VERB + "\n" + Content-MD5 + "\n" + Content-Type + "\n"
-///              + Date + "\n" + CanonicalizedResource
-/// CanonicalizedResource = "/" + account + <the request's encoded path>
-/// Authorization: SharedKey <account>:base64(HMAC-SHA256(key, StringToSign))
-/// ```
-///
-/// Date is the `x-ms-date` sent; no Content-MD5 is sent. The resource
-/// would add `?comp=…` for a `comp` query parameter, which no request here
-/// has; other query parameters are not signed.
-pub struct SharedKey {
-    account: String,
-    key: Vec<u8>,
-}
-
-impl SharedKey {
-    /// `key` is the account key in base64, as Azure shows it.
-    pub fn new(account: &str, key: &str) -> core::result::Result<Self, &'static str> {
-        let key = BASE64.decode(key.trim()).map_err(|_| "is not base64")?;
-        Ok(SharedKey {
-            account: account.into(),
-            key,
-        })
-    }
-
-    pub fn string_to_sign(&self, method: &str, content_type: &str, date: &str, path: &str) -> String {
-        let path = path.split_once('?').map_or(path, |(path, _)| path);
-        format!("{method}\n\n{content_type}\n{date}\n/{}{path}", self.account)
-    }
-
-    /// The `Authorization` header for a request to `path` (path and query,
-    /// encoded as sent).
-    /// `request` with the headers every Table request carries, signed:
-    /// `path` is its full path (the endpoint's included), `now` the Unix time.
-    pub fn sign(&self, request: Request, path: &str, now: u64) -> Request {
-        let date = http_date(now);
-        let content_type = request
-            .headers
-            .iter()
-            .find(|(name, _)| name == "content-type")
-            .map(|(_, value)| String::from_utf8_lossy(value).into_owned())
-            .unwrap_or_default();
-        let authorization = self.authorization(method_name(&request.method), &content_type, &date, path);
-        request
-            .header("x-ms-date", date)
-            .header("x-ms-version", API_VERSION)
-            .header("accept", NO_METADATA)
-            .header("dataserviceversion", "3.0;NetFx")
-            .header("maxdataserviceversion", "3.0;NetFx")
-            .header("authorization", authorization)
-    }
-
-    pub fn authorization(&self, method: &str, content_type: &str, date: &str, path: &str) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes keys of any length");
-        mac.update(self.string_to_sign(method, content_type, date, path).as_bytes());
-        let signature = BASE64.encode(mac.finalize().into_bytes());
-        format!("SharedKey {}:{signature}", self.account)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shared_key::tests::{DEV_ACCOUNT, DEV_KEY};
     use crate::testing::{self, Answers, Op, answer};
 
     const ETAG: &str = "W/\"datetime'2026-11-30T08%3A00%3A00.1234567Z'\"";
@@ -898,42 +784,6 @@ Time:2026-11-30T08:00:00.1234567Z"}}}"#;
     #[test]
     fn answers_are_handled_without_panics() {
         testing::check_protocol(open, script, ETAG.as_bytes(), AZURE_HEADERS);
-    }
-
-    /// Azurite's well-known development account (public, in Microsoft's docs).
-    const DEV_ACCOUNT: &str = "devstoreaccount1";
-    const DEV_KEY: &str =
-        "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
-
-    #[test]
-    fn shared_key_follows_the_documented_string_to_sign() {
-        let signer = SharedKey::new(DEV_ACCOUNT, DEV_KEY).unwrap();
-        let path = "/devstoreaccount1/kvvirt(PartitionKey='a',RowKey='b')";
-        assert_eq!(
-            signer.string_to_sign("PUT", "application/json", "Sat, 21 Nov 2026 16:43:06 GMT", path),
-            "PUT\n\napplication/json\nSat, 21 Nov 2026 16:43:06 GMT\n\
-             /devstoreaccount1/devstoreaccount1/kvvirt(PartitionKey='a',RowKey='b')"
-        );
-        // The query is not signed.
-        assert_eq!(
-            signer.string_to_sign("GET", "", "Sat, 21 Nov 2026 16:43:06 GMT", "/t()?$top=5"),
-            "GET\n\n\nSat, 21 Nov 2026 16:43:06 GMT\n/devstoreaccount1/t()"
-        );
-        // The signature, computed independently (HMAC-SHA256 by Node's
-        // crypto, as Azurite does) for the string above.
-        assert_eq!(
-            signer.authorization("PUT", "application/json", "Sat, 21 Nov 2026 16:43:06 GMT", path),
-            "SharedKey devstoreaccount1:6BrmYyc7lWSHtodVvTmr1DYWvmrva2uq1CGi334YxOQ="
-        );
-        assert!(SharedKey::new(DEV_ACCOUNT, "not base64!").is_err());
-    }
-
-    #[test]
-    fn http_dates() {
-        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
-        assert_eq!(http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
-        assert_eq!(http_date(1_795_279_386), "Sat, 21 Nov 2026 16:43:06 GMT");
     }
 
     #[test]

@@ -17,13 +17,7 @@ pub fn prefix(config: &HttpConfig, name: &str) -> String {
         return prefix.clone();
     }
     let mut prefix = config.key_prefix.clone();
-    for c in name.chars() {
-        match c {
-            '%' => prefix.push_str("%25"),
-            '/' => prefix.push_str("%2F"),
-            c => prefix.push(c),
-        }
-    }
+    prefix.push_str(&kv_core::percent::encode(name.as_bytes(), |c| c != '/'));
     prefix.push('/');
     prefix
 }

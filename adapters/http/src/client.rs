@@ -641,16 +641,25 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
+/// A method's name as sent and signed (SigV4, SharedKey).
+pub fn method_name(method: &Method) -> &str {
+    match method {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Delete => "DELETE",
+        Method::Patch => "PATCH",
+        Method::Options => "OPTIONS",
+        Method::Connect => "CONNECT",
+        Method::Trace => "TRACE",
+        Method::Other(name) => name,
+    }
+}
+
 /// Percent-encodes everything but ASCII letters, digits, `-`, `_` and `~`
 /// (so also `.`, which webdis would read as a format suffix): any key is
 /// then one path segment or query value.
 pub fn percent_encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len());
-    for &byte in bytes {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'~' => out.push(char::from(byte)),
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
+    kv_core::percent::encode(bytes, |c| c != '.' && kv_core::percent::is_unreserved(c))
 }

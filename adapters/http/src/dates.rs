@@ -1,5 +1,9 @@
-//! Calendar dates for request signing (SigV4's `x-amz-date`, Azure's
-//! `x-ms-date`): the UTC date and time of a `wasi:clocks/wall-clock` second.
+//! Calendar dates for request signing: the UTC date and time of a
+//! `wasi:clocks/wall-clock` second, written as SigV4's `x-amz-date`
+//! ([`amz_date`]) and Azure's `x-ms-date` ([`http_date`]).
+
+use alloc::format;
+use alloc::string::String;
 
 /// A UTC date and time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +46,34 @@ impl Utc {
     }
 }
 
+/// `YYYYMMDDTHHMMSSZ` for seconds since the Unix epoch (UTC).
+pub fn amz_date(unix_seconds: u64) -> String {
+    let t = Utc::from_unix(unix_seconds);
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        t.year, t.month, t.day, t.hour, t.minute, t.second
+    )
+}
+
+/// `Sun, 06 Nov 1994 08:49:37 GMT` for seconds since the Unix epoch.
+pub fn http_date(seconds: u64) -> String {
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let t = Utc::from_unix(seconds);
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+        DAYS[t.weekday as usize],
+        t.day,
+        MONTHS[(t.month - 1) as usize],
+        t.year,
+        t.hour,
+        t.minute,
+        t.second
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,5 +86,20 @@ mod tests {
         let utc = Utc::from_unix(951_782_400); // 2000-02-29, a Tuesday
         assert_eq!((utc.year, utc.month, utc.day, utc.weekday), (2000, 2, 29, 1));
         assert_eq!(Utc::from_unix(0).weekday, 3);
+    }
+
+    #[test]
+    fn amz_dates() {
+        assert_eq!(amz_date(0), "19700101T000000Z");
+        assert_eq!(amz_date(951_782_400), "20000229T000000Z");
+        assert_eq!(amz_date(1_440_938_160), "20150830T123600Z");
+    }
+
+    #[test]
+    fn http_dates() {
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+        assert_eq!(http_date(1_795_279_386), "Sat, 21 Nov 2026 16:43:06 GMT");
     }
 }

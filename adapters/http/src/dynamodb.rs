@@ -284,15 +284,23 @@ impl DynamoDbBucket {
         Ok((value, version.into()))
     }
 
+    /// `GetItem` of `key`: the whole item, or its key attribute alone when
+    /// `key_only` (all `exists` needs, without reading the value).
+    fn call_get_item(&self, key: &str, key_only: bool) -> Result<Value> {
+        let mut body = json!({
+            "TableName": self.conn.table,
+            "Key": self.item_key(key),
+            "ConsistentRead": self.conn.consistent_reads,
+        });
+        if key_only {
+            body["ProjectionExpression"] = "#k".into();
+            body["ExpressionAttributeNames"] = json!({ "#k": "key" });
+        }
+        self.conn.call("GetItem", &body)
+    }
+
     fn get_item(&self, key: &str) -> Result<Option<(Vec<u8>, String)>> {
-        let answer = self.conn.call(
-            "GetItem",
-            &json!({
-                "TableName": self.conn.table,
-                "Key": self.item_key(key),
-                "ConsistentRead": self.conn.consistent_reads,
-            }),
-        )?;
+        let answer = self.call_get_item(key, false)?;
         match answer.get("Item") {
             None => Ok(None),
             Some(item) => self.parse_item(item).map(Some),
@@ -354,17 +362,7 @@ impl Bucket for DynamoDbBucket {
     }
 
     fn exists(&self, key: &str) -> Result<bool> {
-        let answer = self.conn.call(
-            "GetItem",
-            &json!({
-                "TableName": self.conn.table,
-                "Key": self.item_key(key),
-                "ConsistentRead": self.conn.consistent_reads,
-                "ProjectionExpression": "#k",
-                "ExpressionAttributeNames": { "#k": "key" },
-            }),
-        )?;
-        Ok(answer.get("Item").is_some())
+        Ok(self.call_get_item(key, true)?.get("Item").is_some())
     }
 
     fn list_keys(&self, request: ListRequest<'_>) -> Result<KeyPage> {

@@ -6,7 +6,8 @@
 //!   whose buckets implement [`kv_core::Bucket`];
 //! - [`buckets`]: how a bucket maps to a key prefix;
 //! - [`credentials`]: secrets read at run time from the environment;
-//! - [`sigv4`]: AWS request signing;
+//! - [`sigv4`] and [`shared_key`]: AWS's and Azure's request signing, with
+//!   the dates they sign in [`dates`];
 //! - `testing` (unit tests only): every protocol's handling of answers,
 //!   natively, on canned answers (any bytes; real answers cut short or with
 //!   fields of the wrong type): `ok` or a one-line `other(..)`, never a panic.
@@ -28,6 +29,7 @@ pub mod dates;
 pub mod dynamodb;
 pub mod etcd;
 pub mod s3;
+pub mod shared_key;
 pub mod sigv4;
 #[cfg(test)]
 mod testing;
@@ -94,7 +96,7 @@ impl HttpBackend {
         let credentials = Credentials::new(name, &http.credentials);
         let service: Box<dyn Service> = match &http.protocol {
             HttpProtocol::Etcd => Box::new(etcd::Etcd::new(client, credentials)?),
-            HttpProtocol::Webdis => Box::new(webdis::Webdis::new(client, credentials)?),
+            HttpProtocol::Redis => Box::new(webdis::Webdis::new(client, credentials)?),
             HttpProtocol::DynamoDb {
                 table,
                 region,

@@ -27,7 +27,7 @@ use alloc::vec::Vec;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use kv_core::{Bucket, Error, KeyPage, Limits, ListRequest, Quoted, Result, Version, Versioned};
+use kv_core::{Bucket, Error, KeyPage, Limits, ListRequest, Quoted, Result, Version, Versioned, percent};
 use md5::{Digest, Md5};
 use wasip2::http::types::Method;
 
@@ -153,13 +153,7 @@ impl S3Bucket {
     /// The object key of `key`, at most 1,024 bytes.
     fn object_key(&self, key: &str) -> Result<String> {
         let mut object = self.prefix.clone();
-        for c in key.chars() {
-            if c == '%' || c.is_ascii_control() {
-                object.push_str(&format!("%{:02X}", u32::from(c)));
-            } else {
-                object.push(c);
-            }
-        }
+        object.push_str(&percent::encode(key.as_bytes(), |c| !c.is_ascii_control()));
         if object.len() > 1024 {
             return Err(self.conn.client.error(format_args!(
                 "key {} is {} bytes as an object key (with the bucket's prefix and `%XX` escapes), \
@@ -321,7 +315,7 @@ impl Bucket for S3Bucket {
             let key = key
                 .strip_prefix(self.prefix.as_str())
                 .ok_or("a listed key is outside the bucket's prefix")
-                .and_then(|escaped| percent_decode(escaped, false))
+                .and_then(|escaped| decode_key(escaped, false))
                 .map_err(|what| self.conn.malformed(what, &response))?;
             keys.push(key);
         }
@@ -392,7 +386,7 @@ pub fn parse_list(body: &[u8]) -> core::result::Result<ListPage, String> {
     for raw in elements(text, "Key")? {
         // Decoded once for S3's encoding-type=url; the adapter's own
         // `%XX` escapes are decoded by the caller.
-        let key = percent_decode(&xml_unescape(raw)?, true)?;
+        let key = decode_key(&xml_unescape(raw)?, true)?;
         keys.push(key);
     }
     let truncated = match elements(text, "IsTruncated")?.first() {
@@ -459,31 +453,11 @@ fn xml_unescape(text: &str) -> core::result::Result<String, String> {
 
 /// Decodes `%XX`, and `+` as a space if `plus_is_space` (S3's URL
 /// encoding of listed keys writes spaces so).
-fn percent_decode(text: &str, plus_is_space: bool) -> core::result::Result<String, &'static str> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = text
-                    .get(i + 1..i + 3)
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or("a bad %-escape in a key")?;
-                out.push(hex);
-                i += 3;
-            }
-            b'+' if plus_is_space => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).map_err(|_| "a listed key is not UTF-8")
+fn decode_key(text: &str, plus_is_space: bool) -> core::result::Result<String, &'static str> {
+    percent::decode(text, plus_is_space).map_err(|e| match e {
+        percent::DecodeError::BadEscape => "a bad %-escape in a key",
+        percent::DecodeError::NotUtf8 => "a listed key is not UTF-8",
+    })
 }
 
 #[cfg(test)]
@@ -585,8 +559,8 @@ mod tests {
 
     #[test]
     fn adapter_escapes_decode_without_plus() {
-        assert_eq!(percent_decode("a+b%25%0A", false).unwrap(), "a+b%\n");
-        assert!(percent_decode("%4", false).is_err());
-        assert!(percent_decode("%FF", false).is_err());
+        assert_eq!(decode_key("a+b%25%0A", false).unwrap(), "a+b%\n");
+        assert!(decode_key("%4", false).is_err());
+        assert!(decode_key("%FF", false).is_err());
     }
 }

@@ -17,9 +17,9 @@ use hmac::{Hmac, Mac};
 use kv_core::Result;
 use sha2::{Digest, Sha256};
 
-use crate::client::Request;
+use crate::client::{Request, method_name};
 use crate::credentials::Credentials;
-use crate::dates::Utc;
+use crate::dates::amz_date;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -91,7 +91,7 @@ impl Signer {
         let mut headers: Vec<(&str, &[u8])> = alloc::vec![("host", host.as_bytes())];
         headers.extend(request.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())));
         let method = method_name(&request.method);
-        let authorization = self.authorization(&amz_date, &method, path, query, &headers, payload_hash);
+        let authorization = self.authorization(&amz_date, method, path, query, &headers, payload_hash);
         request
             .headers
             .push(("authorization".into(), authorization.into_bytes()));
@@ -222,22 +222,6 @@ fn canonical_headers(headers: &[(&str, &[u8])]) -> (String, String) {
     (block, names.join(";"))
 }
 
-fn method_name(method: &wasip2::http::types::Method) -> String {
-    use wasip2::http::types::Method;
-    match method {
-        Method::Get => "GET".into(),
-        Method::Head => "HEAD".into(),
-        Method::Post => "POST".into(),
-        Method::Put => "PUT".into(),
-        Method::Delete => "DELETE".into(),
-        Method::Patch => "PATCH".into(),
-        Method::Options => "OPTIONS".into(),
-        Method::Connect => "CONNECT".into(),
-        Method::Trace => "TRACE".into(),
-        Method::Other(name) => name.clone(),
-    }
-}
-
 fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
     // HMAC takes a key of any length: `new_from_slice` cannot fail.
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC accepts any key length");
@@ -261,26 +245,9 @@ pub fn hex_sha256(bytes: &[u8]) -> String {
 /// AWS's URI encoding: every byte but `A-Z a-z 0-9 - _ . ~` as `%XX`, and
 /// `/` too unless `keep_slash` (S3 object keys in a path).
 pub fn uri_encode(bytes: &[u8], keep_slash: bool) -> String {
-    let mut out = String::with_capacity(bytes.len());
-    for &byte in bytes {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(char::from(byte)),
-            b'/' if keep_slash => out.push('/'),
-            _ => {
-                let _ = write!(out, "%{byte:02X}");
-            }
-        }
-    }
-    out
-}
-
-/// `YYYYMMDDTHHMMSSZ` for seconds since the Unix epoch (UTC).
-pub fn amz_date(unix_seconds: u64) -> String {
-    let t = Utc::from_unix(unix_seconds);
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        t.year, t.month, t.day, t.hour, t.minute, t.second
-    )
+    kv_core::percent::encode(bytes, |c| {
+        kv_core::percent::is_unreserved(c) || (keep_slash && c == '/')
+    })
 }
 
 #[cfg(test)]
@@ -407,10 +374,7 @@ mod tests {
     }
 
     #[test]
-    fn dates_and_uri_encoding() {
-        assert_eq!(amz_date(0), "19700101T000000Z");
-        assert_eq!(amz_date(951_782_400), "20000229T000000Z");
-        assert_eq!(amz_date(1_440_938_160), DATE);
+    fn uri_encoding() {
         assert_eq!(uri_encode(b"a b/c%~.", false), "a%20b%2Fc%25~.");
         assert_eq!(uri_encode(b"a b/c", true), "a%20b/c");
     }

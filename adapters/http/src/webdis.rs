@@ -1,4 +1,6 @@
-//! Redis over HTTP through webdis (`/COMMAND/arg/arg…`).
+//! Redis over HTTP through webdis (`/COMMAND/arg/arg…`): protocol `redis`
+//! to users (`HttpProtocol::Redis`); the file is named after the API it
+//! speaks, webdis's, not Redis's own.
 //!
 //! - A bucket is a key prefix. Every argument is percent-encoded into its
 //!   own path segment, `.` included (webdis reads a `.` as a format suffix);
@@ -76,12 +78,13 @@ pub const GET_MANY: &str = "local vs = redis.call('MGET', unpack(KEYS)) local ou
     for i = 1, #KEYS do if vs[i] then out[i] = '1' .. vs[i] else out[i] = '0' end end return out";
 
 /// ARGV[1]: the pattern; ARGV[2]: `1` if ARGV[3] is the key to continue
-/// after; ARGV[4]: the page size. Returns up to one key more than a page,
-/// to tell whether there are more.
+/// after; ARGV[4]: how many keys to return at most (the adapter asks for
+/// one more than a page, `ListRequest::fetch_keys`, to tell whether there
+/// are more).
 pub const LIST_KEYS: &str = "local ks = redis.call('KEYS', ARGV[1]) table.sort(ks) \
     local out = {} local limit = tonumber(ARGV[4]) \
     for _, k in ipairs(ks) do if ARGV[2] == '0' or k > ARGV[3] then \
-    out[#out + 1] = k if #out > limit then break end end end return out";
+    out[#out + 1] = k if #out >= limit then break end end end return out";
 
 pub struct Webdis {
     conn: Rc<Connection>,
@@ -290,7 +293,7 @@ impl Bucket for WebdisBucket {
     fn list_keys(&self, request: ListRequest<'_>) -> Result<KeyPage> {
         let after = request.after.map(|key| self.wire_key(key));
         let flag: &[u8] = if after.is_some() { b"1" } else { b"0" };
-        let limit = request.max_keys.to_string();
+        let limit = request.fetch_keys().to_string();
         let args: [&[u8]; 4] = [
             &self.pattern(),
             flag,
@@ -300,7 +303,7 @@ impl Bucket for WebdisBucket {
         let Reply::Array(items) = self.conn.eval(LIST_KEYS, &[], &args, None, false)? else {
             return Err(self.conn.client.error("unexpected reply to the list-keys script"));
         };
-        let mut keys = Vec::with_capacity(items.len());
+        let mut listed = Vec::with_capacity(items.len());
         for item in items {
             let key = match item {
                 Reply::Bulk(Some(wire)) => wire
@@ -308,14 +311,13 @@ impl Bucket for WebdisBucket {
                     .and_then(|k| String::from_utf8(k.to_vec()).ok()),
                 _ => None,
             };
-            keys.push(key.ok_or_else(|| {
+            listed.push(key.ok_or_else(|| {
                 self.conn
                     .client
                     .error("a listed key is outside the bucket or not UTF-8")
             })?);
         }
-        let more = keys.len() > request.max_keys;
-        keys.truncate(request.max_keys);
+        let (keys, more) = request.page_of(listed);
         Ok(KeyPage { keys, more })
     }
 

@@ -136,11 +136,11 @@ impl kv_core::Bucket for MemBucket {
     fn list_keys(&self, request: ListRequest<'_>) -> Result<KeyPage> {
         let entries = self.entries.borrow();
         let start = request.after.map_or(Bound::Unbounded, Bound::Excluded);
-        let mut after = entries.range::<str, _>((start, Bound::Unbounded)).map(|(k, _)| k);
-        let keys: Vec<String> = after.by_ref().take(request.max_keys).cloned().collect();
+        let after = entries.range::<str, _>((start, Bound::Unbounded)).map(|(k, _)| k);
+        let (keys, more) = request.page_of(after);
         Ok(KeyPage {
-            keys,
-            more: after.next().is_some(),
+            keys: keys.into_iter().cloned().collect(),
+            more,
         })
     }
 

@@ -27,8 +27,10 @@ wit_bindgen::generate!({
 
 use std::collections::BTreeSet;
 
-use exports::wasi::http::incoming_handler::Guest;
-use wasi::http::types::{Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam};
+use exports::wasi::http0_2_12::incoming_handler::Guest;
+use wasi::http0_2_12::types::{
+    Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
+};
 use wasi::io::streams::StreamError;
 use wasi::keyvalue0_2_0_draft::{atomics, store};
 

@@ -13,8 +13,8 @@ wit_bindgen::generate!({
     generate_all,
 });
 
-use exports::wasi::http::incoming_handler::Guest;
-use wasi::http::types::{Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam};
+use exports::wasi::http0_2_12::incoming_handler::Guest;
+use wasi::http0_2_12::types::{Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam};
 use wasi::keyvalue0_2_0_draft::{atomics, store};
 
 struct HttpServer;

@@ -5,9 +5,12 @@
 //! - [`proxy`]: a loopback proxy that counts connections, injects a
 //!   service's failures and holds requests until several wait at once;
 //! - [`http`]: a minimal HTTP/1.1 client;
-//! - [`notes_load`]: the load the notes service is tested and measured under.
+//! - [`notes_load`]: the load the notes service is tested and measured under;
+//! - [`wasmtime_cli`]: the wasmtime CLI (`wasmtime run`, `wasmtime serve`),
+//!   the second runtime the apps are tested on.
 
 pub mod http;
 pub mod notes_load;
 pub mod proxy;
 pub mod servers;
+pub mod wasmtime_cli;

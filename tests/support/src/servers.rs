@@ -44,14 +44,14 @@ fn program(name: &str, package: &str) -> Result<PathBuf> {
 }
 
 /// One server process, killed when dropped.
-struct Process {
+pub(crate) struct Process {
     name: &'static str,
     child: Child,
     log: PathBuf,
 }
 
 impl Process {
-    fn spawn(name: &'static str, command: &mut Command, log: PathBuf) -> Result<Self> {
+    pub(crate) fn spawn(name: &'static str, command: &mut Command, log: PathBuf) -> Result<Self> {
         let file = std::fs::File::create(&log)?;
         let child = command
             .stdin(Stdio::null())
@@ -85,7 +85,7 @@ fn http_get(port: u16, path: &str) -> Result<HttpResponse> {
 }
 
 /// Waits until `ready` holds, checking the processes are still up.
-fn wait_until(processes: &mut [&mut Process], what: &str, ready: impl Fn() -> bool) -> Result<()> {
+pub(crate) fn wait_until(processes: &mut [&mut Process], what: &str, ready: impl Fn() -> bool) -> Result<()> {
     let start = Instant::now();
     while !ready() {
         for process in processes.iter_mut() {

@@ -10,10 +10,11 @@ use crate::{RunOptions, Runtime, ServeOptions};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
-/// Run a WASI 0.2 command component (wasi:cli/run) on an embedded wasmtime 48
-/// with WASI 0.2 and outgoing wasi:http, or serve a wasi:http/incoming-handler
-/// component (`kv-run serve`). Like `wasmtime run` and `wasmtime serve`,
-/// without any wasi:keyvalue host support.
+/// Run a command component (wasi:cli/run of WASI 0.2 or 0.3) on an embedded
+/// wasmtime 48 with WASI 0.2, WASI 0.3 and outgoing wasi:http, or serve a
+/// wasi:http/incoming-handler@0.2 or wasi:http/handler@0.3 component
+/// (`kv-run serve`). Like `wasmtime run` and `wasmtime serve`, without any
+/// wasi:keyvalue host support.
 ///
 /// Example: kv-run --dir ./data::/data counter.wasm -- hits
 #[derive(Parser)]
@@ -61,8 +62,9 @@ struct InstanceArgs {
 
 #[derive(Subcommand)]
 enum Serve {
-    /// Serve a wasi:http/incoming-handler component over HTTP/1.1, a fresh
-    /// instance per request, many at once. Prints the address it listens on.
+    /// Serve a wasi:http/incoming-handler@0.2 or wasi:http/handler@0.3
+    /// component over HTTP/1.1, a fresh instance per request, many at once.
+    /// Prints the address it listens on.
     ///
     /// Example: kv-run serve --addr 127.0.0.1:8080 --dir ./data::/data notes.wasm
     #[command(verbatim_doc_comment)]

@@ -1,10 +1,14 @@
 //! An embedded wasmtime 48 that runs composed components the way a generic
-//! WASI 0.2 runtime would: `wasi:cli/run` commands with preopened
-//! directories, arguments, environment and outgoing `wasi:http`, and
-//! `wasi:http/incoming-handler` services, served like `wasmtime serve`
-//! (see [`serve`]). It knows nothing about `wasi:keyvalue`: the point of
-//! kv-virt is that it needs not (except, with the `wasi-keyvalue` feature,
-//! wasmtime's in-memory host store, the benchmarks' baseline).
+//! WASI runtime would: `wasi:cli/run` commands (WASI 0.2, or 0.3's async
+//! `run`) with preopened directories, arguments, environment and outgoing
+//! `wasi:http`, and `wasi:http/incoming-handler@0.2` or
+//! `wasi:http/handler@0.3` services, served like `wasmtime serve` (see
+//! [`serve`]). Both WASI 0.2 and 0.3 are linked, whichever a component
+//! runs as: a composed 0.3 app carries adapters that import WASI 0.2
+//! (kv-fs's `wasi:filesystem`, kv-http's `wasi:http/outgoing-handler`).
+//! It knows nothing about `wasi:keyvalue`: the point of kv-virt is that it
+//! needs not (except, with the `wasi-keyvalue` feature, wasmtime's
+//! in-memory host store, the benchmarks' baseline).
 //!
 //! A [`Runtime`] compiles a component once and instantiates it any number of
 //! times, each run (or request) in its own `Store` (so tests can run many
@@ -17,16 +21,28 @@ pub mod serve;
 pub use pool::PooledHttp;
 pub use serve::{ServeOptions, Server, Service};
 
+/// Which WASI a command or service was written for, picked from what the
+/// component exports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wasi {
+    /// `wasi:cli/run@0.2.x`, `wasi:http/incoming-handler@0.2.x`.
+    P2,
+    /// `wasi:cli/run@0.3.0`, `wasi:http/handler@0.3.0`: async exports, run
+    /// in wasmtime's concurrent event loop (`run_concurrent`).
+    P3,
+}
+
 use std::path::{Path, PathBuf};
 #[cfg(feature = "wasi-keyvalue")]
 use std::sync::Arc;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::p2::bindings::sync::CommandPre as SyncCommandPre;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
+use wasmtime_wasi::p3::bindings::CommandPre as P3CommandPre;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -190,18 +206,20 @@ impl WasiHttpView for Host {
     }
 }
 
-/// Which of wasmtime-wasi's WASI 0.2 bindings a [`Runtime`] links.
+/// Which of wasmtime-wasi's bindings a [`Runtime`] links.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Bindings {
-    /// The asynchronous bindings: a command runs on a single-threaded tokio
-    /// runtime of its own, so its outgoing connections are driven on its own
-    /// thread. What `kv-run` uses; services need them.
+    /// The asynchronous WASI 0.2 bindings and WASI 0.3 (with its
+    /// `wasi:http`): a command runs on a single-threaded tokio runtime of
+    /// its own, so its outgoing connections are driven on its own thread.
+    /// What `kv-run` uses; services and WASI 0.3 components need them.
     #[default]
     Async,
-    /// The synchronous bindings (`wasmtime_wasi::p2::add_to_linker_sync`),
-    /// as a plain embedding would link them: every `poll` is a `block_on`
-    /// on wasmtime-wasi's shared multi-threaded runtime. Commands only; the
-    /// benchmark compares the two.
+    /// The synchronous WASI 0.2 bindings
+    /// (`wasmtime_wasi::p2::add_to_linker_sync`), as a plain embedding
+    /// would link them: every `poll` is a `block_on` on wasmtime-wasi's
+    /// shared multi-threaded runtime. WASI 0.2 commands only; the benchmark
+    /// compares the two.
     Sync,
 }
 
@@ -217,7 +235,7 @@ pub struct RuntimeOptions {
     pub host_keyvalue: bool,
 }
 
-/// The shared engine and linker (WASI 0.2 and outgoing wasi:http).
+/// The shared engine and linker (WASI 0.2 and 0.3, and outgoing wasi:http).
 pub struct Runtime {
     engine: Engine,
     linker: Linker<Host>,
@@ -235,6 +253,7 @@ pub struct Command {
 enum CommandPreOf {
     Async(CommandPre<Host>),
     Sync(SyncCommandPre<Host>),
+    P3(P3CommandPre<Host>),
 }
 
 fn wasm_err(e: wasmtime::Error) -> anyhow::Error {
@@ -287,12 +306,17 @@ impl Runtime {
         let bindings = options.bindings;
         let mut config = Config::new();
         config.wasm_component_model(true);
+        // WASI 0.3's async functions, streams and futures; WASI 0.2
+        // components run as before with it on.
+        config.wasm_component_model_async(true);
         let engine = Engine::new(&config).map_err(wasm_err)?;
         let mut linker = Linker::new(&engine);
         match bindings {
             Bindings::Async => {
                 wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(wasm_err)?;
                 wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(wasm_err)?;
+                wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(wasm_err)?;
+                wasmtime_wasi_http::p3::add_to_linker(&mut linker).map_err(wasm_err)?;
             }
             Bindings::Sync => {
                 wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(wasm_err)?;
@@ -315,32 +339,47 @@ impl Runtime {
     }
 
     /// Compiles a component (bytes of a `.wasm` file), or loads one this
-    /// runner precompiled ([`Runtime::precompile`]).
+    /// runner precompiled ([`Runtime::precompile`]): a command exporting
+    /// `wasi:cli/run@0.2.x` or `wasi:cli/run@0.3.0`.
     pub fn command(&self, wasm: &[u8]) -> Result<Command> {
-        let instance_pre = self.instance_pre(wasm)?;
-        let pre = match self.bindings {
-            Bindings::Async => CommandPre::new(instance_pre).map(CommandPreOf::Async),
-            Bindings::Sync => SyncCommandPre::new(instance_pre).map(CommandPreOf::Sync),
+        let component = self.component(wasm)?;
+        let wasi = pick_wasi(&component, "wasi:cli/run")?;
+        if wasi == Wasi::P3 && self.bindings != Bindings::Async {
+            bail!("a WASI 0.3 command (wasi:cli/run@0.3) needs a runtime with the asynchronous bindings");
+        }
+        let instance_pre = self.instance_pre(&component)?;
+        let pre = match (wasi, self.bindings) {
+            (Wasi::P3, _) => P3CommandPre::new(instance_pre).map(CommandPreOf::P3),
+            (Wasi::P2, Bindings::Async) => CommandPre::new(instance_pre).map(CommandPreOf::Async),
+            (Wasi::P2, Bindings::Sync) => SyncCommandPre::new(instance_pre).map(CommandPreOf::Sync),
         }
         .map_err(wasm_err)
-        .context("the component does not export wasi:cli/run")?;
+        .with_context(|| {
+            format!(
+                "wasi:cli/run is not the version kv-run supports{}",
+                exports_list(&component)
+            )
+        })?;
         Ok(Command {
             engine: self.engine.clone(),
             pre,
         })
     }
 
-    /// Compiles or loads a component and links its imports, for either
-    /// kind of component: commands and services share the linker.
-    pub(crate) fn instance_pre(&self, wasm: &[u8]) -> Result<InstancePre<Host>> {
-        let component = self.component(wasm)?;
+    /// Links a component's imports, for either kind of component: commands
+    /// and services share the linker.
+    pub(crate) fn instance_pre(&self, component: &Component) -> Result<InstancePre<Host>> {
+        let linked = match self.bindings {
+            Bindings::Async => "WASI 0.2 and 0.3 (with wasi:http)",
+            Bindings::Sync => "WASI 0.2 (with wasi:http)",
+        };
         self.linker
-            .instantiate_pre(&component)
+            .instantiate_pre(component)
             .map_err(wasm_err)
-            .context("the component's imports cannot be satisfied by WASI 0.2 + wasi:http")
+            .with_context(|| format!("the component's imports cannot be satisfied by {linked}"))
     }
 
-    fn component(&self, wasm: &[u8]) -> Result<Component> {
+    pub(crate) fn component(&self, wasm: &[u8]) -> Result<Component> {
         if Engine::detect_precompiled(wasm).is_some() {
             // SAFETY: only files written by `precompile` of this same build are
             // passed here (the tests' crash runs); wasmtime checks the engine
@@ -362,6 +401,58 @@ impl Runtime {
     }
 }
 
+/// Which WASI a component was written for, from the versions of what it
+/// exports: `interface_p3@0.3.x` (say `wasi:http/handler`) first, then
+/// `interface_p2@0.2.x` (`wasi:http/incoming-handler`).
+pub(crate) fn pick_wasi_of(component: &Component, interface_p2: &str, interface_p3: &str) -> Result<Wasi> {
+    let exports = export_names(component);
+    let exports_version = |interface: &str, version: &str| {
+        exports.iter().any(|name| {
+            name.strip_prefix(interface)
+                .is_some_and(|v| v.starts_with(version))
+        })
+    };
+    if exports_version(interface_p3, "@0.3.") {
+        Ok(Wasi::P3)
+    } else if exports_version(interface_p2, "@0.2.") {
+        Ok(Wasi::P2)
+    } else {
+        bail!(
+            "the component exports neither {interface_p2}@0.2 nor {interface_p3}@0.3{}",
+            exports_list(component)
+        )
+    }
+}
+
+fn pick_wasi(component: &Component, interface: &str) -> Result<Wasi> {
+    pick_wasi_of(component, interface, interface)
+}
+
+fn export_names(component: &Component) -> Vec<String> {
+    let ty = component.component_type();
+    let engine = component.engine();
+    ty.exports(engine).map(|(name, _)| name.to_string()).collect()
+}
+
+/// "; it exports a, b" (or "; it exports nothing"), for error messages.
+pub(crate) fn exports_list(component: &Component) -> String {
+    let names = export_names(component);
+    if names.is_empty() {
+        "; it exports nothing".to_string()
+    } else {
+        format!("; it exports {}", names.join(", "))
+    }
+}
+
+/// The tokio runtime of one run: outgoing connections (and the pool's) are
+/// driven on the run's own thread.
+fn run_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the run's tokio runtime")
+}
+
 /// Reads a `.wasm` file and loads it, naming the file in any error.
 fn from_file<T>(path: &Path, load: impl FnOnce(&[u8]) -> Result<T>) -> Result<T> {
     let wasm = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -369,6 +460,14 @@ fn from_file<T>(path: &Path, load: impl FnOnce(&[u8]) -> Result<T>) -> Result<T>
 }
 
 impl Command {
+    /// Whether it is a WASI 0.2 or a WASI 0.3 command.
+    pub fn wasi(&self) -> Wasi {
+        match self.pre {
+            CommandPreOf::Async(_) | CommandPreOf::Sync(_) => Wasi::P2,
+            CommandPreOf::P3(_) => Wasi::P3,
+        }
+    }
+
     /// Runs the command once, in a fresh instance.
     pub fn run(&self, options: &RunOptions) -> Result<RunOutput> {
         let mut builder = wasi_builder(&options.env, &options.preopens)?;
@@ -394,20 +493,21 @@ impl Command {
         let mut store = Store::new(&self.engine, host);
         store.limiter(|host| &mut host.memory);
         let result = match &self.pre {
-            CommandPreOf::Async(pre) => {
-                // The pool's connections live on this runtime, made for this run.
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .context("starting the run's tokio runtime")?;
-                runtime.block_on(async {
-                    let command = pre.instantiate_async(&mut store).await?;
-                    command.wasi_cli_run().call_run(&mut store).await
-                })
-            }
+            CommandPreOf::Async(pre) => run_runtime()?.block_on(async {
+                let command = pre.instantiate_async(&mut store).await?;
+                command.wasi_cli_run().call_run(&mut store).await
+            }),
             CommandPreOf::Sync(pre) => pre
                 .instantiate(&mut store)
                 .and_then(|command| command.wasi_cli_run().call_run(&mut store)),
+            CommandPreOf::P3(pre) => run_runtime()?.block_on(async {
+                let command = pre.instantiate_async(&mut store).await?;
+                // As `wasmtime run`: the run ends when `run` returns,
+                // whatever tasks the guest left behind.
+                store
+                    .run_concurrent(async |accessor| command.wasi_cli_run().call_run(accessor).await)
+                    .await?
+            }),
         };
         let exit_code = match result {
             Ok(Ok(())) => 0,
@@ -425,5 +525,38 @@ impl Command {
             stderr: stderr.contents().to_vec(),
             peak_memory_bytes,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The smallest component: its preamble (magic, version 0x0d, layer 1).
+    const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\x00\x01\x00";
+
+    #[test]
+    fn a_component_exporting_neither_run_says_what_it_exports() {
+        let error = Runtime::shared()
+            .command(EMPTY_COMPONENT)
+            .err()
+            .expect("not a command");
+        assert_eq!(
+            format!("{error:#}"),
+            "the component exports neither wasi:cli/run@0.2 nor wasi:cli/run@0.3; it exports nothing"
+        );
+    }
+
+    #[test]
+    fn a_component_exporting_no_handler_says_what_it_exports() {
+        let error = Runtime::shared()
+            .service(EMPTY_COMPONENT)
+            .err()
+            .expect("not a service");
+        assert_eq!(
+            format!("{error:#}"),
+            "the component exports neither wasi:http/incoming-handler@0.2 nor wasi:http/handler@0.3; \
+             it exports nothing"
+        );
     }
 }

@@ -1,7 +1,10 @@
-//! Serving `wasi:http/incoming-handler` components the way `wasmtime serve`
-//! does: an HTTP/1.1 server (hyper) on a TCP address, a fresh instance for
-//! every request, any number of requests at once (tokio tasks on a
-//! multi-threaded runtime, the asynchronous WASI bindings).
+//! Serving `wasi:http/incoming-handler@0.2` and `wasi:http/handler@0.3`
+//! components the way `wasmtime serve` does: an HTTP/1.1 server (hyper) on
+//! a TCP address, a fresh instance for every request, any number of
+//! requests at once (tokio tasks on a multi-threaded runtime, the
+//! asynchronous WASI bindings). Unlike `wasmtime serve`, a WASI 0.3
+//! instance is not reused for later requests either: every request sees a
+//! fresh instance, whichever WASI the component was written for.
 //!
 //! One difference: file calls run on the instance's own worker thread
 //! (`allow_blocking_current_thread`), not handed to tokio's blocking pool
@@ -25,13 +28,16 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use tokio::sync::oneshot;
 use wasmtime::Store;
-use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
-use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::p3::bindings::ServicePre;
+use wasmtime_wasi_http::{WasiBody, WasiHttpView};
 
-use crate::{Host, PooledHttp, Runtime, from_file, wasi_builder, wasm_err};
+use crate::{Host, PooledHttp, Runtime, Wasi, exports_list, from_file, pick_wasi_of, wasi_builder, wasm_err};
+
+/// A response body for hyper, as both WASI versions produce it.
+type HyperOutgoingBody = WasiBody;
 
 /// What every instance of a served component sees.
 #[derive(Clone, Debug)]
@@ -62,21 +68,39 @@ impl Default for ServeOptions {
     }
 }
 
-/// A compiled `wasi:http/incoming-handler` component, ready to serve.
+/// A compiled HTTP component, ready to serve.
 #[derive(Clone)]
 pub struct Service {
-    pre: ProxyPre<Host>,
+    pre: ServicePreOf,
+}
+
+#[derive(Clone)]
+enum ServicePreOf {
+    P2(ProxyPre<Host>),
+    P3(ServicePre<Host>),
 }
 
 impl Runtime {
-    /// Compiles a component that exports `wasi:http/incoming-handler`.
+    /// Compiles a component that exports `wasi:http/incoming-handler@0.2.x`
+    /// or `wasi:http/handler@0.3.0`.
     pub fn service(&self, wasm: &[u8]) -> Result<Service> {
         if self.bindings() != crate::Bindings::Async {
             bail!("serving needs a runtime with the asynchronous bindings");
         }
-        let pre = ProxyPre::new(self.instance_pre(wasm)?)
-            .map_err(wasm_err)
-            .context("the component does not export wasi:http/incoming-handler")?;
+        let component = self.component(wasm)?;
+        let wasi = pick_wasi_of(&component, "wasi:http/incoming-handler", "wasi:http/handler")?;
+        let instance_pre = self.instance_pre(&component)?;
+        let pre = match wasi {
+            Wasi::P2 => ProxyPre::new(instance_pre).map(ServicePreOf::P2),
+            Wasi::P3 => ServicePre::new(instance_pre).map(ServicePreOf::P3),
+        }
+        .map_err(wasm_err)
+        .with_context(|| {
+            format!(
+                "its wasi:http handler is not the version kv-run supports{}",
+                exports_list(&component)
+            )
+        })?;
         Ok(Service { pre })
     }
 
@@ -86,6 +110,14 @@ impl Runtime {
 }
 
 impl Service {
+    /// Whether it is a WASI 0.2 or a WASI 0.3 service.
+    pub fn wasi(&self) -> Wasi {
+        match self.pre {
+            ServicePreOf::P2(_) => Wasi::P2,
+            ServicePreOf::P3(_) => Wasi::P3,
+        }
+    }
+
     /// Binds `options.addr` and serves on a thread of its own until the
     /// returned [`Server`] is stopped or dropped.
     pub fn serve(&self, options: &ServeOptions) -> Result<Server> {
@@ -195,7 +227,7 @@ async fn accept(
 }
 
 struct Handler {
-    pre: ProxyPre<Host>,
+    pre: ServicePreOf,
     options: ServeOptions,
     /// Shared by all instances (all on the server's runtime).
     http_pool: Option<PooledHttp>,
@@ -229,43 +261,115 @@ impl Handler {
             #[cfg(feature = "wasi-keyvalue")]
             &self.options.keyvalue,
         );
-        let mut store = Store::new(self.pre.engine(), host);
-        let (sender, receiver) = oneshot::channel();
-        let request = store
-            .data_mut()
-            .http()
-            .new_incoming_request(Scheme::Http, request)
-            .map_err(wasm_err)?;
-        let out = store
-            .data_mut()
-            .http()
-            .new_response_outparam(sender)
-            .map_err(wasm_err)?;
-        let pre = self.pre.clone();
-        // In a task of its own: the component may go on (writing the body)
-        // after it has sent the response's head.
-        let task = tokio::spawn(async move {
-            let proxy = pre.instantiate_async(&mut store).await?;
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, request, out)
-                .await
-        });
-        match receiver.await {
-            Ok(Ok(response)) => {
-                tokio::spawn(async move {
-                    if let Ok(Err(e)) = task.await {
-                        eprintln!("kv-run serve: the component trapped after responding: {e:?}");
-                    }
-                });
-                Ok(response)
-            }
-            Ok(Err(code)) => bail!("the component responded with the error {code:?}"),
-            Err(_) => Err(match task.await {
-                Ok(Ok(())) => anyhow!("the component returned without sending a response"),
-                Ok(Err(e)) => wasm_err(e).context("the component trapped"),
-                Err(e) => anyhow!(e).context("the request's task failed"),
-            }),
+        match &self.pre {
+            ServicePreOf::P2(pre) => respond_p2(pre.clone(), Store::new(pre.engine(), host), request).await,
+            ServicePreOf::P3(pre) => respond_p3(pre.clone(), Store::new(pre.engine(), host), request).await,
         }
+    }
+}
+
+/// `wasi:http/incoming-handler.handle`, with the response's head sent
+/// through a `response-outparam`.
+async fn respond_p2(
+    pre: ProxyPre<Host>,
+    mut store: Store<Host>,
+    request: hyper::Request<Incoming>,
+) -> Result<hyper::Response<HyperOutgoingBody>> {
+    let (sender, receiver) = oneshot::channel();
+    let request = store
+        .data_mut()
+        .http()
+        .new_incoming_request(Scheme::Http, request)
+        .map_err(wasm_err)?;
+    let out = store
+        .data_mut()
+        .http()
+        .new_response_outparam(sender)
+        .map_err(wasm_err)?;
+    // In a task of its own: the component may go on (writing the body)
+    // after it has sent the response's head.
+    let task = tokio::spawn(async move {
+        let proxy = pre.instantiate_async(&mut store).await?;
+        proxy
+            .wasi_http_incoming_handler()
+            .call_handle(&mut store, request, out)
+            .await
+    });
+    response_of(receiver, task, "returned without sending a response").await
+}
+
+/// How reading an incoming request's body ended, for the response.
+type RequestIo = std::pin::Pin<Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>>;
+
+/// `wasi:http/handler.handle` (async): it returns the response, whose body
+/// (a stream) the guest may go on writing after returning.
+async fn respond_p3(
+    pre: ServicePre<Host>,
+    mut store: Store<Host>,
+    request: hyper::Request<Incoming>,
+) -> Result<hyper::Response<HyperOutgoingBody>> {
+    let request = request.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
+    let (sender, receiver) = oneshot::channel();
+    let task = tokio::spawn(async move {
+        let service = pre.instantiate_async(&mut store).await?;
+        store
+            .run_concurrent(async move |accessor| {
+                let (request, request_io) = accessor.with(|mut store| {
+                    let (request, io) =
+                        wasmtime_wasi_http::p3::Request::from_http(store.data_mut().http().hooks, request);
+                    // Boxed: its type borrows the store (2024 capture rules), its value does not.
+                    let io: RequestIo = Box::pin(io);
+                    (request, io)
+                });
+                let response = match service.handle(accessor, request).await? {
+                    Ok(response) => accessor.with(|mut store| response.into_http(&mut store, request_io))?,
+                    Err(code) => {
+                        let _ = sender.send(Err(code));
+                        return Ok(());
+                    }
+                };
+                let _ = sender.send(Ok(response));
+                // The body is read from the guest's stream by this event
+                // loop: keep it turning while the guest's tasks (writing
+                // the body, say) go on.
+                std::future::poll_fn(|cx| accessor.poll_no_interesting_tasks(cx)).await;
+                wasmtime::Result::<()>::Ok(())
+            })
+            .await?
+    });
+    response_of(receiver, task, "returned without a response").await
+}
+
+/// The response the request's task sends, whichever WASI: the task goes
+/// on in the background (the body may still be being written); a task
+/// that ends without one says why.
+async fn response_of<E: std::fmt::Debug>(
+    receiver: oneshot::Receiver<Result<hyper::Response<HyperOutgoingBody>, E>>,
+    task: tokio::task::JoinHandle<wasmtime::Result<()>>,
+    returned: &str,
+) -> Result<hyper::Response<HyperOutgoingBody>> {
+    match receiver.await {
+        Ok(Ok(response)) => {
+            tokio::spawn(async move {
+                if let Ok(Err(e)) = task.await {
+                    eprintln!("kv-run serve: the component trapped after responding: {e:?}");
+                }
+            });
+            Ok(response)
+        }
+        Ok(Err(code)) => bail!("the component responded with the error {code:?}"),
+        Err(_) => Err(task_failure(task.await, returned)),
+    }
+}
+
+/// Why a request's task ended without a response.
+fn task_failure(
+    result: Result<wasmtime::Result<()>, tokio::task::JoinError>,
+    returned: &str,
+) -> anyhow::Error {
+    match result {
+        Ok(Ok(())) => anyhow!("the component {returned}"),
+        Ok(Err(e)) => wasm_err(e).context("the component trapped"),
+        Err(e) => anyhow!(e).context("the request's task failed"),
     }
 }

@@ -31,14 +31,14 @@ impl Artifacts {
 /// directories (relative to the workspace root) whose changes must rebuild
 /// them.
 pub fn build(packages: &[&str], watch: &[&str]) -> Artifacts {
-    build_in("wasm-build", packages, watch)
+    build_in("wasm-build", packages, &[], watch)
 }
 
-/// [`build`], in `<target>/<dir>`: for packages that need features of a
-/// shared dependency other than those the packages built in `wasm-build`
-/// use (cargo builds and writes out a cdylib dependency too, so one build
-/// would overwrite the other's `.wasm`).
-pub fn build_in(dir: &str, packages: &[&str], watch: &[&str]) -> Artifacts {
+/// [`build`], in `<target>/<dir>`, with cargo `features` (`pkg/feature`):
+/// for packages that need features of a shared dependency other than those
+/// the packages built in `wasm-build` use (cargo builds and writes out a
+/// cdylib dependency too, so one build would overwrite the other's `.wasm`).
+pub fn build_in(dir: &str, packages: &[&str], features: &[&str], watch: &[&str]) -> Artifacts {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("run from a build script"));
     let root = workspace_root(&manifest_dir);
     for dir in watch.iter().chain(&[
@@ -64,6 +64,9 @@ pub fn build_in(dir: &str, packages: &[&str], watch: &[&str]) -> Artifacts {
         .arg(&target_dir);
     for package in packages {
         command.args(["-p", package]);
+    }
+    if !features.is_empty() {
+        command.arg("--features").arg(features.join(","));
     }
     // The outer build's flags and wrappers (clippy, coverage) are for the host.
     for var in [

@@ -223,6 +223,13 @@ fn message<T: core::fmt::Debug>(result: Result<T>) -> String {
     }
 }
 
+fn invalid<T: core::fmt::Debug>(result: Result<T>) -> String {
+    match result {
+        Err(Error::InvalidArgument(message)) => message,
+        other => panic!("expected invalid-argument(..), got {other:?}"),
+    }
+}
+
 #[test]
 fn bucket_names_are_validated_before_the_backend_sees_them() {
     let (store, shared) = Setup::default().store();
@@ -236,7 +243,7 @@ fn bucket_names_are_validated_before_the_backend_sees_them() {
         &"n".repeat(129),
     ] {
         assert!(
-            message(store.open(bad).map(drop)).contains("invalid bucket name"),
+            invalid(store.open(bad).map(drop)).contains("invalid bucket name"),
             "{bad:?}"
         );
     }
@@ -257,7 +264,7 @@ fn the_allow_list_denies_other_names() {
     assert!(store.open("app").is_ok());
     assert!(matches!(store.open("other"), Err(Error::AccessDenied)));
     // A bad name is a bad name, allowed or not.
-    assert!(message(store.open("../app").map(drop)).contains("invalid bucket name"));
+    assert!(invalid(store.open("../app").map(drop)).contains("invalid bucket name"));
     assert_eq!(shared.buckets.borrow().keys().collect::<Vec<_>>(), ["app"]);
 }
 
@@ -290,26 +297,26 @@ fn keys_and_values_over_the_limits_fail_before_the_backend() {
     bucket.set(&longest, &largest).unwrap();
     assert_eq!(bucket.get(&longest).unwrap(), Some(largest.clone()));
     let too_long = "k".repeat(LIMITS.max_key_bytes + 1);
-    let over = message(bucket.set(&too_long, b"x"));
+    let over = invalid(bucket.set(&too_long, b"x"));
     assert!(over.contains("kv-test's key limit of 64 bytes"), "{over}");
-    assert!(message(bucket.get(&too_long)).contains("key limit"));
-    assert!(message(bucket.delete(&too_long)).contains("key limit"));
-    assert!(message(bucket.exists(&too_long)).contains("key limit"));
-    assert!(message(bucket.increment(&too_long, 1, CounterRange::S64)).contains("key limit"));
-    assert!(message(bucket.cas(too_long).map(drop)).contains("key limit"));
-    let too_large = message(bucket.set("k", &[0; LIMITS.max_value_bytes + 1]));
+    assert!(invalid(bucket.get(&too_long)).contains("key limit"));
+    assert!(invalid(bucket.delete(&too_long)).contains("key limit"));
+    assert!(invalid(bucket.exists(&too_long)).contains("key limit"));
+    assert!(invalid(bucket.increment(&too_long, 1, CounterRange::S64)).contains("key limit"));
+    assert!(invalid(bucket.cas(too_long).map(drop)).contains("key limit"));
+    let too_large = invalid(bucket.set("k", &[0; LIMITS.max_value_bytes + 1]));
     assert!(too_large.contains("value limit of 32 bytes"), "{too_large}");
-    assert!(message(bucket.set("", b"x")).contains("empty"));
+    assert!(invalid(bucket.set("", b"x")).contains("empty"));
     // A batch is checked whole before anything is written.
     let batch = [
         ("fine".to_string(), b"1".to_vec()),
         ("bad".to_string(), largest.repeat(2)),
     ];
-    assert!(message(bucket.set_many(&batch)).contains("value limit"));
+    assert!(invalid(bucket.set_many(&batch)).contains("value limit"));
     assert_eq!(bucket.get("fine").unwrap(), None);
     let keys = ["fine".to_string(), String::new()];
-    assert!(message(bucket.get_many(&keys)).contains("empty"));
-    assert!(message(bucket.delete_many(&keys)).contains("empty"));
+    assert!(invalid(bucket.get_many(&keys)).contains("empty"));
+    assert!(invalid(bucket.delete_many(&keys)).contains("empty"));
 }
 
 #[test]
@@ -361,7 +368,7 @@ fn cas_swaps_an_unchanged_key_and_hands_back_a_fresh_snapshot_on_conflict() {
         .cas("k".into())
         .unwrap()
         .swap(&[0; LIMITS.max_value_bytes + 1]);
-    let Err(CasError::Store(Error::Other(message))) = over else {
+    let Err(CasError::Store(Error::InvalidArgument(message))) = over else {
         panic!("a swap over the value limit did not fail");
     };
     assert!(message.contains("value limit"));
@@ -496,18 +503,167 @@ fn cursors_are_checked_and_string_cursors_outlive_the_instance() {
     let (_, Some(cursor)) = bucket.list_keys_u64(None).unwrap() else {
         panic!("no cursor for a second page");
     };
-    assert!(message(other.list_keys_u64(Some(cursor))).contains("issued for bucket \"b\""));
+    assert!(invalid(other.list_keys_u64(Some(cursor))).contains("issued for bucket \"b\""));
     for garbage in [0, 1, cursor + 1, u64::MAX] {
-        assert!(message(bucket.list_keys_u64(Some(garbage))).contains("did not issue it"));
+        assert!(invalid(bucket.list_keys_u64(Some(garbage))).contains("did not issue it"));
     }
     let (_, Some(cursor)) = bucket.list_keys_string(None).unwrap() else {
         panic!("no cursor for a second page");
     };
     for garbage in ["", "x", "kv2.AAAA", "kv1.AAAAAAAAAA", &cursor[..cursor.len() - 1]] {
-        assert!(message(bucket.list_keys_string(Some(garbage))).contains("invalid list-keys cursor"));
+        assert!(invalid(bucket.list_keys_string(Some(garbage))).contains("invalid list-keys cursor"));
     }
     // A new instance on the same data continues a draft2 listing.
     let (store, _) = setup.store_on(shared);
     let (keys, next) = store.open("b").unwrap().list_keys_string(Some(&cursor)).unwrap();
     assert_eq!((keys, next), (vec!["y".to_string()], None));
+}
+
+proptest! {
+    /// wasmCloud's `list-keys(prefix, cursor)`: exactly the keys with the
+    /// prefix, once each, in the backend's order, in pages cut by the
+    /// core's rules, whatever the prefix's keys share pages with.
+    #[test]
+    fn prefix_listings_return_exactly_the_prefixed_keys(
+        keys in prop::collection::btree_set("[ab%]{1,6}", 0..60),
+        prefix in "[ab%]{0,2}",
+        page_keys in 1u32..8,
+        page_bytes in 1u32..20,
+        service_page in 1usize..10,
+        escaped: bool,
+    ) {
+        let order = if escaped { Order::Escaped } else { Order::Bytes };
+        let setup = Setup { order, service_page, page_keys, page_bytes, ..Setup::default() };
+        let bucket = setup.bucket();
+        for key in &keys {
+            bucket.set(key, b"").unwrap();
+        }
+        let mut expected: Vec<&String> = keys.iter().filter(|key| key.starts_with(&prefix)).collect();
+        expected.sort_by_key(|key| order.sort_key(key));
+        let pages = pages(
+            |cursor: Option<String>| bucket.list_keys_with_prefix(&prefix, cursor.as_deref()),
+            keys.len() + 2,
+        );
+        let listed: Vec<&String> = pages.iter().flatten().collect();
+        prop_assert_eq!(listed, expected);
+        for page in &pages {
+            prop_assert!(page.len() <= page_keys as usize);
+            prop_assert!(page.len() <= 1 || key_bytes(page) <= page_bytes as usize, "{:?}", page);
+        }
+        // Only the last page may be empty (a bucket with no match).
+        for page in &pages[..pages.len() - 1] {
+            prop_assert!(!page.is_empty(), "{:?}", pages);
+        }
+    }
+}
+
+#[test]
+fn if_not_exists_writes_only_an_absent_key() {
+    let bucket = Setup::default().bucket();
+    let once = SetOptions {
+        if_not_exists: true,
+        ..SetOptions::default()
+    };
+    bucket.set_with_options("lock", b"first", once).unwrap();
+    let Err(Error::PreconditionFailed(message)) = bucket.set_with_options("lock", b"second", once) else {
+        panic!("if-not-exists overwrote an existing key");
+    };
+    assert!(message.contains("exists"), "{message}");
+    assert_eq!(bucket.get("lock").unwrap().as_deref(), Some(&b"first"[..]));
+    bucket.delete("lock").unwrap();
+    bucket.set_with_options("lock", b"third", once).unwrap();
+    bucket
+        .set_with_options("lock", b"plain", SetOptions::default())
+        .unwrap();
+    assert_eq!(bucket.get("lock").unwrap().as_deref(), Some(&b"plain"[..]));
+}
+
+#[test]
+fn an_expiry_is_refused_until_backends_keep_one_and_nothing_is_written() {
+    let bucket = Setup::default().bucket();
+    let ttl = SetOptions {
+        ttl_ms: Some(1000),
+        ..SetOptions::default()
+    };
+    assert!(message(bucket.set_with_options("k", b"v", ttl)).contains("does not support expiring entries"));
+    assert_eq!(bucket.get("k").unwrap(), None);
+    // Limits come first, as for every write.
+    invalid(bucket.set_with_options("", b"v", ttl));
+}
+
+#[test]
+fn swaps_check_every_precondition_and_hand_back_the_current_entry() {
+    let bucket = Setup::default().bucket();
+    let by_version = |version| SwapPreconditions {
+        version: Some(version),
+        value: None,
+    };
+    let by_value = |value| SwapPreconditions {
+        version: None,
+        value: Some(value),
+    };
+    invalid(bucket.swap_if("k", b"v", SwapPreconditions::default()));
+    // An absent key matches no precondition.
+    assert_eq!(
+        bucket.swap_if("k", b"v", by_value(b"")).unwrap(),
+        SwapOutcome::Stale(None)
+    );
+    assert_eq!(bucket.current_entry("k").unwrap(), None);
+
+    bucket.set("k", b"one").unwrap();
+    let one = bucket.current_entry("k").unwrap().unwrap();
+    assert_eq!(one.value, b"one");
+    assert!(
+        one.version.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{}",
+        one.version
+    );
+    assert_eq!(
+        bucket.swap_if("k", b"two", by_version(&one.version)).unwrap(),
+        SwapOutcome::Swapped
+    );
+    let two = bucket.current_entry("k").unwrap().unwrap();
+    assert_ne!(two.version, one.version);
+    // The old version is stale, and the answer carries what is there now.
+    assert_eq!(
+        bucket.swap_if("k", b"three", by_version(&one.version)).unwrap(),
+        SwapOutcome::Stale(Some(two.clone()))
+    );
+    assert_eq!(
+        bucket.swap_if("k", b"x", by_value(b"one")).unwrap(),
+        SwapOutcome::Stale(Some(two.clone()))
+    );
+    assert_eq!(
+        bucket.swap_if("k", b"three", by_value(b"two")).unwrap(),
+        SwapOutcome::Swapped
+    );
+    let three = bucket.current_entry("k").unwrap().unwrap();
+    // Both preconditions must hold.
+    let both = |version, value| SwapPreconditions {
+        version: Some(version),
+        value: Some(value),
+    };
+    assert_eq!(
+        bucket.swap_if("k", b"x", both(&three.version, b"two")).unwrap(),
+        SwapOutcome::Stale(Some(three.clone()))
+    );
+    assert_eq!(
+        bucket
+            .swap_if("k", b"four", both(&three.version, b"three"))
+            .unwrap(),
+        SwapOutcome::Swapped
+    );
+    // A version that is not one of ours matches nothing.
+    assert!(matches!(
+        bucket.swap_if("k", b"x", by_version("zz")).unwrap(),
+        SwapOutcome::Stale(Some(_))
+    ));
+    assert_eq!(bucket.get("k").unwrap().as_deref(), Some(&b"four"[..]));
+    invalid(bucket.swap_if("k", &[0; LIMITS.max_value_bytes + 1], by_value(b"four")));
+}
+
+#[test]
+fn versions_are_lowercase_hex_of_the_backends_bytes() {
+    assert_eq!(version_string(&Version(vec![0x00, 0xab, 0x7f])), "00ab7f");
+    assert_eq!(version_string(&Version(Vec::new())), "");
 }

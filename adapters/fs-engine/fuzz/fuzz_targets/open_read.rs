@@ -1,4 +1,4 @@
-//! Opens arbitrary bytes as a kv-fs store and reads everything.
+//! Opens arbitrary bytes as a kv-fs bucket file and reads everything.
 //! Under `cfg(fuzzing)` the engine skips checksum verification so the
 //! fuzzer reaches the page parsers, the allocator and the checker.
 #![no_main]

@@ -15,8 +15,9 @@ use anyhow::{Context, Result};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use kv_core::config::Endpoint;
-use kv_http::azure::{self, SharedKey};
-use kv_http::client::{Request, Response, percent_encode};
+use kv_http::azure;
+use kv_http::client::{Request, Response, method_name, percent_encode};
+use kv_http::shared_key::SharedKey;
 use kv_http::sigv4::{self, Signer, uri_encode};
 use serde_json::{Value, json};
 use wasip2::http::types::Method;
@@ -71,7 +72,7 @@ impl Transport {
 
     fn send(&self, request: &Request) -> Result<Response> {
         let mut builder = ureq::http::Request::builder()
-            .method(azure::method_name(&request.method))
+            .method(method_name(&request.method))
             .uri(format!("{}{}", self.endpoint, request.path));
         for (name, value) in &request.headers {
             builder = builder.header(name.as_str(), value.as_slice());

@@ -298,7 +298,8 @@ impl Native for NativeWebdis {
                 b"bench/*",
                 flag,
                 after.as_deref().unwrap_or(b"-"),
-                b"1000",
+                // 1000 a page, and one more to know whether more follow.
+                b"1001",
             ];
             let Reply::Array(mut items) = self.command(&args, None)? else {
                 bail!("list-keys: not an array");
@@ -430,8 +431,8 @@ impl Service {
     fn options(&self, url: String) -> HttpOptions {
         let aws_credentials = || {
             vec![
-                format!("access-key-id=env:{AWS_KEY_ID_VARIABLE}"),
-                format!("secret-access-key=env:{AWS_SECRET_VARIABLE}"),
+                ("access-key-id".into(), format!("env:{AWS_KEY_ID_VARIABLE}")),
+                ("secret-access-key".into(), format!("env:{AWS_SECRET_VARIABLE}")),
             ]
         };
         let endpoint = Some(url);
@@ -467,7 +468,7 @@ impl Service {
                 endpoint,
                 azure_account: Some(azurite::DEV_ACCOUNT.into()),
                 azure_table: Some(TABLE.into()),
-                credentials: vec![format!("account-key=env:{AZURE_KEY_VARIABLE}")],
+                credentials: vec![("account-key".into(), format!("env:{AZURE_KEY_VARIABLE}"))],
                 ..HttpOptions::default()
             },
         }

@@ -188,11 +188,14 @@ pub fn run_options_as(args: &[&str], access_key_id: &str, secret: &str) -> RunOp
     }
 }
 
-/// The one-line error of the counter run with a wrong key: a wrong secret
-/// for the real key id, then an unknown key id with the real secret.
-pub fn refused_credentials(moto: &Moto, counter: &kv_runner::Command) -> [String; 2] {
+/// The counter, composed with `protocol` (`"dynamodb"`, `"s3"`) on moto,
+/// run with a wrong key: a wrong secret for the real key id fails SigV4's
+/// check with the service's message (asserted here, the same on both
+/// services), and an unknown key id with the real secret fails too; its
+/// one-line error, which each service words its own way, is returned.
+pub fn refused_credentials(moto: &Moto, counter: &kv_runner::Command, protocol: &str) -> String {
     let wrong_secret = format!("{}x", moto.secret_access_key);
-    [
+    let [wrong_secret, unknown_key] = [
         (moto.access_key_id.as_str(), wrong_secret.as_str()),
         ("AKIAUNKNOWNKEY000000", moto.secret_access_key.as_str()),
     ]
@@ -200,7 +203,12 @@ pub fn refused_credentials(moto: &Moto, counter: &kv_runner::Command) -> [String
         let output = counter.run(&run_options_as(&[], id, secret)).unwrap();
         assert_eq!(output.exit_code, 1, "{}", output.stdout_text());
         output.stderr_text().trim().to_string()
-    })
+    });
+    let signature = format!(
+        "counter: {protocol}: 403 SignatureDoesNotMatch: The request signature we calculated does not match"
+    );
+    assert!(wrong_secret.starts_with(&signature), "{wrong_secret}");
+    unknown_key
 }
 
 fn xml_element(text: &str, tag: &str) -> Result<String> {
@@ -226,8 +234,8 @@ run_simple(sys.argv[1], int(sys.argv[2]), DomainDispatcherApplication(create_bac
 ";
 
 /// Finds python3, or says how to install it.
-/// The Python with moto: `tests/.venv`'s, where `tests/run.sh` made one
-/// (a system Python that takes no packages), else python3 on PATH.
+/// The Python with moto: `tests/.venv`'s, where `tests/run.sh` installs
+/// it, else python3 on PATH (moto installed by hand).
 fn python() -> Result<PathBuf> {
     let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python3");
     if venv.is_file() {

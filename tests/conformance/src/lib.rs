@@ -138,13 +138,16 @@ impl Limits {
     }
 }
 
-struct Report {
-    passed: usize,
-    failed: usize,
+/// The checks' outcomes, printed as they come: `ok   <name>` or
+/// `FAIL <name>: <why>`.
+#[derive(Default)]
+pub struct Report {
+    pub passed: usize,
+    pub failed: usize,
 }
 
 impl Report {
-    fn check(&mut self, name: &str, result: Result<(), String>) {
+    pub fn check(&mut self, name: &str, result: Result<(), String>) {
         match result {
             Ok(()) => {
                 self.passed += 1;
