@@ -333,3 +333,50 @@ fn a_wasi_0_2_app_runs_on_wasmtime_without_component_model_async() {
         "a WASI 0.3 composition ran without component-model-async"
     );
 }
+
+/// 8 clients append 10 lines each to one document at once through the
+/// wasmCloud app's `PUT /doc` (each request a fresh instance): the first
+/// line is a `set` with `if-not-exists`, the rest `cas` swaps requiring the
+/// version read. If two creations or two swaps both won, a line would be
+/// lost: every one of the 80 must be there, once.
+fn concurrent_appends_lose_nothing(backend: &AppBackend, work: &Path) {
+    const CLIENTS: usize = 8;
+    const LINES: usize = 10;
+    let server = serve(backend, WASMCLOUD_P3_APP, work);
+    let start = std::sync::Barrier::new(CLIENTS);
+    std::thread::scope(|scope| {
+        for client in 0..CLIENTS {
+            let (addr, start) = (server.addr, &start);
+            scope.spawn(move || {
+                let mut http = HttpClient::connect(addr).unwrap();
+                start.wait();
+                for line in 0..LINES {
+                    let (status, body) =
+                        request(&mut http, "PUT", "/doc/shared", &format!("{client}.{line}"));
+                    assert_eq!(status, 200, "{}: {body}", backend.name);
+                }
+            });
+        }
+    });
+    let (status, document) = request(
+        &mut HttpClient::connect(server.addr).unwrap(),
+        "GET",
+        "/key/shared",
+        "",
+    );
+    assert_eq!(status, 200, "{}: {document}", backend.name);
+    let mut lines: Vec<&str> = document.lines().collect();
+    lines.sort_unstable();
+    let mut expected: Vec<String> = (0..CLIENTS)
+        .flat_map(|client| (0..LINES).map(move |line| format!("{client}.{line}")))
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(lines, expected, "{}: every append once", backend.name);
+}
+
+#[test]
+fn concurrent_if_not_exists_and_cas_appends_lose_nothing_on_kv_fs_and_etcd() {
+    let work = work_dir!("wasi-0-3", "appends");
+    concurrent_appends_lose_nothing(&kv_fs(&work), &work);
+    concurrent_appends_lose_nothing(&AppBackend::etcd("wasi-0-3-appends"), &work);
+}
