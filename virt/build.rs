@@ -2,6 +2,7 @@
 //! commands, for wasm32-wasip2 so that `kv-virt` carries them.
 
 fn main() {
+    let out_dir = std::path::PathBuf::from(std::env::var_os("OUT_DIR").expect("run by cargo"));
     let adapters = ["kv-mem", "kv-fs", "kv-http"];
     let sync = kv_wasm_build::build(&adapters, &["adapters"]);
     // kv-route links the other adapters' crates without their component
@@ -30,7 +31,16 @@ fn main() {
         ("KV_HTTP_ASYNC_WASM", &async_adapters, "kv_http"),
         ("KV_ROUTE_ASYNC_WASM", &async_route, "kv_route"),
     ] {
-        println!("cargo:rustc-env={var}={}", artifacts.wasm(name).display());
+        // What kv-virt carries: the adapter without its `component-name`
+        // section (7 to 12 KB of names that only a debugger would read).
+        let wasm = std::fs::read(artifacts.wasm(name)).expect("reading an adapter");
+        let carried = out_dir.join(format!("{var}.wasm"));
+        std::fs::write(
+            &carried,
+            kv_wasm_build::without_custom_sections(&wasm, &["component-name"]),
+        )
+        .expect("writing an adapter to OUT_DIR");
+        println!("cargo:rustc-env={var}={}", carried.display());
     }
     // In a cargo run of its own: a std-using crate built with the no_std
     // adapters would turn on std features of their shared dependencies.

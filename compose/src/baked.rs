@@ -49,12 +49,20 @@ pub fn describe(config: &AdapterConfig) -> Vec<String> {
         "list-keys pages: {} keys, {} bytes of keys",
         config.list_page_keys, config.list_page_bytes
     ));
+    lines.push(format!(
+        "expiry (ttl-ms) of keys written without one: {}",
+        ttl(config.ttl_ms)
+    ));
     match &config.backend {
         BackendConfig::Routed(routes) => {
             lines.push("routes (the first that serves a bucket wins; others: access-denied):".into());
             for route in routes {
+                let expiry = match route.ttl_ms {
+                    Some(_) => format!(" ttl-ms={}", ttl(route.ttl_ms)),
+                    None => String::new(),
+                };
                 lines.push(format!(
-                    "  {} -> {}",
+                    "  {} -> {}{expiry}",
                     route.buckets.join(", "),
                     backend(&route.backend)
                 ));
@@ -63,6 +71,13 @@ pub fn describe(config: &AdapterConfig) -> Vec<String> {
         other => lines.push(format!("backend: {}", backend(other))),
     }
     lines
+}
+
+fn ttl(ttl_ms: Option<u64>) -> String {
+    match ttl_ms {
+        Some(ms) => format!("{ms} ms"),
+        None => "never".into(),
+    }
 }
 
 fn backend(config: &BackendConfig) -> String {

@@ -22,14 +22,21 @@ use crate::{
 /// or not: `wasi:keyvalue/*`, Spin's `fermyon:spin/key-value` and
 /// `spin:key-value/*`, wasmCloud's `wasmcloud:keyvalue/*`, any version. An
 /// app importing one that no adapter serves gets an error naming it, not a
-/// composed component that still imports it.
+/// composed component that still imports it. kv-virt's own
+/// `kv-virt:adapters/migration` (what its export and import commands
+/// import) is one too.
 pub fn is_key_value_interface(name: &str) -> bool {
     let unversioned = name.split('@').next().unwrap_or(name);
     unversioned.starts_with("wasi:keyvalue/")
         || unversioned.starts_with("spin:key-value/")
         || unversioned.starts_with("wasmcloud:keyvalue/")
         || unversioned == "fermyon:spin/key-value"
+        || unversioned == MIGRATION_INTERFACE
 }
+
+/// The interface kv-virt's export and import commands read and write
+/// through (with expiries), unversioned.
+const MIGRATION_INTERFACE: &str = "kv-virt:adapters/migration";
 
 /// Which build of an adapter serves an app.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,7 +142,7 @@ pub fn plug(app: &[u8], adapter: &[u8]) -> Result<Vec<u8>> {
 fn served(interfaces: &[&str]) -> String {
     let packages: BTreeSet<String> = interfaces
         .iter()
-        .filter(|name| **name != DRAFT2_BATCH_2024)
+        .filter(|name| **name != DRAFT2_BATCH_2024 && !name.starts_with(MIGRATION_INTERFACE))
         .map(|name| {
             let package = [KEYVALUE_PACKAGE, WASMCLOUD_KEYVALUE_PACKAGE]
                 .into_iter()

@@ -182,7 +182,8 @@ pub fn list_page_bytes_args() -> Vec<String> {
 /// interfaces, through the async flavour) composed with the backend (and
 /// [`CONFORMANCE_LIST_PAGE_BYTES`], and the guest's first bucket as the
 /// default bucket), each run with `run` (arguments from [`limit_args`])
-/// and required to pass every check.
+/// and required to pass every check; then draft2's again in an adapter
+/// with a bucket `ttl-ms`, checking only that expiry.
 pub fn conformance_every_guest(
     backend: BackendKind,
     options: &AdapterOptions,
@@ -205,8 +206,35 @@ pub fn conformance_every_guest(
             bail!("{guest}: {passed} checks ran, {checks} expected");
         }
     }
+    bucket_ttl_conformance(backend, &options, run)
+}
+
+/// Draft2's conformance guest checking only the bucket expiry, in an
+/// adapter with `options` and a `ttl-ms` of [`BUCKET_TTL_MS`].
+pub fn bucket_ttl_conformance(
+    backend: BackendKind,
+    options: &AdapterOptions,
+    run: &RunOptions,
+) -> Result<()> {
+    let expiring = AdapterOptions {
+        ttl_ms: Some(BUCKET_TTL_MS),
+        ..options.clone()
+    };
+    let mut run = run.clone();
+    run.args
+        .extend(["--bucket-ttl-ms".to_string(), BUCKET_TTL_MS.to_string()]);
+    let passed = run_conformance(&composed_command(CONFORMANCE_DRAFT2, backend, &expiring)?, &run)?;
+    // Opening the bucket, and the expiry.
+    if passed != 2 {
+        bail!("{CONFORMANCE_DRAFT2} --bucket-ttl-ms: {passed} checks ran, 2 expected");
+    }
     Ok(())
 }
+
+/// The bucket `ttl-ms` [`conformance_every_guest`] composes with: the
+/// guest's keys must be there right after their write, however loaded the
+/// machine.
+pub const BUCKET_TTL_MS: u64 = 2000;
 
 /// `instances` counter runs at once (`counter hits counter TIMES`, with the
 /// options `run` gives for those arguments), each acknowledging every one of
@@ -417,4 +445,66 @@ impl AppBackend {
 pub fn succeeded(output: &RunOutput, what: &str) -> String {
     assert_eq!(output.exit_code, 0, "{what}: {}", output.stderr_text());
     output.stdout_text()
+}
+
+/// How many clients [`if_not_exists_race`] races.
+pub const IF_NOT_EXISTS_RACERS: usize = 8;
+
+/// [`IF_NOT_EXISTS_RACERS`] clients race to create one key with
+/// if-not-exists, at once: each sends one `PUT /doc/race` (its own line) to
+/// the wasmCloud app (`examples/wasmcloud-p3-app`, composed with `backend`
+/// and `options`, served by `kv_run` with `env` for the guest; each request
+/// a fresh instance). The app writes a missing key with a `set` with
+/// `if-not-exists` and, on `precondition-failed`, appends its line to what
+/// is there by `cas` instead. Returns how many won the if-not-exists (a
+/// winner's answer is its own line alone); fails unless the document ends
+/// with every client's line once (two winners would lose a line).
+pub fn if_not_exists_race(
+    kv_run: &str,
+    backend: BackendKind,
+    options: &AdapterOptions,
+    env: &[(String, String)],
+    work: &Path,
+) -> Result<usize> {
+    let app = work.join("if-not-exists-race.wasm");
+    std::fs::write(&app, compose(&read(WASMCLOUD_P3_APP), backend, options)?)?;
+    let args: Vec<String> = env
+        .iter()
+        .flat_map(|(name, value)| ["--env".to_string(), format!("{name}={value}")])
+        .collect();
+    let server = ServeProcess::start(kv_run, &app, &args);
+    let start = std::sync::Barrier::new(IF_NOT_EXISTS_RACERS);
+    let answers: Vec<Result<(u16, String)>> = std::thread::scope(|scope| {
+        let racers: Vec<_> = (0..IF_NOT_EXISTS_RACERS)
+            .map(|client| {
+                let (addr, start) = (server.addr, &start);
+                scope.spawn(move || {
+                    let mut http = http::HttpClient::connect(addr)?;
+                    start.wait();
+                    let response = http.request("PUT", "/doc/race", format!("racer {client}").as_bytes())?;
+                    Ok((response.status, response.text()))
+                })
+            })
+            .collect();
+        racers.into_iter().map(|racer| racer.join().unwrap()).collect()
+    });
+    let mut winners = 0;
+    for (client, answer) in answers.into_iter().enumerate() {
+        let (status, body) = answer?;
+        if status != 200 {
+            bail!("racer {client}: {status} {body}");
+        }
+        if body == format!("racer {client}\n") {
+            winners += 1;
+        }
+    }
+    let document = http::HttpClient::connect(server.addr)?.request("GET", "/key/race", b"")?;
+    let mut lines: Vec<String> = document.text().lines().map(String::from).collect();
+    lines.sort_unstable();
+    let mut expected: Vec<String> = (0..IF_NOT_EXISTS_RACERS).map(|c| format!("racer {c}")).collect();
+    expected.sort_unstable();
+    if lines != expected {
+        bail!("the document holds {lines:?}, not every racer's line once");
+    }
+    Ok(winners)
 }

@@ -1,7 +1,8 @@
 //! kv-http's Azure Table protocol against Azurite on 127.0.0.1, composed and
 //! run on the embedded wasmtime with wasi:http: conformance for both drafts
 //! (its 2,500-key list included; get-many's requests sent at once),
-//! concurrent increments, and a wrong key.
+//! concurrent increments, a wrong key, and 8 clients racing one
+//! if-not-exists: exactly one wins.
 
 use kv_runner::{Command, RunOptions};
 use kv_virt::adapters::BackendKind;
@@ -9,6 +10,9 @@ use kv_virt::options::{AdapterOptions, ProtocolArg};
 use kv_virt_tests::proxy::CountingProxy;
 use kv_virt_tests::servers::azurite::{Azurite, DEV_ACCOUNT, DEV_KEY};
 use kv_virt_tests::*;
+
+/// The `kv-run` binary under test (it serves the if-not-exists race).
+const KV_RUN: &str = env!("CARGO_BIN_EXE_kv-run-under-test");
 
 /// The variable the adapter reads the account key from.
 const KEY_VARIABLE: &str = "AZURE_STORAGE_KEY";
@@ -94,4 +98,22 @@ fn a_wrong_account_key_is_a_clear_error() {
     // The right key works on the same server.
     let output = command.run(&run_args(&[], DEV_KEY)).unwrap();
     assert_eq!(output.exit_code, 0, "{}", output.stderr_text());
+}
+
+/// 8 clients create one key with if-not-exists at once (each request its
+/// own instance): exactly one wins, the others get precondition-failed.
+#[test]
+fn azure_table_if_not_exists_has_one_winner() {
+    let azurite = Azurite::start("if-not-exists").unwrap();
+    let work = work_dir!("azure", "if-not-exists");
+    let env = run_args(&[], DEV_KEY).env;
+    let winners = if_not_exists_race(
+        KV_RUN,
+        BackendKind::Http,
+        &options(&azurite.url(), &[]),
+        &env,
+        &work,
+    )
+    .unwrap();
+    assert_eq!(winners, 1);
 }

@@ -42,3 +42,8 @@ fn kv_mem_wasi_0_3_spin_and_wasmcloud() {
 fn kv_mem_draft2_built_against_the_2024_text() {
     conformance(CONFORMANCE_DRAFT2_2024, BackendKind::Mem, DRAFT2_CHECKS);
 }
+
+#[test]
+fn kv_mem_bucket_ttl() {
+    bucket_ttl_conformance(BackendKind::Mem, &conformance_options(), &RunOptions::default()).unwrap();
+}

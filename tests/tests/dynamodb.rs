@@ -1,7 +1,8 @@
 //! kv-http's dynamodb protocol against moto on 127.0.0.1 with SigV4
 //! authentication enforced: conformance for both drafts (its list check
 //! pages through 2,500 keys), concurrent increments, throttling retried,
-//! and refused credentials as clear errors.
+//! refused credentials as clear errors, and 8 clients racing one
+//! if-not-exists: exactly one wins.
 
 use kv_runner::{Command, RunOptions};
 use kv_virt::adapters::BackendKind;
@@ -9,6 +10,9 @@ use kv_virt::options::{AdapterOptions, ProtocolArg};
 use kv_virt_tests::proxy::{CountingProxy, canned_response};
 use kv_virt_tests::servers::{Moto, moto};
 use kv_virt_tests::*;
+
+/// The `kv-run` binary under test (it serves the if-not-exists race).
+const KV_RUN: &str = env!("CARGO_BIN_EXE_kv-run-under-test");
 
 const TABLE: &str = "kv";
 
@@ -145,4 +149,16 @@ fn dynamodb_needs_a_table_and_a_region() {
         format!("{error:#}").contains("--table is an option of the dynamodb protocol, not of etcd"),
         "{error:#}"
     );
+}
+
+/// 8 clients create one key with if-not-exists at once (each request its
+/// own instance): exactly one wins, the others get precondition-failed.
+#[test]
+fn dynamodb_if_not_exists_has_one_winner() {
+    let moto = Moto::with_dynamodb_table("dynamodb-if-not-exists", TABLE).unwrap();
+    let work = work_dir!("dynamodb", "if-not-exists");
+    let env = run(&moto, &[]).env;
+    let options = options_at(&moto.url(), &[]);
+    let winners = if_not_exists_race(KV_RUN, BackendKind::Http, &options, &env, &work).unwrap();
+    assert_eq!(winners, 1);
 }

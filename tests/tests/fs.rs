@@ -81,6 +81,16 @@ fn conformance(guest: &str, name: &str) {
 }
 
 #[test]
+fn conformance_bucket_ttl() {
+    let dir = temp_dir("conformance-bucket-ttl");
+    let options = AdapterOptions {
+        default_bucket: Some(CONFORMANCE_BUCKETS[0].into()),
+        ..fs_options(&CONFORMANCE_BUCKETS)
+    };
+    bucket_ttl_conformance(BackendKind::Fs, &options, &run_options(&dir, &[])).unwrap();
+}
+
+#[test]
 fn conformance_draft() {
     conformance(CONFORMANCE_DRAFT, "conformance-draft");
 }
@@ -280,4 +290,106 @@ fn a_damaged_file_is_an_error_naming_it() {
             "{what}: {stderr}"
         );
     }
+}
+
+/// `kv-virt fs dump` writes each expiring key's `expires_at_ms` and leaves
+/// out the keys already expired; `kv-virt fs load` keeps the expiries and
+/// skips the lines already expired; `fs inspect` counts them.
+#[test]
+fn fs_dump_and_load_keep_expiries() {
+    use kv_fs_engine::Dir as _;
+    use kv_virt::fs_tools::{FsCommand, run};
+    let dir = temp_dir("dump-expiries");
+    let mut store = BucketFile::open(StdDir::new(&dir), "src.kvfs", Options::default())
+        .unwrap()
+        .unwrap();
+    let now = store.dir().now_millis();
+    let later = now + 3_600_000;
+    store.put(b"plain", b"1").unwrap();
+    store.put_expiring(b"later", b"2", Some(later)).unwrap();
+    store.put_expiring(b"gone", b"3", Some(now - 1)).unwrap();
+    drop(store);
+    let dump = dir.join("src.jsonl");
+    let file = |name: &str| dir.join(name);
+    run(
+        FsCommand::Dump {
+            file: file("src.kvfs"),
+            output: Some(dump.clone()),
+        },
+        &mut Vec::new(),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(&dump).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].contains(&format!("\"expires_at_ms\":{later}")), "{text}");
+    assert!(
+        lines[1].contains("\"plain\"") && !lines[1].contains("expires_at_ms"),
+        "{text}"
+    );
+    // A line that expired since the dump is not loaded.
+    let stale = format!(
+        "{{\"key\":\"stale\",\"value\":\"eA==\",\"expires_at_ms\":{}}}\n",
+        now - 1
+    );
+    std::fs::write(&dump, format!("{text}{stale}")).unwrap();
+    let mut out = Vec::new();
+    run(
+        FsCommand::Load {
+            file: file("copy.kvfs"),
+            input: Some(dump),
+            page_size: 4096,
+        },
+        &mut out,
+    )
+    .unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert!(
+        out.contains("loaded 2 keys (1 already expired, left out)"),
+        "{out}"
+    );
+    let mut copy = BucketFile::open(StdDir::new(&dir), "copy.kvfs", Options::default())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        copy.get_versioned(b"later").unwrap().unwrap().expires_at,
+        Some(later)
+    );
+    assert_eq!(copy.get_versioned(b"plain").unwrap().unwrap().expires_at, None);
+    assert_eq!(copy.keys_after(None, 10).unwrap().len(), 2);
+    let mut out = Vec::new();
+    run(
+        FsCommand::Inspect {
+            file: file("copy.kvfs"),
+        },
+        &mut out,
+    )
+    .unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains("keys that expire: 1"), "{out}");
+}
+
+/// `kv-virt fs upgrade` converts a format-2 file (before expiries).
+#[test]
+fn fs_upgrade_converts_format_2() {
+    let dir = temp_dir("upgrade-v2");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../adapters/fs-engine/tests/data");
+    std::fs::copy(data.join("v2-1k.kvfs"), dir.join("old.kvfs")).unwrap();
+    let mut out = Vec::new();
+    kv_virt::fs_tools::run(
+        kv_virt::fs_tools::FsCommand::Upgrade {
+            file: dir.join("old.kvfs"),
+        },
+        &mut out,
+    )
+    .unwrap();
+    let out = String::from_utf8(out).unwrap();
+    let keys = std::fs::read_to_string(data.join("v2-1k.entries"))
+        .unwrap()
+        .lines()
+        .count();
+    assert!(
+        out.contains(&format!("upgraded to format version 3 ({keys} keys)")),
+        "{out}"
+    );
 }

@@ -1,7 +1,7 @@
 //! kv-http against real servers on 127.0.0.1 (etcd; Redis through webdis),
 //! composed and run on the embedded wasmtime with wasi:http: conformance for
-//! both drafts, concurrent increments, an outage and recovery, and broken
-//! endpoints.
+//! both drafts, concurrent increments and if-not-exists, an outage and
+//! recovery, and broken endpoints.
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use kv_runner::{Command, RunOptions};
 use kv_virt::adapters::BackendKind;
 use kv_virt::options::{AdapterOptions, HttpOptions, ProtocolArg};
+use kv_virt_tests::http::HttpClient;
 use kv_virt_tests::proxy::{CountingProxy, read_request};
 use kv_virt_tests::servers::{Etcd, Webdis, free_port};
 use kv_virt_tests::*;
@@ -96,6 +97,84 @@ fn etcd_concurrent_increments_are_exact() {
 fn redis_concurrent_increments_are_exact() {
     let webdis = Webdis::start("increments").unwrap();
     concurrent_increments(ProtocolArg::Redis, &webdis.url());
+}
+
+/// 8 clients at once `set` one key with `if-not-exists` through the
+/// wasmCloud app (`PUT /new/<key>`, each request a fresh instance, served
+/// concurrently): exactly one creates it (its value is kept), the other 7
+/// get `412`. Keys created with a 1 s expiry are raced for again once it
+/// has passed (on etcd they are still stored then, until etcd revokes
+/// their lease: the insert swaps the expired revision): again exactly one.
+fn concurrent_if_not_exists(protocol: ProtocolArg, url: &str) {
+    const CLIENTS: usize = 8;
+    const KEYS: usize = 4;
+    let work = work_dir!("http", &format!("if-not-exists-{protocol:?}"));
+    let backend = AppBackend {
+        name: "kv-http",
+        kind: BackendKind::Http,
+        options: http_options(protocol, url, &[]),
+        data: None,
+        _etcd: None,
+    };
+    let app = work.join("wasmcloud-p3-app.wasm");
+    std::fs::write(&app, backend.compose(WASMCLOUD_P3_APP)).unwrap();
+    let server = ServeProcess::start(env!("CARGO_BIN_EXE_kv-run-under-test"), &app, &[]);
+    // Each client's status, and the value then stored.
+    let race = |path: &str, key: &str| {
+        let start = std::sync::Barrier::new(CLIENTS);
+        let statuses: Vec<u16> = std::thread::scope(|scope| {
+            let clients: Vec<_> = (0..CLIENTS)
+                .map(|client| {
+                    let start = &start;
+                    scope.spawn(move || {
+                        let mut http = HttpClient::connect(server.addr).unwrap();
+                        start.wait();
+                        let response = http.request("PUT", path, client.to_string().as_bytes()).unwrap();
+                        assert!(
+                            [201, 412].contains(&response.status),
+                            "{protocol:?}: {} {}",
+                            response.status,
+                            response.text()
+                        );
+                        response.status
+                    })
+                })
+                .collect();
+            clients.into_iter().map(|c| c.join().unwrap()).collect()
+        });
+        let mut http = HttpClient::connect(server.addr).unwrap();
+        let stored = http.request("GET", &format!("/key/{key}"), b"").unwrap();
+        (statuses, stored.text())
+    };
+    let one_wins = |path: &str, key: &str| {
+        let (statuses, stored) = race(path, key);
+        let winners: Vec<usize> = (0..CLIENTS).filter(|&c| statuses[c] == 201).collect();
+        assert_eq!(winners.len(), 1, "{protocol:?} {path}: {statuses:?}");
+        assert_eq!(
+            stored,
+            winners[0].to_string(),
+            "{protocol:?} {path}: the winner's value"
+        );
+    };
+    for key in 0..KEYS {
+        one_wins(&format!("/new/race{key}?ttl-ms=1000"), &format!("race{key}"));
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    for key in 0..KEYS {
+        one_wins(&format!("/new/race{key}"), &format!("race{key}"));
+    }
+}
+
+#[test]
+fn etcd_concurrent_if_not_exists_has_one_winner() {
+    let etcd = Etcd::start("if-not-exists").unwrap();
+    concurrent_if_not_exists(ProtocolArg::Etcd, &etcd.url());
+}
+
+#[test]
+fn redis_concurrent_if_not_exists_has_one_winner() {
+    let webdis = Webdis::start("if-not-exists").unwrap();
+    concurrent_if_not_exists(ProtocolArg::Redis, &webdis.url());
 }
 
 /// The counted lines of a keep-going counter run: (acknowledged counts, errors).

@@ -313,6 +313,61 @@ fn ten_thousand_odd_keys_go_round_five_backends_byte_exact() {
     assert_same(&read_fs_bucket(&target, "app.kvfs"), &original);
 }
 
+/// Keys with expiries an hour or two ahead, and keys without, go from kv-fs
+/// through etcd and DynamoDB back to kv-fs: every expiry arrives to the
+/// millisecond; a line already expired is not imported.
+#[test]
+fn expiries_go_round_fs_etcd_dynamodb_and_back_to_the_millisecond() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let expected: BTreeMap<String, Option<u64>> = (0..30u64)
+        .map(|i| {
+            let expires = match i % 3 {
+                0 => Some(now + 3_600_000 + i),
+                1 => None,
+                _ => Some(now + 7_200_000 + i * 1000),
+            };
+            (format!("k/{i}"), expires)
+        })
+        .collect();
+    let mut input = Vec::new();
+    for (key, expires) in &expected {
+        kv_dump::write_line(&mut input, None, key, key.as_bytes(), *expires).unwrap();
+    }
+    kv_dump::write_line(&mut input, None, "expired", b"x", Some(now - 1000)).unwrap();
+
+    let work = temp_dir("expiry");
+    let (source, target) = source_and_target(&work);
+    let import = fs_command("import", &["--bucket", "app"], &work);
+    let output = import.run(&run_on(&source, Some(input))).unwrap();
+    assert_eq!(output.exit_code, 0, "{}", output.stderr_text());
+
+    let etcd = Etcd::start("migrate-expiry").unwrap();
+    let dynamodb = Moto::with_dynamodb_table("migrate-expiry", "kv").unwrap();
+    let chain = [
+        End::fs(&source),
+        End::etcd(&etcd),
+        End::aws("dynamodb", &dynamodb, &["--table", "kv"]),
+        End::fs(&target),
+    ];
+    for hop in chain.windows(2) {
+        migrate(&work, &hop[0], &hop[1], expected.len());
+    }
+    let export = fs_command("export", &["--bucket", "app"], &work);
+    let output = export.run(&run_on(&target, None)).unwrap();
+    assert_eq!(output.exit_code, 0, "{}", output.stderr_text());
+    let got: BTreeMap<String, Option<u64>> = kv_dump::Lines::new(&output.stdout[..])
+        .map(|line| {
+            let (_, entry) = line.unwrap();
+            assert_eq!(entry.value, entry.key.as_bytes());
+            (entry.key, entry.expires_at_ms)
+        })
+        .collect();
+    assert_eq!(got, expected);
+}
+
 /// The round trip's odd keys (fewer) through the one backend it leaves out.
 #[test]
 fn odd_keys_go_through_redis_and_back_byte_exact() {

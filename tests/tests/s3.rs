@@ -3,7 +3,8 @@
 //! signatures of its %-escaped keys, see `Moto::with_s3_bucket`; get-many's
 //! requests sent at once), and, with
 //! SigV4 authentication enforced, concurrent increments and refused
-//! credentials as clear errors.
+//! credentials as clear errors, and 8 clients racing one if-not-exists:
+//! exactly one wins.
 
 use kv_runner::Command;
 use kv_virt::adapters::BackendKind;
@@ -11,6 +12,9 @@ use kv_virt::options::{AdapterOptions, ProtocolArg};
 use kv_virt_tests::proxy::CountingProxy;
 use kv_virt_tests::servers::{Moto, moto};
 use kv_virt_tests::*;
+
+/// The `kv-run` binary under test (it serves the if-not-exists race).
+const KV_RUN: &str = env!("CARGO_BIN_EXE_kv-run-under-test");
 
 const S3_BUCKET: &str = "kv-data";
 
@@ -67,4 +71,16 @@ fn s3_refused_credentials_are_clear_errors() {
         "{}",
         output.stderr_text()
     );
+}
+
+/// 8 clients create one key with if-not-exists at once (each request its
+/// own instance): exactly one wins, the others get precondition-failed.
+#[test]
+fn s3_if_not_exists_has_one_winner() {
+    let moto = Moto::with_s3_bucket("s3-if-not-exists", S3_BUCKET, true).unwrap();
+    let work = work_dir!("s3", "if-not-exists");
+    let env = moto.run_options(&[]).env;
+    let options = options_at(&moto.url(), &[]);
+    let winners = if_not_exists_race(KV_RUN, BackendKind::Http, &options, &env, &work).unwrap();
+    assert_eq!(winners, 1);
 }

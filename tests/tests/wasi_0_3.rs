@@ -380,3 +380,48 @@ fn concurrent_if_not_exists_and_cas_appends_lose_nothing_on_kv_fs_and_etcd() {
     concurrent_appends_lose_nothing(&kv_fs(&work), &work);
     concurrent_appends_lose_nothing(&AppBackend::etcd("wasi-0-3-appends"), &work);
 }
+
+/// 8 clients claim one key at once through the wasmCloud app's `PUT
+/// /new` (`set` with `if-not-exists` and a 2 s `ttl-ms`): exactly one
+/// wins; the claim holds while it lives, and once it has expired (read 5 s
+/// after) one client can claim the key again.
+fn exactly_one_claim_wins(backend: &AppBackend, work: &Path) {
+    const CLIENTS: usize = 8;
+    let server = serve(backend, WASMCLOUD_P3_APP, work);
+    let claim = |owner: &str| {
+        let mut http = HttpClient::connect(server.addr).unwrap();
+        request(&mut http, "PUT", "/new/leader?ttl-ms=2000", owner)
+    };
+    let start = std::sync::Barrier::new(CLIENTS);
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|client| {
+                let (claim, start) = (&claim, &start);
+                scope.spawn(move || {
+                    start.wait();
+                    claim(&format!("client {client}")).0
+                })
+            })
+            .collect();
+        clients.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    let won = statuses.iter().filter(|s| **s == 201).count();
+    let lost = statuses.iter().filter(|s| **s == 412).count();
+    assert_eq!((won, lost), (1, CLIENTS - 1), "{}: {statuses:?}", backend.name);
+    assert_eq!(claim("late").0, 412, "{}: a live claim was taken", backend.name);
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    assert_eq!(
+        claim("next").0,
+        201,
+        "{}: an expired claim still holds",
+        backend.name
+    );
+    assert_eq!(claim("after").0, 412, "{}", backend.name);
+}
+
+#[test]
+fn exactly_one_of_8_concurrent_if_not_exists_claims_wins_on_kv_fs_and_etcd() {
+    let work = work_dir!("wasi-0-3", "claims");
+    exactly_one_claim_wins(&kv_fs(&work), &work);
+    exactly_one_claim_wins(&AppBackend::etcd("wasi-0-3-claims"), &work);
+}

@@ -11,18 +11,19 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use kv_core::config::FsConfig;
+use kv_dump::Entry;
 use kv_fs_engine::std_dir::StdDir;
-use kv_fs_engine::{BucketFile, Options, upgrade_v1};
+use kv_fs_engine::{BucketFile, Dir as _, Options, upgrade};
 
 #[derive(Subcommand, Debug)]
 pub enum FsCommand {
     /// Verify every page and checksum of a bucket file; exit non-zero on any problem.
     #[command(after_help = "Example:\n  kv-virt fs check data/counter.kvfs")]
     Check { file: PathBuf },
-    /// Keys, pages, free pages, tree depth, logical and file size.
+    /// Keys (and how many expire), pages, free pages, tree depth, logical and file size.
     #[command(after_help = "Example:\n  kv-virt fs inspect data/counter.kvfs")]
     Inspect { file: PathBuf },
-    /// Convert a bucket file written by an older kv-fs (format version 1) in place.
+    /// Convert a bucket file written by an older kv-fs (format version 1 or 2) in place.
     #[command(
         after_help = "Stop every app using the file first.\n\nExample:\n  kv-virt fs upgrade data/counter.kvfs"
     )]
@@ -91,9 +92,11 @@ pub fn run(command: FsCommand, out: &mut dyn Write) -> Result<()> {
             let problems = store.check()?;
             if problems.is_empty() {
                 let stats = store.stats()?;
+                let (expiring, expired) = store.expiry_counts()?;
                 writeln!(
                     out,
-                    "{}: ok ({} keys, {} pages and {} logged commits checked)",
+                    "{}: ok ({} keys, {} pages and {} logged commits checked; {expiring} keys expire, \
+                     {expired} of them already expired)",
                     file.display(),
                     stats.keys,
                     stats.pages_total,
@@ -107,7 +110,9 @@ pub fn run(command: FsCommand, out: &mut dyn Write) -> Result<()> {
             }
         }
         FsCommand::Inspect { file } => {
-            let stats = open(&file, false, FsConfig::DEFAULT_PAGE_SIZE)?.stats()?;
+            let mut store = open(&file, false, FsConfig::DEFAULT_PAGE_SIZE)?;
+            let stats = store.stats()?;
+            let (expiring, expired) = store.expiry_counts()?;
             let ratio = if stats.logical_bytes == 0 {
                 "-".to_string()
             } else {
@@ -115,6 +120,8 @@ pub fn run(command: FsCommand, out: &mut dyn Write) -> Result<()> {
             };
             for (name, value) in [
                 ("keys", stats.keys.to_string()),
+                ("keys that expire", expiring.to_string()),
+                ("expired, not yet dropped", expired.to_string()),
                 ("tree depth", stats.depth.to_string()),
                 ("page size", stats.page_size.to_string()),
                 ("pages", stats.pages_total.to_string()),
@@ -135,10 +142,10 @@ pub fn run(command: FsCommand, out: &mut dyn Write) -> Result<()> {
         }
         FsCommand::Upgrade { file } => {
             let (dir, name) = split(&file)?;
-            let keys = upgrade_v1(&StdDir::new(dir), name, Options::default())?;
+            let keys = upgrade(&StdDir::new(dir), name, Options::default())?;
             writeln!(
                 out,
-                "{}: upgraded to format version 2 ({keys} keys)",
+                "{}: upgraded to format version 3 ({keys} keys)",
                 file.display()
             )?;
         }
@@ -154,7 +161,7 @@ pub fn run(command: FsCommand, out: &mut dyn Write) -> Result<()> {
             for entry in store.iter(1000) {
                 let entry = entry?;
                 let key = String::from_utf8(entry.key).context("a stored key is not UTF-8")?;
-                kv_dump::write_line(&mut sink, None, &key, &entry.value)?;
+                kv_dump::write_line(&mut sink, None, &key, &entry.value, entry.expires_at)?;
                 bar.inc(1);
             }
             sink.flush()?;
@@ -176,8 +183,10 @@ pub fn run(command: FsCommand, out: &mut dyn Write) -> Result<()> {
                 None => (Box::new(BufReader::new(std::io::stdin())), 0),
             };
             let bar = progress(len, "loading");
-            let mut batch: Vec<(String, Vec<u8>)> = Vec::new();
+            let mut batch: Vec<Entry> = Vec::new();
             let mut loaded = 0u64;
+            let mut expired = 0u64;
+            let now = store.dir().now_millis();
             let mut lines = kv_dump::Lines::new(reader);
             let mut read = || -> Result<()> {
                 while let Some(line) = lines.next() {
@@ -189,9 +198,14 @@ pub fn run(command: FsCommand, out: &mut dyn Write) -> Result<()> {
                              one bucket per stream"
                         );
                     }
-                    batch.push((entry.key, entry.value));
+                    // A key that expired since the dump is not loaded.
+                    if kv_fs_engine::is_expired(entry.expires_at_ms, now) {
+                        expired += 1;
+                        continue;
+                    }
+                    batch.push(entry);
                     if batch.len() == 1000 {
-                        store.put_many(&batch)?;
+                        put_batch(&mut store, &batch)?;
                         loaded += batch.len() as u64;
                         batch.clear();
                     }
@@ -200,14 +214,29 @@ pub fn run(command: FsCommand, out: &mut dyn Write) -> Result<()> {
             };
             let result = read();
             // The lines before a bad one are loaded.
-            store.put_many(&batch)?;
+            put_batch(&mut store, &batch)?;
             loaded += batch.len() as u64;
             // Leave the keys in the tree and the log empty.
             store.checkpoint()?;
             bar.finish_and_clear();
             result.with_context(|| format!("{}: loaded the {loaded} keys before", file.display()))?;
-            writeln!(out, "{}: loaded {loaded} keys", file.display())?;
+            writeln!(
+                out,
+                "{}: loaded {loaded} keys ({expired} already expired, left out)",
+                file.display()
+            )?;
         }
     }
+    Ok(())
+}
+
+/// Writes loaded entries, with their expiries, in one transaction.
+fn put_batch(store: &mut BucketFile<StdDir>, batch: &[Entry]) -> Result<()> {
+    store.write(|t| {
+        for e in batch {
+            t.put_expiring(e.key.as_bytes(), &e.value, e.expires_at_ms)?;
+        }
+        Ok(())
+    })?;
     Ok(())
 }

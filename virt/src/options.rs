@@ -11,6 +11,7 @@
 //! default-bucket = "default" # what open("") and Spin's `default` label open
 //! list-page-keys = 1000
 //! list-page-bytes = 1048576  # a page also stops at this many bytes of keys
+//! ttl-ms = 3600000           # keys written without an expiry expire after this
 //!
 //! [fs]
 //! dir = "/data"              # as the app sees it: a preopen or below one
@@ -43,6 +44,7 @@
 //! [[route]]
 //! buckets = ["cache", "tmp-*"]
 //! backend = "mem"
+//! ttl-ms = 60000             # this route's buckets' expiry (else the top level's)
 //!
 //! [[route]]
 //! buckets = ["*"]            # every other bucket
@@ -95,6 +97,11 @@ pub struct AdapterOptions {
     #[arg(long, value_name = "BYTES", help = help::list_page_bytes())]
     pub list_page_bytes: Option<u32>,
 
+    /// Expire keys written without an expiry of their own this many
+    /// milliseconds after the write (a cache bucket) [default: never].
+    #[arg(long, value_name = "MS")]
+    pub ttl_ms: Option<u64>,
+
     #[command(flatten)]
     #[serde(default)]
     pub fs: FsOptions,
@@ -127,6 +134,7 @@ fn allow_list<'de, D: Deserializer<'de>>(file: D) -> Result<Vec<String>, D::Erro
 pub struct RouteOptions {
     pub buckets: Vec<String>,
     pub backend: BackendKind,
+    pub ttl_ms: Option<u64>,
     pub fs: Option<FsOptions>,
     pub http: Option<HttpOptions>,
 }
@@ -390,6 +398,7 @@ impl AdapterOptions {
         if let Some(n) = self.list_page_bytes.or(file.list_page_bytes) {
             config.list_page_bytes = n;
         }
+        config.ttl_ms = self.ttl_ms.or(file.ttl_ms);
         config
             .validate()
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
@@ -431,6 +440,7 @@ impl AdapterOptions {
             Ok(Route {
                 buckets: route.buckets,
                 backend,
+                ttl_ms: route.ttl_ms,
             })
         };
         let routes = routes

@@ -154,16 +154,21 @@ fn plug_writes_a_component_without_keyvalue_imports() {
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("wrote"));
     let info = inspect(&std::fs::read(&out).unwrap()).unwrap();
-    assert!(info.imports.is_empty(), "{:?}", info.imports);
+    let imports: Vec<&str> = info.imports.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(imports, [KV_MEM_IMPORT], "kv-mem's one import is left");
 
     let output = kv_virt(&["inspect", out.to_str().unwrap()]);
     assert!(output.status.success());
     let listing = String::from_utf8_lossy(&output.stdout);
     assert!(
-        listing.contains("imports:\n  (none)\nexports:\n  run (function)"),
+        listing.contains(&format!("imports:\n  {KV_MEM_IMPORT}"))
+            && listing.contains("exports:\n  run (function)"),
         "{listing}"
     );
 }
+
+/// kv-mem's one import: the wall clock its expiries are in.
+const KV_MEM_IMPORT: &str = "wasi:clocks/wall-clock@0.2.12";
 
 #[test]
 fn adapter_writes_a_self_contained_adapter() {
@@ -176,11 +181,8 @@ fn adapter_writes_a_self_contained_adapter() {
         String::from_utf8_lossy(&output.stderr)
     );
     let info = inspect(&std::fs::read(&out).unwrap()).unwrap();
-    assert!(
-        info.imports.is_empty(),
-        "kv-mem needs no imports: {:?}",
-        info.imports
-    );
+    let imports: Vec<&str> = info.imports.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(imports, [KV_MEM_IMPORT], "kv-mem needs only the wall clock");
     assert_eq!(info.exported_interfaces_of("wasi:keyvalue").len(), 6);
 }
 
@@ -258,6 +260,83 @@ fn flags_are_checked_against_kv_cores_bounds() {
         "[default: 1048576]",
     ] {
         assert!(help.contains(shown), "{shown:?} not in: {help}");
+    }
+}
+
+/// `ttl-ms` at the top level (flag or file) and per route: inspect shows
+/// it; 0 and over 100 years are one-line errors; every command that bakes
+/// an adapter takes the flag.
+#[test]
+fn the_bucket_ttl_is_configurable_shown_and_validated() {
+    let dir = temp_dir("cli-ttl");
+    let out = dir.join("a.wasm");
+    let inspect_out =
+        || String::from_utf8_lossy(&kv_virt(&["inspect", out.to_str().unwrap()]).stdout).into_owned();
+    let output = kv_virt(&["adapter", "mem", "--ttl-ms", "60000", "-o", out.to_str().unwrap()]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        inspect_out().contains("expiry (ttl-ms) of keys written without one: 60000 ms"),
+        "{}",
+        inspect_out()
+    );
+    let output = adapter_with_config(
+        &dir,
+        "ttl-ms = 5000
+[[route]]
+buckets = [\"cache\"]
+backend = \"mem\"
+ttl-ms = 1000
+[[route]]
+buckets = [\"*\"]
+backend = \"mem\"
+",
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let listing = inspect_out();
+    assert!(
+        listing.contains("keys written without one: 5000 ms")
+            && listing.contains("cache -> kv-mem ttl-ms=1000 ms"),
+        "{listing}"
+    );
+    let output = kv_virt(&["adapter", "mem", "-o", out.to_str().unwrap()]);
+    assert!(output.status.success());
+    assert!(inspect_out().contains("keys written without one: never"));
+    assert_one_line_error(
+        &kv_virt(&["adapter", "mem", "--ttl-ms", "0", "-o", out.to_str().unwrap()]),
+        "ttl-ms must be at least 1",
+    );
+    assert_one_line_error(
+        &adapter_with_config(
+            &dir,
+            "[[route]]\nbuckets = [\"a\"]\nbackend = \"mem\"\nttl-ms = 0\n",
+        ),
+        "route 1: ttl-ms must be at least 1",
+    );
+    assert_one_line_error(
+        &kv_virt(&[
+            "adapter",
+            "mem",
+            "--ttl-ms",
+            "4000000000000",
+            "-o",
+            out.to_str().unwrap(),
+        ]),
+        "over the longest expiry",
+    );
+    for command in ["adapter", "plug", "export", "import"] {
+        let help = kv_virt(&[command, "--help"]);
+        assert!(
+            String::from_utf8_lossy(&help.stdout).contains("--ttl-ms"),
+            "{command} --help"
+        );
     }
 }
 

@@ -24,11 +24,20 @@ pub struct Limits {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Version(pub Vec<u8>);
 
+/// When an entry expires: wall-clock milliseconds since the Unix epoch.
+/// From that instant on the entry is absent to every operation, whether or
+/// not the backend has removed it yet.
+pub type ExpiresAt = u64;
+
 /// A value (or its absence) and the version it was read at (`None` iff absent).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Versioned {
     pub value: Option<Vec<u8>>,
     pub version: Option<Version>,
+    /// When the value expires (`None`: never, or absent). A backend whose
+    /// service expires entries itself and cannot say when (an etcd lease)
+    /// may leave it `None` if its own `increment` keeps the expiry.
+    pub expires_at: Option<ExpiresAt>,
 }
 
 impl Versioned {
@@ -37,8 +46,26 @@ impl Versioned {
         Versioned {
             value: Some(value),
             version: Some(version),
+            expires_at: None,
         }
     }
+
+    /// This value, expiring at `expires_at`.
+    pub fn expiring(self, expires_at: Option<ExpiresAt>) -> Versioned {
+        Versioned { expires_at, ..self }
+    }
+
+    /// Whether it holds a value that has expired by `now`: a backend that
+    /// filters its reads itself uses this one rule.
+    pub fn is_expired(&self, now: ExpiresAt) -> bool {
+        self.value.is_some() && is_expired(self.expires_at, now)
+    }
+}
+
+/// Whether an entry expiring at `expires_at` is gone at `now` (it expires
+/// at that instant: a TTL of 1 ms written at t is gone at t + 1).
+pub fn is_expired(expires_at: Option<ExpiresAt>, now: ExpiresAt) -> bool {
+    expires_at.is_some_and(|at| at <= now)
 }
 
 /// One `list-keys` request as a backend sees it.
@@ -55,6 +82,11 @@ pub struct ListRequest<'a> {
     pub after: Option<&'a str>,
     /// At most this many keys (fewer is fine: `more` says if there are).
     pub max_keys: usize,
+    /// Only keys that start with this (`""`: every key). A backend narrows
+    /// its listing to them natively where its service can (a range scan, a
+    /// prefix query); listing more is correct, only slower: the core keeps
+    /// just the matching keys and reads on past a page with none.
+    pub prefix: &'a str,
 }
 
 impl ListRequest<'_> {
@@ -137,22 +169,45 @@ where
     }
 }
 
+/// For a backend that cannot keep an expiry: a write with one is refused
+/// (nothing is written), never stored without it.
+pub fn refuse_expiry(backend: &str, expires_at: Option<ExpiresAt>) -> Result<()> {
+    match expires_at {
+        Some(_) => Err(Error::other(format!(
+            "{backend} does not support expiring entries yet; nothing was written"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// How many times the default read-modify-write loops retry on conflict
 /// before giving up with a clear error.
 const MAX_CAS_ATTEMPTS: usize = 10_000;
 
 /// The increment every backend can do: read, add, compare-and-swap, and
-/// again on conflict.
+/// again on conflict. The backend's `get_versioned` must give the
+/// counter's expiry, which the write keeps.
 pub fn increment_by_cas<B: Bucket + ?Sized>(
     bucket: &B,
     key: &str,
     delta: i128,
     range: CounterRange,
+    expires_at_if_created: Option<ExpiresAt>,
 ) -> Result<i128> {
     for _ in 0..MAX_CAS_ATTEMPTS {
         let current = bucket.get_versioned(key)?;
         let next = counter::next_value(key, current.value.as_deref(), delta, range)?;
-        if bucket.compare_and_swap(key, current.version.as_ref(), next.to_string().as_bytes())? {
+        // A counter keeps its expiry; a new one gets the creation's.
+        let expires_at = match current.value {
+            Some(_) => current.expires_at,
+            None => expires_at_if_created,
+        };
+        if bucket.compare_and_swap(
+            key,
+            current.version.as_ref(),
+            next.to_string().as_bytes(),
+            expires_at,
+        )? {
             return Ok(next);
         }
     }
@@ -164,13 +219,20 @@ pub fn increment_by_cas<B: Bucket + ?Sized>(
 
 /// One open bucket of a backend. Keys and values passed here are already
 /// validated against [`Limits`].
+///
+/// Expiry: every write says when its entry expires (`expires_at`, `None`:
+/// never). From that instant every read treats the entry as absent (`get`,
+/// `exists`, `list-keys`, `get-many`, the version a compare-and-swap
+/// expects, the value an increment starts from), whether the backend
+/// removes it natively or lazily; removal is the backend's business, but
+/// space must not grow without bound under a churn of expiring keys.
 pub trait Bucket: 'static {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
 
-    /// The value and its version, for compare-and-swap.
+    /// The value, its version and its expiry, for compare-and-swap.
     fn get_versioned(&self, key: &str) -> Result<Versioned>;
 
-    fn set(&self, key: &str, value: &[u8]) -> Result<()>;
+    fn set(&self, key: &str, value: &[u8], expires_at: Option<ExpiresAt>) -> Result<()>;
 
     /// Deleting a missing key is not an error.
     fn delete(&self, key: &str) -> Result<()>;
@@ -183,23 +245,44 @@ pub trait Bucket: 'static {
     fn list_keys(&self, request: ListRequest<'_>) -> Result<KeyPage>;
 
     /// Writes `value` only if the key's version is still `expected`
-    /// (`None`: only if the key is still absent). `Ok(false)` on conflict.
-    fn compare_and_swap(&self, key: &str, expected: Option<&Version>, value: &[u8]) -> Result<bool>;
+    /// (`None`: only if the key is still absent, or expired). `Ok(false)`
+    /// on conflict.
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&Version>,
+        value: &[u8],
+        expires_at: Option<ExpiresAt>,
+    ) -> Result<bool>;
 
     /// Adds `delta` to the decimal counter at `key` (absent counts as 0) and
-    /// returns the new value. The default is a compare-and-swap loop;
-    /// backends with a native atomic increment may override it, keeping the
-    /// rules of [`counter::next_value`].
-    fn increment(&self, key: &str, delta: i128, range: CounterRange) -> Result<i128> {
-        increment_by_cas(self, key, delta, range)
+    /// returns the new value. An existing counter keeps its expiry; one this
+    /// creates expires at `expires_at_if_created`. The default is a
+    /// compare-and-swap loop; backends with a native atomic increment may
+    /// override it, keeping the rules of [`counter::next_value`].
+    fn increment(
+        &self,
+        key: &str,
+        delta: i128,
+        range: CounterRange,
+        expires_at_if_created: Option<ExpiresAt>,
+    ) -> Result<i128> {
+        increment_by_cas(self, key, delta, range, expires_at_if_created)
     }
 
     fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
         keys.iter().map(|key| self.get(key)).collect()
     }
 
-    fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<()> {
-        entries.iter().try_for_each(|(key, value)| self.set(key, value))
+    /// The values and expiries of `keys` (an export's read).
+    fn get_many_versioned(&self, keys: &[String]) -> Result<Vec<Versioned>> {
+        keys.iter().map(|key| self.get_versioned(key)).collect()
+    }
+
+    fn set_many(&self, entries: &[(String, Vec<u8>)], expires_at: Option<ExpiresAt>) -> Result<()> {
+        entries
+            .iter()
+            .try_for_each(|(key, value)| self.set(key, value, expires_at))
     }
 
     fn delete_many(&self, keys: &[String]) -> Result<()> {
@@ -217,6 +300,7 @@ mod tests {
         let request = ListRequest {
             after: None,
             max_keys: 2,
+            prefix: "",
         };
         assert_eq!(request.fetch_keys(), 3);
         let page = |n: u32| request.page_of(0..n);

@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::Quoted;
 use crate::{Error, Result};
 
-/// Version of the encoding below (2: `default_bucket`).
-pub const CONFIG_FORMAT: u32 = 2;
+/// Version of the encoding below (2: `default_bucket`; 3: `ttl_ms`).
+pub const CONFIG_FORMAT: u32 = 3;
 
 /// The bucket `open("")` opens unless configured otherwise. wasmtime's host
 /// accepts only the identifier `""` and wasmCloud's examples open `""`;
@@ -44,6 +44,10 @@ pub struct AdapterConfig {
     /// A page also stops at this many key bytes.
     pub list_page_bytes: u32,
     pub backend: BackendConfig,
+    /// The bucket expiry: a key written without an expiry of its own
+    /// expires this many milliseconds after the write (`None`: never). A
+    /// route's own `ttl_ms` overrides it for the route's buckets.
+    pub ttl_ms: Option<u64>,
 }
 
 /// The backend and its own options.
@@ -66,6 +70,8 @@ pub struct Route {
     /// characters (`cache-*`; `*` alone: every bucket, a default route).
     pub buckets: Vec<String>,
     pub backend: BackendConfig,
+    /// The expiry of this route's buckets (else the configuration's).
+    pub ttl_ms: Option<u64>,
 }
 
 impl Route {
@@ -144,6 +150,7 @@ impl BackendConfig {
                     if let BackendConfig::Routed(_) = route.backend {
                         return Err(which("a route's backend cannot itself be routed"));
                     }
+                    validate_ttl_ms(route.ttl_ms).map_err(|e| which(&format!("{e}")))?;
                     route.backend.validate().map_err(|e| which(&format!("{e}")))?;
                 }
                 Ok(())
@@ -469,6 +476,24 @@ pub enum Secret {
     Baked(String),
 }
 
+/// The longest expiry: 100 years, so that an expiry time (a `u64` of
+/// milliseconds) never overflows and every service takes it.
+pub const MAX_TTL_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
+
+/// A TTL is at least 1 ms (0 would expire every write at once) and at most
+/// [`MAX_TTL_MS`].
+pub fn validate_ttl_ms(ttl_ms: Option<u64>) -> Result<()> {
+    match ttl_ms {
+        Some(0) => Err(Error::invalid(
+            "ttl-ms must be at least 1 (leave it out for no expiry)",
+        )),
+        Some(ttl) if ttl > MAX_TTL_MS => Err(Error::invalid(format!(
+            "ttl-ms {ttl} is over the longest expiry, {MAX_TTL_MS} ms (100 years)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 impl AdapterConfig {
     pub fn new(backend: BackendConfig) -> Self {
         AdapterConfig {
@@ -478,7 +503,21 @@ impl AdapterConfig {
             list_page_keys: DEFAULT_LIST_PAGE_KEYS,
             list_page_bytes: DEFAULT_LIST_PAGE_BYTES,
             backend,
+            ttl_ms: None,
         }
+    }
+
+    /// The expiry of keys written without one into `bucket`: its route's,
+    /// else the configuration's.
+    pub fn bucket_ttl_ms(&self, bucket: &str) -> Option<u64> {
+        let route_ttl = match &self.backend {
+            BackendConfig::Routed(routes) => routes
+                .iter()
+                .find(|route| route.serves(bucket))
+                .and_then(|route| route.ttl_ms),
+            _ => None,
+        };
+        route_ttl.or(self.ttl_ms)
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -512,6 +551,7 @@ impl AdapterConfig {
         }
         crate::validate_bucket_name(&self.default_bucket)
             .map_err(|e| Error::other(format!("kv-virt configuration: the default bucket: {e}")))?;
+        validate_ttl_ms(self.ttl_ms).map_err(|e| Error::other(format!("kv-virt configuration: {e}")))?;
         self.backend.validate()
     }
 }
@@ -543,10 +583,36 @@ mod tests {
     }
 
     #[test]
+    fn a_bucket_gets_its_routes_ttl_else_the_top_levels() {
+        let route = |bucket: &str, ttl_ms| Route {
+            buckets: vec![bucket.to_string()],
+            backend: BackendConfig::Mem(MemConfig {}),
+            ttl_ms,
+        };
+        let mut config = AdapterConfig::new(BackendConfig::Routed(vec![
+            route("cache", Some(1000)),
+            route("*", None),
+        ]));
+        assert_eq!(config.bucket_ttl_ms("cache"), Some(1000));
+        assert_eq!(config.bucket_ttl_ms("other"), None);
+        config.ttl_ms = Some(5000);
+        assert_eq!(config.bucket_ttl_ms("cache"), Some(1000));
+        assert_eq!(config.bucket_ttl_ms("other"), Some(5000));
+        let mut plain = AdapterConfig::new(BackendConfig::Mem(MemConfig {}));
+        assert_eq!(plain.bucket_ttl_ms("any"), None);
+        plain.ttl_ms = Some(7);
+        assert_eq!(plain.bucket_ttl_ms("any"), Some(7));
+        assert!(plain.validate().is_ok());
+        plain.ttl_ms = Some(0);
+        assert!(plain.validate().unwrap_err().to_string().contains("at least 1"));
+    }
+
+    #[test]
     fn routes_are_validated() {
         let route = |buckets: &[&str], backend| Route {
             buckets: buckets.iter().map(|b| b.to_string()).collect(),
             backend,
+            ttl_ms: None,
         };
         let config = |routes| AdapterConfig::new(BackendConfig::Routed(routes));
         let mem = || BackendConfig::Mem(MemConfig {});

@@ -118,7 +118,7 @@ mod tests {
         fn get_versioned(&self, _: &str) -> Result<Versioned> {
             Ok(Versioned::default())
         }
-        fn set(&self, _: &str, _: &[u8]) -> Result<()> {
+        fn set(&self, _: &str, _: &[u8], _: Option<u64>) -> Result<()> {
             Ok(())
         }
         fn delete(&self, _: &str) -> Result<()> {
@@ -127,7 +127,13 @@ mod tests {
         fn list_keys(&self, _: ListRequest<'_>) -> Result<KeyPage> {
             Ok(KeyPage::default())
         }
-        fn compare_and_swap(&self, _: &str, _: Option<&crate::Version>, _: &[u8]) -> Result<bool> {
+        fn compare_and_swap(
+            &self,
+            _: &str,
+            _: Option<&crate::Version>,
+            _: &[u8],
+            _: Option<u64>,
+        ) -> Result<bool> {
             Ok(true)
         }
     }
@@ -168,18 +174,21 @@ mod tests {
             Route {
                 buckets: vec!["cache".into(), "tmp-*".into()],
                 backend: BackendConfig::Mem(MemConfig {}),
+                ttl_ms: None,
             },
             Route {
                 buckets: vec!["broken".into()],
                 backend: fs("/missing"),
+                ttl_ms: None,
             },
             Route {
                 buckets: vec!["local".into(), "default".into()],
                 backend: fs("/data"),
+                ttl_ms: None,
             },
         ];
         let config = AdapterConfig::new(BackendConfig::Routed(routes.clone()));
-        Store::new(Router::new(&routes, build), &config)
+        Store::new(Router::new(&routes, build), &config, || 0)
     }
 
     fn limit_error(store: &Rc<Store<Router>>, bucket: &str) -> String {

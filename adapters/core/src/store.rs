@@ -9,15 +9,24 @@ use alloc::vec::Vec;
 use alloc::rc::Rc;
 use core::cell::RefCell;
 
+use crate::config::validate_ttl_ms;
 use crate::config::{AdapterConfig, DEFAULT_BUCKET};
 use crate::counter::CounterRange;
 use crate::cursor::{DraftCursors, decode_string_cursor, encode_string_cursor};
 use crate::error::Quoted;
-use crate::{Backend, Bucket, Error, Limits, ListRequest, Result, Version, Versioned, validate_bucket_name};
+use crate::{
+    Backend, Bucket, Error, ExpiresAt, Limits, ListRequest, Result, Version, Versioned, validate_bucket_name,
+};
+
+/// The wall clock: milliseconds since the Unix epoch (the WASI wall clock
+/// in an adapter; a test's own clock natively).
+pub type Clock = fn() -> u64;
 
 /// A configured backend: the state of one adapter instance.
 pub struct Store<B: Backend> {
     backend: B,
+    config: AdapterConfig,
+    clock: Clock,
     /// A short list (a set would add its code to every adapter).
     allowed_buckets: Option<Vec<String>>,
     default_bucket: String,
@@ -27,9 +36,11 @@ pub struct Store<B: Backend> {
 }
 
 impl<B: Backend> Store<B> {
-    pub fn new(backend: B, config: &AdapterConfig) -> Rc<Self> {
+    pub fn new(backend: B, config: &AdapterConfig, clock: Clock) -> Rc<Self> {
         Rc::new(Store {
             backend,
+            config: config.clone(),
+            clock,
             allowed_buckets: config.allowed_buckets.clone(),
             default_bucket: config.default_bucket.clone(),
             page_keys: config.list_page_keys as usize,
@@ -66,6 +77,7 @@ impl<B: Backend> Store<B> {
         let bucket = self.backend.open(name)?;
         Ok(OpenBucket {
             store: Rc::clone(self),
+            ttl_ms: self.config.bucket_ttl_ms(name),
             name: name.into(),
             backend_name: self.backend.name(name),
             limits: self.backend.limits(name),
@@ -78,6 +90,8 @@ impl<B: Backend> Store<B> {
 pub struct OpenBucket<B: Backend> {
     store: Rc<Store<B>>,
     name: Rc<str>,
+    /// The bucket expiry of keys written without their own.
+    ttl_ms: Option<u64>,
     /// The backend that serves it and its limits (a route's, under a router).
     backend_name: &'static str,
     limits: Limits,
@@ -89,6 +103,7 @@ impl<B: Backend> Clone for OpenBucket<B> {
         OpenBucket {
             store: Rc::clone(&self.store),
             name: Rc::clone(&self.name),
+            ttl_ms: self.ttl_ms,
             backend_name: self.backend_name,
             limits: self.limits,
             bucket: Rc::clone(&self.bucket),
@@ -129,7 +144,7 @@ impl<B: Backend> CasSnapshot<B> {
         bucket.check_value(&self.key, value)?;
         if bucket
             .bucket
-            .compare_and_swap(&self.key, self.version.as_ref(), value)?
+            .compare_and_swap(&self.key, self.version.as_ref(), value, bucket.expiry(None))?
         {
             Ok(())
         } else {
@@ -149,6 +164,18 @@ fn size(bytes: usize) -> String {
 impl<B: Backend> OpenBucket<B> {
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The bucket expiry of keys written without their own (`ttl-ms`).
+    pub fn ttl_ms(&self) -> Option<u64> {
+        self.ttl_ms
+    }
+
+    /// When a write made now expires: after its own `ttl_ms`, else the
+    /// bucket's, else never.
+    fn expiry(&self, ttl_ms: Option<u64>) -> Option<ExpiresAt> {
+        let ttl_ms = ttl_ms.or(self.ttl_ms)?;
+        Some((self.store.clock)().saturating_add(ttl_ms))
     }
 
     fn check_key(&self, key: &str) -> Result<()> {
@@ -189,7 +216,7 @@ impl<B: Backend> OpenBucket<B> {
 
     pub fn set(&self, key: &str, value: &[u8]) -> Result<()> {
         self.check_value(key, value)?;
-        self.bucket.set(key, value)
+        self.bucket.set(key, value, self.expiry(None))
     }
 
     pub fn delete(&self, key: &str) -> Result<()> {
@@ -217,8 +244,10 @@ impl<B: Backend> OpenBucket<B> {
     /// backend reads up to `list_page_keys` keys whatever their size, and
     /// the keys past a byte cut are read again for the next page (pages
     /// are cut by bytes only when keys average over 1 KiB, by default).
-    /// A prefix is a filter on the backend's pages: a page with no match
-    /// is skipped, so a listing with a prefix may read the whole bucket.
+    /// The backend narrows its listing to the prefix where its service can
+    /// (see [`ListRequest::prefix`]); the core keeps only matching keys and
+    /// reads on past a page with none, so a backend that cannot still
+    /// lists correctly, at the cost of reading the whole bucket.
     pub fn page_after(&self, after: Option<&str>, prefix: &str) -> Result<(Vec<String>, Option<String>)> {
         let max_keys = self.store.page_keys;
         let mut after = after.map(String::from);
@@ -226,6 +255,7 @@ impl<B: Backend> OpenBucket<B> {
             let page = self.bucket.list_keys(ListRequest {
                 after: after.as_deref(),
                 max_keys,
+                prefix,
             })?;
             let listed_last = page.keys.last().cloned();
             let mut keys: Vec<String> = page
@@ -298,7 +328,7 @@ impl<B: Backend> OpenBucket<B> {
 
     pub fn increment(&self, key: &str, delta: i128, range: CounterRange) -> Result<i128> {
         self.check_key(key)?;
-        self.bucket.increment(key, delta, range)
+        self.bucket.increment(key, delta, range, self.expiry(None))
     }
 
     /// `get-many`: one entry per requested key, `None` where it is missing.
@@ -321,7 +351,56 @@ impl<B: Backend> OpenBucket<B> {
         entries
             .iter()
             .try_for_each(|(key, value)| self.check_value(key, value))?;
-        self.bucket.set_many(entries)
+        self.bucket.set_many(entries, self.expiry(None))
+    }
+
+    /// The values of `keys` with their expiries, `None` where a key is
+    /// missing (an export's read: expired keys are missing).
+    pub fn get_many_with_expiry(&self, keys: &[String]) -> Result<Vec<Option<ValueWithExpiry>>> {
+        keys.iter().try_for_each(|key| self.check_key(key))?;
+        let read = self.bucket.get_many_versioned(keys)?;
+        if read.len() != keys.len() {
+            return Err(Error::other(format!(
+                "{}: get-many returned {} values for {} keys",
+                self.backend_name,
+                read.len(),
+                keys.len()
+            )));
+        }
+        Ok(read
+            .into_iter()
+            .map(|versioned| versioned.value.map(|value| (value, versioned.expires_at)))
+            .collect())
+    }
+
+    /// Writes entries each with its own expiry (an import's write; `None`:
+    /// the bucket's `ttl-ms`, if any). An entry whose expiry has passed is
+    /// not written.
+    pub fn set_many_with_expiry(&self, entries: &[(String, Vec<u8>, Option<ExpiresAt>)]) -> Result<()> {
+        entries
+            .iter()
+            .try_for_each(|(key, value, _)| self.check_value(key, value))?;
+        let now = (self.store.clock)();
+        let bucket_expiry = self.expiry(None);
+        // Consecutive entries with one expiry go in one `set_many`.
+        let mut batch: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut batch_expiry = None;
+        for (key, value, expires_at) in entries {
+            if crate::is_expired(*expires_at, now) {
+                continue;
+            }
+            let expiry = expires_at.or(bucket_expiry);
+            if expiry != batch_expiry && !batch.is_empty() {
+                self.bucket.set_many(&batch, batch_expiry)?;
+                batch.clear();
+            }
+            batch_expiry = expiry;
+            batch.push((key.clone(), value.clone()));
+        }
+        if !batch.is_empty() {
+            self.bucket.set_many(&batch, batch_expiry)?;
+        }
+        Ok(())
     }
 
     pub fn delete_many(&self, keys: &[String]) -> Result<()> {
@@ -342,10 +421,14 @@ impl<B: Backend> OpenBucket<B> {
     }
 }
 
+/// A value and when it expires (`None`: never), as an export reads it.
+pub type ValueWithExpiry = (Vec<u8>, Option<ExpiresAt>);
+
 /// The options of a `set` (wasmCloud's `set-options`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SetOptions {
-    /// Expire the entry this many milliseconds after the write.
+    /// Expire the entry this many milliseconds after the write (else the
+    /// bucket's `ttl-ms`, else never).
     pub ttl_ms: Option<u64>,
     /// Write only if the key does not exist.
     pub if_not_exists: bool,
@@ -392,6 +475,7 @@ fn entry_of(versioned: Versioned) -> Option<Entry> {
         Versioned {
             value: Some(value),
             version: Some(version),
+            ..
         } => Some(Entry {
             value,
             version: version_string(&version),
@@ -406,19 +490,12 @@ impl<B: Backend> OpenBucket<B> {
     /// `precondition-failed`.
     pub fn set_with_options(&self, key: &str, value: &[u8], options: SetOptions) -> Result<()> {
         self.check_value(key, value)?;
-        if let Some(ttl_ms) = options.ttl_ms {
-            // wasmCloud's set-options: a host that cannot honour an expiry
-            // must refuse it, never drop it.
-            return Err(Error::other(format!(
-                "set of key {} with ttl-ms {ttl_ms}: {} does not support expiring entries yet; nothing was written",
-                Quoted(&shorten(key)),
-                self.backend_name
-            )));
-        }
+        validate_ttl_ms(options.ttl_ms)?;
+        let expires_at = self.expiry(options.ttl_ms);
         if !options.if_not_exists {
-            return self.bucket.set(key, value);
+            return self.bucket.set(key, value, expires_at);
         }
-        if self.bucket.compare_and_swap(key, None, value)? {
+        if self.bucket.compare_and_swap(key, None, value, expires_at)? {
             Ok(())
         } else {
             Err(Error::PreconditionFailed(format!(
@@ -464,7 +541,7 @@ impl<B: Backend> OpenBucket<B> {
             }
             if self
                 .bucket
-                .compare_and_swap(key, current.version.as_ref(), value)?
+                .compare_and_swap(key, current.version.as_ref(), value, self.expiry(None))?
             {
                 return Ok(SwapOutcome::Swapped);
             }

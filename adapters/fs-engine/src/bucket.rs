@@ -171,6 +171,19 @@ pub struct Entry {
     pub value: Vec<u8>,
     /// Sequence of the commit that last wrote the key.
     pub version: u64,
+    /// When the entry expires (wall-clock ms since the Unix epoch), if it does.
+    pub expires_at: Option<u64>,
+}
+
+/// A value found by a lookup, with its version and expiry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    /// Value.
+    pub value: Vec<u8>,
+    /// Sequence of the commit that last wrote the key.
+    pub version: u64,
+    /// When the entry expires (wall-clock ms since the Unix epoch), if it does.
+    pub expires_at: Option<u64>,
 }
 
 /// A bucket stored in one file. One `BucketFile` per instance (not shared
@@ -281,11 +294,26 @@ impl<D: Dir> BucketFile<D> {
         self.write(|t| t.delete(key))
     }
 
+    /// Sets one key that expires at `expires_at` (wall-clock ms; `None`:
+    /// never), in one transaction.
+    pub fn put_expiring(&mut self, key: &[u8], value: &[u8], expires_at: Option<u64>) -> Result<(), Error> {
+        self.write(|t| t.put_expiring(key, value, expires_at))
+    }
+
     /// Sets several keys in one transaction (one commit).
     pub fn put_many<K: AsRef<[u8]>, V: AsRef<[u8]>>(&mut self, items: &[(K, V)]) -> Result<(), Error> {
+        self.put_many_expiring(items, None)
+    }
+
+    /// Sets several keys that all expire at `expires_at`, in one transaction.
+    pub fn put_many_expiring<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &mut self,
+        items: &[(K, V)],
+        expires_at: Option<u64>,
+    ) -> Result<(), Error> {
         self.write(|t| {
             for (k, v) in items {
-                t.put(k.as_ref(), v.as_ref())?;
+                t.put_expiring(k.as_ref(), v.as_ref(), expires_at)?;
             }
             Ok(())
         })

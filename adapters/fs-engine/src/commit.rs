@@ -36,7 +36,7 @@ impl<D: Dir> WriteTxn<'_, D> {
         }
         let seq = self.commit_seq();
         let ops = self.changes.iter().map(|(k, l)| match &l.value {
-            Some(v) => Op::Put(k, v),
+            Some(v) => Op::Put(k, v, l.expires),
             None => Op::Delete(k),
         });
         let payload = wal::commit_payload(seq, ops, self.changes.bytes + 9 * self.changes.len());
@@ -60,7 +60,7 @@ impl<D: Dir> WriteTxn<'_, D> {
         let changes = core::mem::take(&mut self.changes);
         let view = &mut self.bucket.view;
         for (k, l) in changes.iter() {
-            view.overlay.set(k, l.value.as_deref(), seq);
+            view.overlay.set(k, l.value.as_deref(), seq, l.expires);
         }
         view.seq = seq;
         view.commits += 1;
@@ -143,13 +143,24 @@ impl<D: Dir> WriteTxn<'_, D> {
         }
         let empty = Overlay::default();
         let (top, _) = extra.unwrap_or((&empty, 0));
+        let now = b.dir.now_millis();
         let mut update = TreeUpdate::new(self, &base, seq);
         let logged = core::mem::take(&mut update.txn.bucket.view.overlay);
         let r = (|| {
+            // Expired entries are dropped here (FORMAT.md §7): the logged
+            // ones as they are folded, the tree's by a sweep.
+            let swept = update.sweep_expired(now)?;
             for (k, l) in merged(top, &logged, Bound::Start) {
                 match &l.value {
-                    Some(v) => update.put(k, v, l.version)?,
-                    None => update.delete(k)?,
+                    Some(v) if !crate::is_expired(l.expires, now) => {
+                        update.put(k, v, l.version, l.expires)?
+                    }
+                    _ => update.delete(k)?,
+                }
+            }
+            for k in swept {
+                if top.get(&k).is_none() && logged.get(&k).is_none() {
+                    update.delete(&k)?;
                 }
             }
             update.finish()
@@ -216,6 +227,14 @@ fn sync<D: Dir>(b: &BucketFile<D>) -> Result<(), Error> {
     Ok(())
 }
 
+/// The earlier of two expiries, 0 meaning none.
+fn earliest(a: u64, b: u64) -> u64 {
+    match (a, b) {
+        (0, x) | (x, 0) => x,
+        (a, b) => a.min(b),
+    }
+}
+
 /// The largest log ring a bucket moves to: the live log is read when an
 /// instance opens the file, and held in its memory.
 const MAX_RING_BYTES: u64 = 16 << 20;
@@ -232,6 +251,8 @@ struct TreeUpdate<'t, 's, D: Dir> {
     freed: Freed,
     key_count: u64,
     logical_bytes: u64,
+    /// No entry of the new tree expires before this (0: none expires).
+    next_expiry: u64,
     /// The base's freed list has been merged into the free tree.
     merged: bool,
 }
@@ -266,6 +287,7 @@ impl<'t, 's, D: Dir> TreeUpdate<'t, 's, D> {
             freed: Freed::default(),
             key_count: base.key_count,
             logical_bytes: base.logical_bytes,
+            next_expiry: base.next_expiry,
             merged: false,
             base: base.clone(),
             seq,
@@ -273,9 +295,37 @@ impl<'t, 's, D: Dir> TreeUpdate<'t, 's, D> {
         }
     }
 
-    fn put(&mut self, key: &[u8], value: &[u8], version: u64) -> Result<(), PageError> {
+    /// The keys of the base's tree that expired at `now`, once the
+    /// earliest expiry the base recorded has passed (else none): one scan
+    /// of its leaves (no values), which also finds the earliest expiry of
+    /// the entries that stay. Under a steady churn of expiring keys that
+    /// is a scan per checkpoint, i.e. per half ring of commits, and the
+    /// ring grows with the data (FORMAT.md §5).
+    fn sweep_expired(&mut self, now: u64) -> Result<Vec<Vec<u8>>, PageError> {
+        if self.next_expiry == 0 || self.next_expiry > now {
+            return Ok(Vec::new());
+        }
+        let mut expired = Vec::new();
+        let mut next = 0;
+        let mut walk = walk!(self);
+        self.main.scan(&mut walk, Bound::Start, false, &mut |_, item| {
+            match item.expires {
+                Some(at) if at <= now => expired.push(item.key),
+                Some(at) => next = earliest(next, at),
+                None => {}
+            }
+            Ok(true)
+        })?;
+        self.next_expiry = next;
+        Ok(expired)
+    }
+
+    fn put(&mut self, key: &[u8], value: &[u8], version: u64, expires: Option<u64>) -> Result<(), PageError> {
         let geo = self.txn.bucket.pager.geo;
-        let val = if geo.value_inline_ok(key.len(), value.len()) {
+        if let Some(at) = expires {
+            self.next_expiry = earliest(self.next_expiry, at);
+        }
+        let val = if geo.value_inline_ok(key.len(), value.len(), expires.is_some()) {
             StoredValue::Inline(value.to_vec())
         } else {
             let ext = self.write_extent(value, KIND_VALUE)?;
@@ -288,6 +338,7 @@ impl<'t, 's, D: Dir> TreeUpdate<'t, 's, D> {
             key: StoredKey::new(key.to_vec()),
             val,
             version,
+            expires,
         };
         let mut walk = walk!(self);
         let old = self.main.insert(&mut walk, &mut self.freed, entry)?;
@@ -489,6 +540,7 @@ impl<'t, 's, D: Dir> TreeUpdate<'t, 's, D> {
             freed,
             key_count: self.key_count,
             logical_bytes: self.logical_bytes,
+            next_expiry: self.next_expiry,
             free_pages: self.alloc.free_pages,
             writer_token: self.txn.lock.as_ref().map_or(0, |l: &LockGuard| l.token),
             commit_millis: b.dir.now_millis(),

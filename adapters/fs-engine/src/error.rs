@@ -195,7 +195,7 @@ impl core::error::Error for Error {
     }
 }
 
-/// One inconsistency found by [`crate::Store::check`].
+/// One inconsistency found by [`crate::BucketFile::check`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     /// The page concerned, when there is one.

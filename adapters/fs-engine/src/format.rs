@@ -7,8 +7,9 @@ use crate::{MAX_KEY_LEN, MAX_VALUE_LEN};
 /// File magic (PNG-style: high bit, CR LF, ^Z catch text-mode mangling).
 pub(crate) const MAGIC: [u8; 8] = *b"\x89KVFS\r\n\x1a";
 /// Major format version written by this build. A reader refuses a higher
-/// one, and version 1 (no log) with a message saying how to convert it.
-pub(crate) const FORMAT_VERSION: u32 = 2;
+/// one, and versions 1 (no log) and 2 (no expiries) with a message saying
+/// how to convert them.
+pub(crate) const FORMAT_VERSION: u32 = 3;
 /// Feature bits this build understands (none defined yet).
 pub(crate) const KNOWN_INCOMPAT: u64 = 0;
 pub(crate) const KNOWN_RO_COMPAT: u64 = 0;
@@ -54,6 +55,9 @@ pub(crate) const KIND_KEY: u8 = 1;
 
 pub(crate) const F_KEY_OUT: u8 = 1;
 pub(crate) const F_VAL_OUT: u8 = 2;
+/// Leaf entry flag (format 3): the entry ends with its expiry, a u64.
+pub(crate) const F_EXPIRES: u8 = 4;
+const LEAF_FLAGS: u8 = F_KEY_OUT | F_VAL_OUT | F_EXPIRES;
 
 #[cfg(feature = "std")]
 std::thread_local! {
@@ -215,19 +219,24 @@ impl Geo {
             2 + 4 + EXT_PTR_LEN + self.kprefix
         }
     }
-    pub fn leaf_entry_size(&self, klen: usize, v: ValSize) -> usize {
+    /// An expiring entry takes 8 bytes more (its expiry). It may then
+    /// exceed `max_entry` by those 8 bytes (an inline key of `kmax` bytes
+    /// with an out-of-line value): a node still splits into two halves
+    /// that fit, since `max_entry` is a quarter of the page.
+    pub fn leaf_entry_size(&self, klen: usize, v: ValSize, expires: bool) -> usize {
         1 + 8
             + self.key_part(klen)
             + match v {
                 ValSize::Inline(n) => 2 + n,
                 ValSize::Outline => 4 + EXT_PTR_LEN,
             }
+            + if expires { 8 } else { 0 }
     }
     pub fn branch_entry_size(&self, klen: usize) -> usize {
         1 + self.key_part(klen) + PTR_LEN
     }
-    pub fn value_inline_ok(&self, klen: usize, vlen: usize) -> bool {
-        self.leaf_entry_size(klen, ValSize::Inline(vlen)) <= self.max_entry
+    pub fn value_inline_ok(&self, klen: usize, vlen: usize, expires: bool) -> bool {
+        self.leaf_entry_size(klen, ValSize::Inline(vlen), expires) <= self.max_entry
     }
     pub fn extent_pages(&self, len: u64) -> u64 {
         (EXT_HDR as u64 + len).div_ceil(self.page as u64)
@@ -279,13 +288,8 @@ impl Header {
         b
     }
 
-    /// Decodes a header of this format version.
-    pub fn decode(b: &[u8]) -> Result<Header, HeaderError> {
-        Self::decode_version(b, FORMAT_VERSION)
-    }
-
-    /// Decodes a header of format version `want` (version 1 for the
-    /// upgrade tool, which reads the old layout).
+    /// Decodes a header of format version `want` (this build's, or an
+    /// older one for the upgrade tool).
     pub fn decode_version(b: &[u8], want: u32) -> Result<Header, HeaderError> {
         let n = b.len().min(MAGIC.len());
         if b.get(..n) != MAGIC.get(..n) || n == 0 {
@@ -316,12 +320,16 @@ impl Header {
         if h.version == 0 {
             return Err(HeaderError::Corrupt("format version 0 is invalid".into()));
         }
-        if h.version == 1 && want != 1 {
-            return Err(HeaderError::Unsupported(
-                "format version 1 (kv-fs before the commit log); convert it with \
-                 `kv-virt fs upgrade <file>`"
-                    .into(),
-            ));
+        if h.version < FORMAT_VERSION && h.version != want {
+            let what = if h.version == 1 {
+                "kv-fs before the commit log"
+            } else {
+                "kv-fs before expiring entries"
+            };
+            return Err(HeaderError::Unsupported(format!(
+                "format version {} ({what}); convert it with `kv-virt fs upgrade <file>`",
+                h.version
+            )));
         }
         if h.version > FORMAT_VERSION {
             return Err(HeaderError::Unsupported(format!(
@@ -388,6 +396,10 @@ pub(crate) struct Checkpoint {
     pub freed: ListRef,
     pub key_count: u64,
     pub logical_bytes: u64,
+    /// No entry of the tree expires before this (wall-clock ms; 0: none
+    /// expires): a checkpoint sweeps the tree for expired entries only
+    /// once it has passed (FORMAT.md §7).
+    pub next_expiry: u64,
     pub free_pages: u64,
     pub writer_token: u64,
     pub commit_millis: u64,
@@ -417,6 +429,7 @@ impl Checkpoint {
         self.freed.head.write(&mut b, 72);
         wr_u32(&mut b, 88, self.freed.list_pages);
         wr_u32(&mut b, 92, self.freed.pages);
+        wr_u64(&mut b, 96, self.next_expiry);
         wr_u64(&mut b, 120, self.key_count);
         wr_u64(&mut b, 128, self.logical_bytes);
         wr_u64(&mut b, 136, self.free_pages);
@@ -457,6 +470,7 @@ impl Checkpoint {
             },
             key_count: rd_u64(b, 120)?,
             logical_bytes: rd_u64(b, 128)?,
+            next_expiry: rd_u64(b, 96)?,
             free_pages: rd_u64(b, 136)?,
             writer_token: rd_u64(b, 144)?,
             commit_millis: rd_u64(b, 152)?,
@@ -619,6 +633,8 @@ pub(crate) enum ValRef<'a> {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct LeafRef<'a> {
     pub version: u64,
+    /// When the entry expires (wall-clock ms), if it does.
+    pub expires: Option<u64>,
     pub key: KeyRef<'a>,
     pub val: ValRef<'a>,
 }
@@ -699,26 +715,36 @@ impl<'a> NodeView<'a> {
         let o = self.entry_off(i)?;
         let b = self.b;
         let flags = *b.get(o).ok_or("entry truncated")?;
-        if flags & !(F_KEY_OUT | F_VAL_OUT) != 0 {
+        if flags & !LEAF_FLAGS != 0 {
             return Err(format!("entry {i} has unknown flags {flags:#x}"));
         }
         let version = rd_u64(b, o + 1).ok_or("entry truncated")?;
         let (key, o) = self.key_at(o + 9, flags)?;
-        let val = if flags & F_VAL_OUT != 0 {
+        let (val, o) = if flags & F_VAL_OUT != 0 {
             let len = rd_u32(b, o).ok_or("value length truncated")?;
             let ext = ExtPtr::read(b, o + 4).ok_or("value extent pointer truncated")?;
             if len as usize > MAX_VALUE_LEN {
                 return Err(format!("value length {len} exceeds the limit"));
             }
-            ValRef::Outline(len, ext)
+            (ValRef::Outline(len, ext), o + 4 + EXT_PTR_LEN)
         } else {
             let len = rd_u16(b, o).ok_or("value length truncated")? as usize;
             let v = b
                 .get(o + 2..o + 2 + len)
                 .ok_or("value bytes run past the page end")?;
-            ValRef::Inline(v)
+            (ValRef::Inline(v), o + 2 + len)
         };
-        Ok(LeafRef { version, key, val })
+        let expires = if flags & F_EXPIRES != 0 {
+            Some(rd_u64(b, o).ok_or("expiry runs past the page end")?)
+        } else {
+            None
+        };
+        Ok(LeafRef {
+            version,
+            expires,
+            key,
+            val,
+        })
     }
 
     /// Key `i` of a leaf or a branch, without decoding the rest of the
@@ -729,7 +755,7 @@ impl<'a> NodeView<'a> {
         }
         let o = self.entry_off(i)?;
         let flags = *self.b.get(o).ok_or("entry truncated")?;
-        if flags & !(F_KEY_OUT | F_VAL_OUT) != 0 {
+        if flags & !LEAF_FLAGS != 0 {
             return Err(format!("entry {i} has unknown flags {flags:#x}"));
         }
         Ok(self.key_at(o + 9, flags)?.0)

@@ -1,4 +1,4 @@
-//! `kv-fs-engine`: the storage engine behind kv-fs (file format version 2;
+//! `kv-fs-engine`: the storage engine behind kv-fs (file format version 3;
 //! `FORMAT.md` beside this crate is the authoritative description).
 //!
 //! Each key-value bucket is **one file** of fixed-size pages: a header, two
@@ -25,6 +25,14 @@
 //! * **Cheap to open**: the header, the checkpoint page and the log since
 //!   the last checkpoint; lookups read O(depth) pages through a per-instance
 //!   cache that stays valid across other instances' checkpoints.
+//! * **Expiring entries**: an entry may carry an expiry (wall-clock ms,
+//!   [`WriteTxn::put_expiring`]); from that instant on it is absent to
+//!   every read and write ([`is_expired`], on the [`Dir`]'s clock), and
+//!   checkpoints drop it from the file: logged ones as they fold the log,
+//!   the tree's by a sweep once the earliest expiry the checkpoint record
+//!   keeps has passed.
+//! * **Prefix scans** ([`BucketFile::keys_with_prefix_after`]) read only
+//!   the range of keys that start with the prefix.
 //! * Corruption is always reported as an [`Error`] naming the file.
 //!
 //! The modules, in the order a call meets them:
@@ -44,7 +52,7 @@
 //! | `lock` | the writer lock from exclusive file creation, with leases |
 //! | `format`, `crc` | on-disk constants, record codecs, bounds-checked page views; the checksum |
 //! | `check` | the full consistency check (fsck) |
-//! | `upgrade` | [`upgrade_v1`]: converting a format-version-1 file in place |
+//! | `upgrade` | [`upgrade`]: converting a format-version-1 or -2 file in place |
 //! | `error`, `io` | [`Error`] and [`Problem`]; the [`Dir`] and [`File`] traits the engine runs on |
 //!
 //! The engine has no WASI dependency: it runs over the small [`Dir`] and
@@ -89,12 +97,20 @@ mod wal;
 pub mod std_dir;
 pub mod testing;
 
-pub use bucket::{BucketFile, Entry, Iter, Options, Stats, SyncPolicy};
+pub use bucket::{BucketFile, Entry, Found, Iter, Options, Stats, SyncPolicy};
 pub use error::{Error, Problem};
 pub use format::{MAX_PAGE as MAX_PAGE_SIZE, MIN_PAGE as MIN_PAGE_SIZE};
 pub use io::{Dir, File, IoError, IoErrorKind, IoResult};
 pub use txn::WriteTxn;
-pub use upgrade::upgrade_v1;
+pub use upgrade::upgrade;
+
+/// Whether an entry that expires at `expires_at` (wall-clock ms since the
+/// Unix epoch) has expired at `now`: from that very instant on (the rule of
+/// `kv_core::is_expired`). An expired entry is absent to every read and
+/// write; checkpoints drop it from the file.
+pub fn is_expired(expires_at: Option<u64>, now: u64) -> bool {
+    expires_at.is_some_and(|at| at <= now)
+}
 
 /// Longest key accepted (64 KiB).
 pub const MAX_KEY_LEN: usize = 64 * 1024;
@@ -136,10 +152,13 @@ pub fn fuzz_open_and_read(bytes: &[u8]) {
         }
     }
     let _ = s.keys_after(None, 1000);
+    let _ = s.keys_with_prefix_after(b"k", Some(b"a"), 100);
+    let _ = s.expiry_counts();
     let _ = s.get(b"");
     let _ = s.get(b"key");
     let _ = s.write(|t| {
         t.put(b"fuzz", b"value")?;
+        t.put_expiring(b"fuzz-expiring", b"value", Some(u64::MAX))?;
         t.put(&[7u8; 300], &[1u8; 3000])?;
         let _ = t.delete(b"a")?;
         let _ = t.keys_after(None, 10)?;

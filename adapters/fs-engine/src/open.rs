@@ -22,6 +22,17 @@ impl<D: Dir> BucketFile<D> {
     /// Opens (or, with `create_if_missing`, creates) the bucket file `name`
     /// in `dir`. Returns `Ok(None)` if it is missing and may not be created.
     pub fn open(dir: D, name: &str, options: Options) -> Result<Option<Self>, Error> {
+        Self::open_version(dir, name, options, FORMAT_VERSION)
+    }
+
+    /// Opens a file of format `version`: this build's, or (read only, for
+    /// the upgrade) version 2, whose layout is format 3 without expiries.
+    pub(crate) fn open_version(
+        dir: D,
+        name: &str,
+        options: Options,
+        version: u32,
+    ) -> Result<Option<Self>, Error> {
         options.validate()?;
         let file = match dir.open(name, false).map_err(|e| Error::io(name, "open", e))? {
             Some(f) => f,
@@ -62,7 +73,7 @@ impl<D: Dir> BucketFile<D> {
         if !probe.read_full(&mut hb, 0)? {
             return Err(Error::corrupt(name, "file header truncated"));
         }
-        let header = Header::decode(&hb).map_err(|e| e.for_file(name))?;
+        let header = Header::decode_version(&hb, version).map_err(|e| e.for_file(name))?;
         let p = u64::from(header.page_size);
         let need = u64::from(FIRST_RING_PAGE) * p;
         if len < need {
@@ -73,12 +84,16 @@ impl<D: Dir> BucketFile<D> {
                 ),
             ));
         }
-        let read_only = (header.ro_compat & !KNOWN_RO_COMPAT != 0).then(|| {
-            format!(
-                "unknown read-only-compatible feature bits {:#x}",
-                header.ro_compat & !KNOWN_RO_COMPAT
-            )
-        });
+        let read_only = if version != FORMAT_VERSION {
+            Some(format!("format version {version}: upgrade it first"))
+        } else {
+            (header.ro_compat & !KNOWN_RO_COMPAT != 0).then(|| {
+                format!(
+                    "unknown read-only-compatible feature bits {:#x}",
+                    header.ro_compat & !KNOWN_RO_COMPAT
+                )
+            })
+        };
         let pager = Pager {
             file: probe.file,
             name: name.to_string(),
@@ -151,6 +166,7 @@ fn empty_checkpoint(number: u64, header: &Header, ring: RingRef, now: u64) -> Ch
         freed: ListRef::default(),
         key_count: 0,
         logical_bytes: 0,
+        next_expiry: 0,
         free_pages: 0,
         writer_token: 0,
         commit_millis: now,

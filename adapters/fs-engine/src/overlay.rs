@@ -22,6 +22,8 @@ pub(crate) struct Logged {
     pub value: Option<Vec<u8>>,
     /// Sequence number of the commit that wrote it.
     pub version: u64,
+    /// When it expires (wall-clock ms), if it does.
+    pub expires: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -55,11 +57,12 @@ impl Overlay {
         self.map.get(key)
     }
 
-    pub fn set(&mut self, key: &[u8], value: Option<&[u8]>, version: u64) {
+    pub fn set(&mut self, key: &[u8], value: Option<&[u8]>, version: u64, expires: Option<u64>) {
         let add = key.len() + value.map_or(0, <[u8]>::len);
         let logged = Logged {
             value: value.map(<[u8]>::to_vec),
             version,
+            expires,
         };
         if self.filter.is_full(self.map.len() + 1) {
             self.filter = KeyFilter::of(self.map.keys(), self.map.len() + 1);
@@ -82,8 +85,8 @@ impl Overlay {
     pub fn apply(&mut self, ops: &[Op<'_>], seq: u64) {
         for op in ops {
             match *op {
-                Op::Put(k, v) => self.set(k, Some(v), seq),
-                Op::Delete(k) => self.set(k, None, seq),
+                Op::Put(k, v, expires) => self.set(k, Some(v), seq, expires),
+                Op::Delete(k) => self.set(k, None, seq, None),
             }
         }
     }
@@ -213,12 +216,12 @@ mod tests {
     #[test]
     fn merge_prefers_the_top_layer_and_keeps_order() {
         let mut below = Overlay::default();
-        below.set(b"a", Some(b"1"), 5);
-        below.set(b"c", Some(b"3"), 5);
-        below.set(b"d", None, 6);
+        below.set(b"a", Some(b"1"), 5, None);
+        below.set(b"c", Some(b"3"), 5, None);
+        below.set(b"d", None, 6, None);
         let mut top = Overlay::default();
-        top.set(b"b", Some(b"x"), 9);
-        top.set(b"c", None, 9);
+        top.set(b"b", Some(b"x"), 9, None);
+        top.set(b"c", None, 9, None);
         let got: Vec<_> = merged(&top, &below, Bound::Start)
             .map(|(k, l)| (k.clone(), l.value.clone()))
             .collect();
@@ -246,7 +249,12 @@ mod tests {
         let mut o = Overlay::default();
         let key = |i: u32| format!("key/{i}").into_bytes();
         for i in 0..5000u32 {
-            o.set(&key(i), (i % 3 != 0).then_some(b"v".as_slice()), u64::from(i));
+            o.set(
+                &key(i),
+                (i % 3 != 0).then_some(b"v".as_slice()),
+                u64::from(i),
+                None,
+            );
         }
         assert!((0..5000).all(|i| o.get(&key(i)).is_some()));
         let false_hits = (5000..15000).filter(|&i| o.filter.may_contain(&key(i))).count();

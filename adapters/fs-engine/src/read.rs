@@ -10,7 +10,7 @@
 //! page (retry from it), the same one means corruption.
 
 use crate::MAX_KEY_LEN;
-use crate::bucket::{BucketFile, Entry, Stats};
+use crate::bucket::{BucketFile, Entry, Found, Stats};
 use crate::error::{Error, PageError, Problem};
 use crate::format::*;
 use crate::io::{Dir, File};
@@ -450,16 +450,18 @@ impl<D: Dir> BucketFile<D> {
 
     /// Value of `key`.
     pub fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        Ok(self.get_versioned(key)?.map(|(v, _)| v))
+        Ok(self.get_versioned(key)?.map(|f| f.value))
     }
 
-    /// Value of `key` and its version: the sequence number of the commit
-    /// that last wrote it (strictly increases with every write of the key).
-    pub fn get_versioned(&mut self, key: &[u8]) -> Result<Option<(Vec<u8>, u64)>, Error> {
+    /// Value of `key`, its version (the sequence number of the commit that
+    /// last wrote it: strictly increases with every write of the key) and
+    /// its expiry. An expired entry is absent.
+    pub fn get_versioned(&mut self, key: &[u8]) -> Result<Option<Found>, Error> {
         if key.len() > MAX_KEY_LEN {
             return Ok(None);
         }
-        self.read_op(|pager, view| lookup(pager, view, None, key))
+        let now = self.dir.now_millis();
+        self.read_op(|pager, view| lookup(pager, view, None, key, now))
     }
 
     /// Whether `key` exists.
@@ -472,16 +474,54 @@ impl<D: Dir> BucketFile<D> {
     /// Passing the last key returned as the next `after` never repeats a
     /// key and never skips a key that existed throughout the iteration.
     pub fn keys_after(&mut self, after: Option<&[u8]>, limit: usize) -> Result<Vec<Vec<u8>>, Error> {
+        self.keys_with_prefix_after(b"", after, limit)
+    }
+
+    /// Like [`BucketFile::keys_after`], but only keys starting with
+    /// `prefix`: the scan starts at the prefix (or after `after`, if that
+    /// is further on) and stops at the first key past it.
+    pub fn keys_with_prefix_after(
+        &mut self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, Error> {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        let range = Range {
+            after,
+            prefix,
+            now: Some(self.dir.now_millis()),
+        };
         self.read_op(|pager, view| {
             let mut out = Vec::new();
-            scan(pager, view, None, after, false, &mut |_, it| {
+            scan(pager, view, None, &range, false, &mut |_, it| {
                 out.push(it.key);
                 Ok(out.len() < limit)
             })?;
             Ok(out)
+        })
+    }
+
+    /// How many entries expire (`.0`) and how many of those have expired
+    /// but are still stored (`.1`, dropped by a later checkpoint): one
+    /// scan of every key, for tools.
+    pub fn expiry_counts(&mut self) -> Result<(u64, u64), Error> {
+        let now = self.dir.now_millis();
+        let all = Range {
+            after: None,
+            prefix: b"",
+            now: None,
+        };
+        self.read_op(|pager, view| {
+            let (mut expiring, mut expired) = (0, 0);
+            scan(pager, view, None, &all, false, &mut |_, it| {
+                expiring += u64::from(it.expires.is_some());
+                expired += u64::from(crate::is_expired(it.expires, now));
+                Ok(true)
+            })?;
+            Ok((expiring, expired))
         })
     }
 
@@ -497,16 +537,22 @@ impl<D: Dir> BucketFile<D> {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        let range = Range {
+            after,
+            prefix: b"",
+            now: Some(self.dir.now_millis()),
+        };
         self.read_op(|pager, view| {
             let mut out = Vec::new();
             let mut bytes = 0usize;
-            scan(pager, view, None, after, true, &mut |walk, it| {
+            scan(pager, view, None, &range, true, &mut |walk, it| {
                 let value = resolve(walk, it.val)?;
                 bytes += it.key.len() + value.len();
                 out.push(Entry {
                     key: it.key,
                     value,
                     version: it.version,
+                    expires_at: it.expires,
                 });
                 Ok(out.len() < limit && bytes < max_bytes)
             })?;
@@ -523,7 +569,7 @@ impl<D: Dir> BucketFile<D> {
             let tree = view.tree(pager.geo);
             let mut walk = Walk::new(pager, view.bounds());
             for (k, l) in view.overlay.iter() {
-                if let Some((old, _)) = tree.get(&mut walk, k)? {
+                if let Some((old, _, _)) = tree.get(&mut walk, k)? {
                     keys -= 1;
                     bytes -= (k.len() as u64 + old.len()) as i64;
                 }
@@ -616,45 +662,92 @@ pub(crate) fn resolve<F: File>(walk: &mut Walk<F>, v: Option<StoredValue>) -> Re
 }
 
 /// Looks `key` up in `top` (a transaction's changes), then the view's
-/// overlay, then the view's tree.
+/// overlay, then the view's tree. An entry expired at `now` is absent.
 pub(crate) fn lookup<F: File>(
     pager: &mut Pager<F>,
     view: &View,
     top: Option<&Overlay>,
     key: &[u8],
-) -> Result<Option<(Vec<u8>, u64)>, PageError> {
+    now: u64,
+) -> Result<Option<Found>, PageError> {
+    let live = |expires| !crate::is_expired(expires, now);
     for layer in top.into_iter().chain([&view.overlay]) {
         if let Some(l) = layer.get(key) {
-            return Ok(l.value.clone().map(|v| (v, l.version)));
+            return Ok(l.value.clone().filter(|_| live(l.expires)).map(|value| Found {
+                value,
+                version: l.version,
+                expires_at: l.expires,
+            }));
         }
     }
     let tree = view.tree(pager.geo);
     let mut walk = Walk::new(pager, view.bounds());
     match tree.get(&mut walk, key)? {
-        None => Ok(None),
-        Some((val, version)) => Ok(Some((resolve(&mut walk, Some(val))?, version))),
+        Some((val, version, expires)) if live(expires) => Ok(Some(Found {
+            value: resolve(&mut walk, Some(val))?,
+            version,
+            expires_at: expires,
+        })),
+        _ => Ok(None),
     }
 }
 
-/// Scans the view (tree under overlay, under `top`) in key order from
-/// the key after `after`; `visit` returns false to stop.
+/// What a scan visits: the keys after `after` that start with `prefix`,
+/// leaving out the entries expired at `now` (all are visited if `None`).
+pub(crate) struct Range<'a> {
+    pub after: Option<&'a [u8]>,
+    pub prefix: &'a [u8],
+    pub now: Option<u64>,
+}
+
+impl Range<'_> {
+    /// Where the scan starts: after `after`, or at `prefix` if that is
+    /// further on.
+    fn start(&self) -> Bound<'_> {
+        match self.after {
+            Some(a) if a >= self.prefix => Bound::Excl(a),
+            _ if !self.prefix.is_empty() => Bound::Incl(self.prefix),
+            _ => Bound::Start,
+        }
+    }
+
+    fn skips(&self, expires: Option<u64>) -> bool {
+        self.now.is_some_and(|now| crate::is_expired(expires, now))
+    }
+}
+
+/// Scans the view (tree under overlay, under `top`) in key order over
+/// `range`, stopping at the first key past its prefix; `visit` returns
+/// false to stop.
 pub(crate) fn scan<F: File>(
     pager: &mut Pager<F>,
     view: &View,
     top: Option<&Overlay>,
-    after: Option<&[u8]>,
+    range: &Range<'_>,
     want_val: bool,
     visit: &mut Visitor<'_, F>,
 ) -> Result<(), PageError> {
-    let from = after.map_or(Bound::Start, Bound::Excl);
+    let from = range.start();
     let empty = Overlay::default();
     let mut logged = merged(top.unwrap_or(&empty), &view.overlay, from).peekable();
     let tree = view.tree(pager.geo);
     let mut walk = Walk::new(pager, view.bounds());
-    let as_item = |k: &Vec<u8>, v: &Vec<u8>, version: u64| Item {
+    let as_item = |k: &Vec<u8>, v: &Vec<u8>, l: &crate::overlay::Logged| Item {
         key: k.clone(),
         val: want_val.then(|| StoredValue::Inline(v.clone())),
-        version,
+        version: l.version,
+        expires: l.expires,
+    };
+    // Visits `item` unless it expired; `false` once the scan must stop
+    // (past the prefix, or `visit` said so).
+    let mut offer = |walk: &mut Walk<F>, item: Item| -> Result<bool, PageError> {
+        if !item.key.starts_with(range.prefix) {
+            return Ok(false);
+        }
+        if range.skips(item.expires) {
+            return Ok(true);
+        }
+        visit(walk, item)
     };
     let mut stopped = false;
     tree.scan(&mut walk, from, want_val, &mut |walk, item| {
@@ -667,7 +760,7 @@ pub(crate) fn scan<F: File>(
                     let (k, l) = (*k, *l);
                     logged.next();
                     if let Some(v) = &l.value
-                        && !visit(walk, as_item(k, v, l.version))?
+                        && !offer(walk, as_item(k, v, l))?
                     {
                         stopped = true;
                         return Ok(false);
@@ -678,7 +771,7 @@ pub(crate) fn scan<F: File>(
                 }
             }
         }
-        let go = visit(walk, item)?;
+        let go = offer(walk, item)?;
         stopped = !go;
         Ok(go)
     })?;
@@ -687,7 +780,7 @@ pub(crate) fn scan<F: File>(
     }
     for (k, l) in logged {
         if let Some(v) = &l.value
-            && !visit(&mut walk, as_item(k, v, l.version))?
+            && !offer(&mut walk, as_item(k, v, l))?
         {
             break;
         }

@@ -105,6 +105,7 @@ fn free_entry(s: u32, n: u32) -> StoredEntry {
         key: StoredKey::new(free_key(s).to_vec()),
         val: StoredValue::Inline(n.to_le_bytes().to_vec()),
         version: 0,
+        expires: None,
     }
 }
 

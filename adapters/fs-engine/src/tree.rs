@@ -67,6 +67,8 @@ pub(crate) struct StoredEntry {
     pub key: StoredKey,
     pub val: StoredValue,
     pub version: u64,
+    /// When it expires (wall-clock ms), if it does.
+    pub expires: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -104,7 +106,11 @@ pub(crate) struct Item {
     pub key: Vec<u8>,
     pub val: Option<StoredValue>,
     pub version: u64,
+    pub expires: Option<u64>,
 }
+
+/// A leaf entry's value, version and expiry.
+pub(crate) type Stored = (StoredValue, u64, Option<u64>);
 
 /// Scan start.
 #[derive(Clone, Copy)]
@@ -270,6 +276,7 @@ impl Tree {
                         key: e.key.bytes.clone(),
                         val: want_val.then(|| e.val.clone()),
                         version: e.version,
+                        expires: e.expires,
                     })
                 }
                 Body::Branch { .. } => Err(internal("item of branch")),
@@ -282,24 +289,25 @@ impl Tree {
                     key,
                     val: want_val.then(|| StoredValue::from(e.val)),
                     version: e.version,
+                    expires: e.expires,
                 })
             }
         }
     }
 
-    /// The value and version of leaf entry `i` (a lookup needs no key).
-    fn leaf_value(&self, n: &NodeRef<'_>, i: usize) -> Result<(StoredValue, u64), PageError> {
+    /// The value, version and expiry of leaf entry `i` (a lookup needs no key).
+    fn leaf_value(&self, n: &NodeRef<'_>, i: usize) -> Result<Stored, PageError> {
         match n {
             NodeRef::Mem(m) => match &m.body {
                 Body::Leaf(e) => {
                     let e = e.get(i).ok_or_else(|| internal("entry index"))?;
-                    Ok((e.val.clone(), e.version))
+                    Ok((e.val.clone(), e.version, e.expires))
                 }
                 Body::Branch { .. } => Err(internal("value of branch")),
             },
             NodeRef::Page(d) => {
                 let e = self.view(d)?.leaf_entry(i).map_err(|b| mismatch(0, b))?;
-                Ok((StoredValue::from(e.val), e.version))
+                Ok((StoredValue::from(e.val), e.version, e.expires))
             }
         }
     }
@@ -314,12 +322,8 @@ impl Tree {
         Ok(())
     }
 
-    /// Exact lookup: the value and version stored for `key`.
-    pub fn get<F: File>(
-        &self,
-        walk: &mut Walk<F>,
-        key: &[u8],
-    ) -> Result<Option<(StoredValue, u64)>, PageError> {
+    /// Exact lookup: the value, version and expiry stored for `key`.
+    pub fn get<F: File>(&self, walk: &mut Walk<F>, key: &[u8]) -> Result<Option<Stored>, PageError> {
         self.check_depth()?;
         let Some(mut child) = self.root else {
             return Ok(None);
@@ -444,7 +448,9 @@ impl Tree {
             StoredValue::Inline(b) => ValSize::Inline(b.len()),
             StoredValue::Extent { .. } => ValSize::Outline,
         };
-        2 + self.geo.leaf_entry_size(e.key.bytes.len(), v)
+        2 + self
+            .geo
+            .leaf_entry_size(e.key.bytes.len(), v, e.expires.is_some())
     }
 
     fn sep_size(&self, k: &StoredKey) -> usize {
@@ -505,6 +511,7 @@ impl Tree {
                     key,
                     val,
                     version: e.version,
+                    expires: e.expires,
                 });
             }
             Body::Leaf(es)
@@ -1105,6 +1112,9 @@ impl Tree {
         if matches!(e.val, StoredValue::Extent { .. }) {
             flags |= F_VAL_OUT;
         }
+        if e.expires.is_some() {
+            flags |= F_EXPIRES;
+        }
         b[off] = flags;
         wr_u64(b, off + 1, e.version);
         let mut off = self.put_key(b, off + 9, &e.key)?;
@@ -1119,6 +1129,10 @@ impl Tree {
                 ext.write(b, off + 4);
                 off += 4 + EXT_PTR_LEN;
             }
+        }
+        if let Some(at) = e.expires {
+            wr_u64(b, off, at);
+            off += 8;
         }
         Ok(off)
     }

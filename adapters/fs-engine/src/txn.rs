@@ -3,13 +3,13 @@
 //! under the writer lock, and committed at the end as one log record (or,
 //! when they are too large for the log, by a checkpoint): see `commit.rs`.
 
-use crate::bucket::BucketFile;
+use crate::bucket::{BucketFile, Found};
 use crate::error::{Error, PageError};
 use crate::io::Dir;
 use crate::lock::LockGuard;
 use crate::overlay::Overlay;
 use crate::prelude::*;
-use crate::read::{lookup, newest_checkpoint, scan};
+use crate::read::{Range, lookup, newest_checkpoint, scan};
 use crate::{MAX_KEY_LEN, MAX_VALUE_LEN};
 
 /// A write transaction (see [`BucketFile::write`]). Reads see the
@@ -84,18 +84,20 @@ impl<'s, D: Dir> WriteTxn<'s, D> {
 
     /// Value of `key` as seen by this transaction.
     pub fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        Ok(self.get_versioned(key)?.map(|(v, _)| v))
+        Ok(self.get_versioned(key)?.map(|f| f.value))
     }
 
-    /// Value and version of `key` as seen by this transaction (keys written
-    /// by it report [`WriteTxn::commit_seq`]).
-    pub fn get_versioned(&mut self, key: &[u8]) -> Result<Option<(Vec<u8>, u64)>, Error> {
+    /// Value, version and expiry of `key` as seen by this transaction (keys
+    /// written by it report [`WriteTxn::commit_seq`]); an expired entry is
+    /// absent.
+    pub fn get_versioned(&mut self, key: &[u8]) -> Result<Option<Found>, Error> {
         if key.len() > MAX_KEY_LEN {
             return Ok(None);
         }
         self.keep_alive()?;
         let b = &mut *self.bucket;
-        let r = lookup(&mut b.pager, &b.view, Some(&self.changes), key);
+        let now = b.dir.now_millis();
+        let r = lookup(&mut b.pager, &b.view, Some(&self.changes), key, now);
         r.map_err(|e| self.fail(e))
     }
 
@@ -107,11 +109,16 @@ impl<'s, D: Dir> WriteTxn<'s, D> {
         self.keep_alive()?;
         let b = &mut *self.bucket;
         let mut out = Vec::new();
+        let range = Range {
+            after,
+            prefix: b"",
+            now: Some(b.dir.now_millis()),
+        };
         let r = scan(
             &mut b.pager,
             &b.view,
             Some(&self.changes),
-            after,
+            &range,
             false,
             &mut |_, it| {
                 out.push(it.key);
@@ -122,8 +129,14 @@ impl<'s, D: Dir> WriteTxn<'s, D> {
         Ok(out)
     }
 
-    /// Sets `key` to `value`.
+    /// Sets `key` to `value` (an entry that never expires).
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), Error> {
+        self.put_expiring(key, value, None)
+    }
+
+    /// Sets `key` to `value`, expiring at `expires_at` (wall-clock ms since
+    /// the Unix epoch; `None`: never).
+    pub fn put_expiring(&mut self, key: &[u8], value: &[u8], expires_at: Option<u64>) -> Result<(), Error> {
         if key.len() > MAX_KEY_LEN {
             return Err(Error::KeyTooLarge { len: key.len() });
         }
@@ -132,7 +145,7 @@ impl<'s, D: Dir> WriteTxn<'s, D> {
         }
         self.keep_alive()?;
         let seq = self.commit_seq();
-        self.changes.set(key, Some(value), seq);
+        self.changes.set(key, Some(value), seq, expires_at);
         Ok(())
     }
 
@@ -144,7 +157,7 @@ impl<'s, D: Dir> WriteTxn<'s, D> {
         let existed = self.get_versioned(key)?.is_some();
         if existed {
             let seq = self.commit_seq();
-            self.changes.set(key, None, seq);
+            self.changes.set(key, None, seq, None);
         }
         Ok(existed)
     }

@@ -26,6 +26,9 @@ pub(crate) const REC_STAMP: u8 = 3;
 
 const OP_PUT: u8 = 1;
 const OP_DELETE: u8 = 2;
+/// A put of an entry that expires (format 3): the put's fields, then the
+/// expiry (u64, wall-clock ms).
+const OP_PUT_EXPIRING: u8 = 3;
 
 /// The log ring of a file: where each LSN lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -217,7 +220,8 @@ impl RecordHead {
 /// One change of a commit record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Op<'a> {
-    Put(&'a [u8], &'a [u8]),
+    /// Key, value, expiry.
+    Put(&'a [u8], &'a [u8], Option<u64>),
     Delete(&'a [u8]),
 }
 
@@ -237,12 +241,19 @@ pub(crate) fn commit_payload<'a>(
     head.write(&mut b);
     for op in ops {
         match op {
-            Op::Put(k, v) => {
-                b.push(OP_PUT);
+            Op::Put(k, v, expires) => {
+                b.push(if expires.is_some() {
+                    OP_PUT_EXPIRING
+                } else {
+                    OP_PUT
+                });
                 b.extend_from_slice(&(k.len() as u32).to_le_bytes());
                 b.extend_from_slice(k);
                 b.extend_from_slice(&(v.len() as u32).to_le_bytes());
                 b.extend_from_slice(v);
+                if let Some(at) = expires {
+                    b.extend_from_slice(&at.to_le_bytes());
+                }
             }
             Op::Delete(k) => {
                 b.push(OP_DELETE);
@@ -307,12 +318,18 @@ pub(crate) fn commit_ops<'a>(payload: &'a [u8], head: &RecordHead) -> Result<Vec
         }
         let key = take(&mut o, klen)?;
         match tag {
-            OP_PUT => {
+            OP_PUT | OP_PUT_EXPIRING => {
                 let vlen = rd_u32(take(&mut o, 4)?, 0).unwrap_or(0) as usize;
                 if vlen > MAX_VALUE_LEN {
                     return Err(format!("operation {i}: value of {vlen} bytes exceeds the limit"));
                 }
-                ops.push(Op::Put(key, take(&mut o, vlen)?));
+                let value = take(&mut o, vlen)?;
+                let expires = if tag == OP_PUT_EXPIRING {
+                    Some(rd_u64(take(&mut o, 8)?, 0).unwrap_or(0))
+                } else {
+                    None
+                };
+                ops.push(Op::Put(key, value, expires));
             }
             OP_DELETE => ops.push(Op::Delete(key)),
             t => return Err(format!("operation {i} has unknown tag {t}")),
@@ -331,7 +348,11 @@ mod tests {
     #[test]
     fn records_round_trip_through_cells() {
         let big = vec![7u8; 1000];
-        let ops = [Op::Put(b"a", b"1"), Op::Delete(b"b"), Op::Put(b"c", &big)];
+        let ops = [
+            Op::Put(b"a", b"1", None),
+            Op::Delete(b"b"),
+            Op::Put(b"c", &big, Some(1_767_225_600_000)),
+        ];
         let payload = commit_payload(42, ops.iter().copied(), 0);
         let ring = Ring {
             first_page: 2,
@@ -374,7 +395,7 @@ mod tests {
 
     #[test]
     fn malformed_records_are_errors() {
-        let payload = commit_payload(1, [Op::Put(b"k", b"v")].into_iter(), 0);
+        let payload = commit_payload(1, [Op::Put(b"k", b"v", None)].into_iter(), 0);
         let head = RecordHead::parse(&payload).unwrap();
         let lying = RecordHead { arg: 1 << 40, ..head };
         assert!(commit_ops(&payload, &lying).is_err());

@@ -50,7 +50,10 @@ fn build_sized(page_size: u32, seed: u64, rounds: u64, per_round: u64) -> Vec<u8
                 } else {
                     r.below(60) as usize
                 };
-                t.put(&k, &r.bytes(len))?;
+                // Some entries expire, far in the future: the files hold
+                // expiries in leaves and log records.
+                let expires = (i % 5 == 0).then_some(u64::MAX - i);
+                t.put_expiring(&k, &r.bytes(len), expires)?;
             }
             for i in 0..20u64 {
                 t.delete(format!("key{:04}", (i * 11 + round * 3) % 150).as_bytes())?;
@@ -316,7 +319,11 @@ fn truncated_and_garbage_files_are_errors() {
 
 #[test]
 fn newer_and_older_format_versions_are_refused() {
-    for (version, says) in [(3u32, "newer"), (1, "kv-virt fs upgrade")] {
+    for (version, says) in [
+        (4u32, "newer"),
+        (1, "kv-virt fs upgrade"),
+        (2, "kv-virt fs upgrade"),
+    ] {
         let mut b = BASE_1K.with(|b| b.clone());
         b[8..12].copy_from_slice(&version.to_le_bytes());
         let crc = crc32c::crc32c(&b[..60]);

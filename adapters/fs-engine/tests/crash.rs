@@ -8,17 +8,35 @@
 //! directory operations). After recovery:
 //!
 //! * every acknowledged transaction is present, and at most the one in
-//!   flight may also be present, entirely (never half of it);
+//!   flight may also be present, entirely (never half of it), expiries
+//!   included (some writes expire: at once, during the run — the clock
+//!   moves 100 ms per transaction, so checkpoints drop expired entries —
+//!   or long after);
 //! * `check()` finds no problem;
 //! * the bucket file accepts a new transaction (the dead writer's lock is broken).
 
 use std::collections::BTreeMap;
 
 use kv_fs_engine::testing::{MemDir, OpEvent, Rng};
-use kv_fs_engine::{BucketFile, Options, SyncPolicy};
+use kv_fs_engine::{BucketFile, Dir as _, Options, SyncPolicy, is_expired};
 
-type Txn = Vec<(Vec<u8>, Option<Vec<u8>>)>;
-type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+/// A value and its expiry.
+type Value = (Vec<u8>, Option<u64>);
+type Txn = Vec<(Vec<u8>, Option<Value>)>;
+type Model = BTreeMap<Vec<u8>, Value>;
+
+/// Where the clock of a new `MemDir` starts (wall-clock ms).
+const T0: u64 = 1_700_000_000_000;
+/// The clock moves this much after every transaction of a run.
+const TICK: u64 = 100;
+
+/// The entries of `m` not expired at `now`.
+fn live(m: &Model, now: u64) -> Model {
+    m.iter()
+        .filter(|(_, (_, e))| !is_expired(*e, now))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
 
 const NAME: &str = "crash.kvfs";
 
@@ -35,7 +53,7 @@ fn workload(seed: u64) -> Vec<Txn> {
     let mut txns = Vec::new();
     // Preload so the tree has a few levels at 1 KiB pages.
     let pre: Txn = (0..40)
-        .map(|i| (key(i), Some(vec![i as u8; 20 + (i as usize % 30)])))
+        .map(|i| (key(i), Some((vec![i as u8; 20 + (i as usize % 30)], None))))
         .collect();
     txns.push(pre);
     let n = 3 + r.below(6);
@@ -56,7 +74,13 @@ fn workload(seed: u64) -> Vec<Txn> {
                 } as usize;
                 let mut v = format!("t{t}:").into_bytes();
                 v.extend(r.bytes(len));
-                txn.push((k, Some(v)));
+                let expires = match r.below(6) {
+                    0 => Some(T0 - 1),                       // expired at once
+                    1 => Some(T0 + TICK * (1 + r.below(8))), // during the run
+                    2 => Some(u64::MAX / 2 + r.below(1000)), // long after
+                    _ => None,
+                };
+                txn.push((k, Some((v, expires))));
             }
         }
         txns.push(txn);
@@ -99,17 +123,19 @@ fn opts(sync: SyncPolicy) -> Options {
 }
 
 fn apply(s: &mut BucketFile<MemDir>, t: &Txn) -> Result<(), kv_fs_engine::Error> {
-    s.write(|w| {
+    let r = s.write(|w| {
         for (k, v) in t {
             match v {
-                Some(v) => w.put(k, v)?,
+                Some((v, expires)) => w.put_expiring(k, v, *expires)?,
                 None => {
                     w.delete(k)?;
                 }
             }
         }
         Ok(())
-    })
+    });
+    s.dir().advance_clock(TICK);
+    r
 }
 
 /// Runs the workload until the first failure. Returns (bucket file opened,
@@ -131,7 +157,7 @@ fn read_all(s: &mut BucketFile<MemDir>) -> Model {
     let mut m = Model::new();
     for e in s.iter(16) {
         let e = e.unwrap_or_else(|e| panic!("reading after recovery: {e}"));
-        m.insert(e.key, e.value);
+        m.insert(e.key, (e.value, e.expires_at));
     }
     m
 }
@@ -158,7 +184,8 @@ fn verify_recovered(img: MemDir, st: &[Model], opened: bool, acked: usize, ctx: 
         Err(e) => panic!("{ctx}: recovery failed: {e}"),
     };
     let got = read_all(&mut s);
-    let ok = got == st[acked] || (acked + 1 < st.len() && got == st[acked + 1]);
+    let now = img.now_millis();
+    let ok = got == live(&st[acked], now) || (acked + 1 < st.len() && got == live(&st[acked + 1], now));
     assert!(
         ok,
         "{ctx}: recovered state is neither commit {acked} nor {} ({} keys)",
@@ -176,7 +203,7 @@ fn verify_recovered(img: MemDir, st: &[Model], opened: bool, acked: usize, ctx: 
         problems.is_empty(),
         "{ctx}: check after new write found {problems:?}"
     );
-    if got == st[acked] {
+    if got == live(&st[acked], now) {
         Outcome::Acked
     } else {
         Outcome::InFlightToo
@@ -383,6 +410,7 @@ fn io_error_at_every_point() {
             };
             let mut model = Model::new();
             for t in &txns {
+                let now = dir.now_millis();
                 let mut after = model.clone();
                 for (k, v) in t {
                     match v {
@@ -394,12 +422,14 @@ fn io_error_at_every_point() {
                         }
                     }
                 }
+                let (before, after) = (live(&model, now), live(&after, now));
                 match apply(&mut s, t) {
                     Ok(()) => model = after,
                     Err(_) => {
                         let got = read_all(&mut s);
+                        let now = dir.now_millis();
                         assert!(
-                            got == model || got == after,
+                            got == live(&before, now) || got == live(&after, now),
                             "{ctx}: failed transaction is half-applied"
                         );
                         model = got;
@@ -408,7 +438,8 @@ fn io_error_at_every_point() {
             }
             s.put(b"final", b"1")
                 .unwrap_or_else(|e| panic!("{ctx}: final write: {e}"));
-            model.insert(b"final".to_vec(), b"1".to_vec());
+            model.insert(b"final".to_vec(), (b"1".to_vec(), None));
+            let model = live(&model, dir.now_millis());
             assert_eq!(read_all(&mut s), model, "{ctx}");
             let p = s.check().unwrap();
             assert!(p.is_empty(), "{ctx}: {p:?}");
@@ -418,6 +449,7 @@ fn io_error_at_every_point() {
                 .unwrap()
                 .unwrap();
             let got = read_all(&mut s2);
+            let model = live(&model, s2.dir().now_millis());
             if got != model {
                 let diff: Vec<_> = model
                     .iter()

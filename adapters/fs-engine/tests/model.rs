@@ -1,17 +1,24 @@
 //! Model test: random operation sequences checked against a BTreeMap.
 //! Small page sizes force deep trees, splits, merges, out-of-line keys
-//! (longer than the inline limit) and extents.
+//! (longer than the inline limit) and extents. Some writes expire, and the
+//! clock moves: the model drops what expired before every operation.
 
 use std::collections::BTreeMap;
 use std::ops::Bound::{Excluded, Unbounded};
 
 use kv_fs_engine::testing::MemDir;
-use kv_fs_engine::{BucketFile, Error, Options, SyncPolicy};
+use kv_fs_engine::{BucketFile, Dir as _, Error, Options, SyncPolicy, is_expired};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
 enum Op {
     Put(u16, u8, u8),
+    /// Expiring this many ms from now (0: at once).
+    PutExpiring(u16, u8, u8, u8),
+    /// Moves the clock.
+    Tick(u8),
+    /// Keys starting with the first `4 + n % 5` bytes of a key, after one.
+    Prefix(u16, u8, Option<u16>, usize),
     Delete(u16),
     Get(u16),
     KeysAfter(Option<u16>, usize),
@@ -54,6 +61,9 @@ fn op() -> impl Strategy<Value = Op> {
     let id = 0u16..700;
     prop_oneof![
         8 => (id.clone(), any::<u8>(), any::<u8>()).prop_map(|(k, c, s)| Op::Put(k, c, s)),
+        4 => (id.clone(), any::<u8>(), any::<u8>(), any::<u8>()).prop_map(|(k, c, s, t)| Op::PutExpiring(k, c, s, t)),
+        2 => any::<u8>().prop_map(Op::Tick),
+        2 => (id.clone(), any::<u8>(), proptest::option::of(id.clone()), 1usize..60).prop_map(|(k, n, a, l)| Op::Prefix(k, n, a, l)),
         4 => id.clone().prop_map(Op::Delete),
         4 => id.clone().prop_map(Op::Get),
         3 => (proptest::option::of(id.clone()), 1usize..60).prop_map(|(a, l)| Op::KeysAfter(a, l)),
@@ -67,7 +77,10 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn check_all(s: &mut BucketFile<MemDir>, model: &BTreeMap<Vec<u8>, Vec<u8>>) {
+/// A value and its expiry.
+type Model = BTreeMap<Vec<u8>, (Vec<u8>, Option<u64>)>;
+
+fn check_all(s: &mut BucketFile<MemDir>, model: &Model) {
     let problems = s.check().unwrap();
     assert!(problems.is_empty(), "check: {problems:?}");
     let mut got = Vec::new();
@@ -78,7 +91,7 @@ fn check_all(s: &mut BucketFile<MemDir>, model: &BTreeMap<Vec<u8>, Vec<u8>>) {
             break;
         }
         after = batch.last().map(|e| e.key.clone());
-        got.extend(batch.into_iter().map(|e| (e.key, e.value)));
+        got.extend(batch.into_iter().map(|e| (e.key, (e.value, e.expires_at))));
     }
     let want: Vec<_> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     assert!(
@@ -87,10 +100,14 @@ fn check_all(s: &mut BucketFile<MemDir>, model: &BTreeMap<Vec<u8>, Vec<u8>>) {
         got.len(),
         want.len()
     );
+    // The counts hold expired entries until a checkpoint drops them.
+    let (_, expired) = s.expiry_counts().unwrap();
     let st = s.stats().unwrap();
-    assert_eq!(st.keys, model.len() as u64);
-    let logical: usize = model.iter().map(|(k, v)| k.len() + v.len()).sum();
-    assert_eq!(st.logical_bytes, logical as u64);
+    assert_eq!(st.keys, model.len() as u64 + expired);
+    if expired == 0 {
+        let logical: usize = model.iter().map(|(k, (v, _))| k.len() + v.len()).sum();
+        assert_eq!(st.logical_bytes, logical as u64);
+    }
 }
 
 fn run(page_size: u32, ops: Vec<Op>) {
@@ -107,15 +124,47 @@ fn run(page_size: u32, ops: Vec<Op>) {
     let mut s = BucketFile::open(dir.clone(), "m.kvfs", opts.clone())
         .unwrap()
         .unwrap();
-    let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    let mut model = Model::new();
     for op in ops {
+        let now = dir.now_millis();
+        model.retain(|_, (_, e)| !is_expired(*e, now));
         match op {
             Op::Put(k, c, sd) => {
                 let (k, v) = (key(k), value(c, sd));
                 s.put(&k, &v).unwrap();
                 let seq = s.commit_seq().unwrap();
-                assert_eq!(s.get_versioned(&k).unwrap(), Some((v.clone(), seq)));
-                model.insert(k, v);
+                let found = s.get_versioned(&k).unwrap().unwrap();
+                assert_eq!((&found.value, found.version, found.expires_at), (&v, seq, None));
+                model.insert(k, (v, None));
+            }
+            Op::PutExpiring(k, c, sd, ttl) => {
+                let (k, v, at) = (key(k), value(c, sd), now + u64::from(ttl));
+                s.put_expiring(&k, &v, Some(at)).unwrap();
+                let found = s.get_versioned(&k).unwrap();
+                if ttl == 0 {
+                    assert_eq!(found, None);
+                    model.remove(&k);
+                } else {
+                    assert_eq!(
+                        found.map(|f| (f.value, f.expires_at)),
+                        Some((v.clone(), Some(at)))
+                    );
+                    model.insert(k, (v, Some(at)));
+                }
+            }
+            Op::Tick(ms) => dir.advance_clock(u64::from(ms)),
+            Op::Prefix(k, n, a, limit) => {
+                let k = key(k);
+                let prefix = &k[..4 + usize::from(n) % 5];
+                let a = a.map(key);
+                let got = s.keys_with_prefix_after(prefix, a.as_deref(), limit).unwrap();
+                let want: Vec<Vec<u8>> = model
+                    .keys()
+                    .filter(|k| k.starts_with(prefix) && a.as_ref().is_none_or(|a| *k > a))
+                    .take(limit)
+                    .cloned()
+                    .collect();
+                assert_eq!(got, want, "prefix {prefix:?} after {a:?}");
             }
             Op::Delete(k) => {
                 let k = key(k);
@@ -123,7 +172,7 @@ fn run(page_size: u32, ops: Vec<Op>) {
             }
             Op::Get(k) => {
                 let k = key(k);
-                assert_eq!(s.get(&k).unwrap(), model.get(&k).cloned());
+                assert_eq!(s.get(&k).unwrap(), model.get(&k).map(|(v, _)| v.clone()));
             }
             Op::KeysAfter(a, limit) => {
                 let a = a.map(key);
@@ -147,14 +196,14 @@ fn run(page_size: u32, ops: Vec<Op>) {
                             Some((c, sd)) => {
                                 let v = value(*c, *sd);
                                 t.put(&k, &v)?;
-                                m2.insert(k.clone(), v);
+                                m2.insert(k.clone(), (v, None));
                             }
                             None => {
                                 assert_eq!(t.delete(&k)?, m2.remove(&k).is_some());
                             }
                         }
                         // Read-your-writes inside the transaction.
-                        assert_eq!(t.get(&k)?, m2.get(&k).cloned());
+                        assert_eq!(t.get(&k)?, m2.get(&k).map(|(v, _)| v.clone()));
                     }
                     let first = t.keys_after(None, 5)?;
                     let want: Vec<_> = m2.keys().take(5).cloned().collect();
@@ -169,7 +218,7 @@ fn run(page_size: u32, ops: Vec<Op>) {
                     for id in start..start.saturating_add(n).min(700) {
                         let v = value(c, id as u8);
                         t.put(&key(id), &v)?;
-                        model.insert(key(id), v);
+                        model.insert(key(id), (v, None));
                     }
                     Ok(())
                 })
@@ -220,6 +269,8 @@ fn run(page_size: u32, ops: Vec<Op>) {
             }
         }
     }
+    let now = dir.now_millis();
+    model.retain(|_, (_, e)| !is_expired(*e, now));
     check_all(&mut s, &model);
 }
 
@@ -249,7 +300,7 @@ fn grow_and_shrink_deep_tree() {
         ..Options::default()
     };
     let mut s = BucketFile::open(dir.clone(), "d.kvfs", opts).unwrap().unwrap();
-    let mut model = BTreeMap::new();
+    let mut model = Model::new();
     let n = 6000u32;
     // Interleaved order so splits happen in the middle too.
     for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
@@ -266,7 +317,7 @@ fn grow_and_shrink_deep_tree() {
                 .into_bytes();
                 let v = vec![(j % 251) as u8; (j % 90) as usize];
                 t.put(&k, &v)?;
-                model.insert(k, v);
+                model.insert(k, (v, None));
             }
             Ok(())
         })

@@ -122,30 +122,32 @@ fn versions_change_on_every_write() {
     let dir = MemDir::new_untracked();
     let mut s = BucketFile::open(dir, "b.kvfs", opts()).unwrap().unwrap();
     s.put(b"k", b"1").unwrap();
-    let (_, v1) = s.get_versioned(b"k").unwrap().unwrap();
+    let v1 = s.get_versioned(b"k").unwrap().unwrap().version;
     s.put(b"other", b"x").unwrap();
     assert_eq!(
-        s.get_versioned(b"k").unwrap().unwrap().1,
+        s.get_versioned(b"k").unwrap().unwrap().version,
         v1,
         "unrelated writes keep the version"
     );
     s.put(b"k", b"1").unwrap();
-    let (_, v2) = s.get_versioned(b"k").unwrap().unwrap();
+    let v2 = s.get_versioned(b"k").unwrap().unwrap().version;
     assert!(v2 > v1, "rewriting the same value still bumps the version");
     let in_txn = s
         .write(|t| {
             t.put(b"k", b"2")?;
-            let (v, ver) = t.get_versioned(b"k")?.unwrap();
-            assert_eq!(v, b"2");
+            let found = t.get_versioned(b"k")?.unwrap();
+            let ver = found.version;
+            assert_eq!(found.value, b"2");
             assert_eq!(ver, t.commit_seq());
             Ok(ver)
         })
         .unwrap();
-    assert_eq!(s.get_versioned(b"k").unwrap(), Some((b"2".to_vec(), in_txn)));
+    let found = s.get_versioned(b"k").unwrap().unwrap();
+    assert_eq!((found.value, found.version), (b"2".to_vec(), in_txn));
     // Delete and re-create: version still moves forward.
     s.delete(b"k").unwrap();
     s.put(b"k", b"2").unwrap();
-    assert!(s.get_versioned(b"k").unwrap().unwrap().1 > in_txn);
+    assert!(s.get_versioned(b"k").unwrap().unwrap().version > in_txn);
 }
 
 #[test]

@@ -153,14 +153,14 @@ impl kv_core::Bucket for FsBucket {
             .get_versioned(key.as_bytes())
             .map_err(engine_error)?;
         Ok(found
-            .map(|(value, seq)| Versioned::found(value, version(seq)))
+            .map(|f| Versioned::found(f.value, version(f.version)).expiring(f.expires_at))
             .unwrap_or_default())
     }
 
-    fn set(&self, key: &str, value: &[u8]) -> Result<()> {
+    fn set(&self, key: &str, value: &[u8], expires_at: Option<u64>) -> Result<()> {
         self.file
             .borrow_mut()
-            .put(key.as_bytes(), value)
+            .put_expiring(key.as_bytes(), value, expires_at)
             .map_err(engine_error)
     }
 
@@ -180,11 +180,16 @@ impl kv_core::Bucket for FsBucket {
     }
 
     /// Keys in byte order, from just after `request.after`, so a listing
-    /// resumes correctly after concurrent inserts and deletes.
+    /// resumes correctly after concurrent inserts and deletes; a prefix is
+    /// a range scan of the keys that start with it.
     fn list_keys(&self, request: ListRequest<'_>) -> Result<KeyPage> {
         let mut file = self.file.borrow_mut();
         let fetched = file
-            .keys_after(request.after.map(str::as_bytes), request.fetch_keys())
+            .keys_with_prefix_after(
+                request.prefix.as_bytes(),
+                request.after.map(str::as_bytes),
+                request.fetch_keys(),
+            )
             .map_err(engine_error)?;
         let (keys, more) = request.page_of(fetched);
         let name = String::from(file.file_name());
@@ -195,30 +200,50 @@ impl kv_core::Bucket for FsBucket {
         Ok(KeyPage { keys, more })
     }
 
-    fn compare_and_swap(&self, key: &str, expected: Option<&Version>, value: &[u8]) -> Result<bool> {
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&Version>,
+        value: &[u8],
+        expires_at: Option<u64>,
+    ) -> Result<bool> {
         self.file
             .borrow_mut()
             .write(|txn| {
-                let current = txn.get_versioned(key.as_bytes())?.map(|(_, seq)| version(seq));
+                // An expired entry is absent: `expected: None` matches it.
+                let current = txn.get_versioned(key.as_bytes())?.map(|f| version(f.version));
                 if current.as_ref() != expected {
                     return Ok(false);
                 }
-                txn.put(key.as_bytes(), value)?;
+                txn.put_expiring(key.as_bytes(), value, expires_at)?;
                 Ok(true)
             })
             .map_err(engine_error)
     }
 
-    /// One write transaction: atomic across instances without retries.
-    fn increment(&self, key: &str, delta: i128, range: CounterRange) -> Result<i128> {
+    /// One write transaction: atomic across instances without retries. An
+    /// existing counter keeps its expiry; one it creates (absent or
+    /// expired: counting from 0) gets `expires_at_if_created`.
+    fn increment(
+        &self,
+        key: &str,
+        delta: i128,
+        range: CounterRange,
+        expires_at_if_created: Option<u64>,
+    ) -> Result<i128> {
         let mut outcome = Ok(0);
         self.file
             .borrow_mut()
             .write(|txn| {
-                let current = txn.get(key.as_bytes())?;
-                outcome = kv_core::next_counter_value(key, current.as_deref(), delta, range);
+                let current = txn.get_versioned(key.as_bytes())?;
+                let value = current.as_ref().map(|f| f.value.as_slice());
+                outcome = kv_core::next_counter_value(key, value, delta, range);
                 if let Ok(next) = &outcome {
-                    txn.put(key.as_bytes(), format!("{next}").as_bytes())?;
+                    let expires_at = match &current {
+                        Some(f) => f.expires_at,
+                        None => expires_at_if_created,
+                    };
+                    txn.put_expiring(key.as_bytes(), format!("{next}").as_bytes(), expires_at)?;
                 }
                 Ok(())
             })
@@ -227,8 +252,11 @@ impl kv_core::Bucket for FsBucket {
     }
 
     /// One transaction, one sync.
-    fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<()> {
-        self.file.borrow_mut().put_many(entries).map_err(engine_error)
+    fn set_many(&self, entries: &[(String, Vec<u8>)], expires_at: Option<u64>) -> Result<()> {
+        self.file
+            .borrow_mut()
+            .put_many_expiring(entries, expires_at)
+            .map_err(engine_error)
     }
 
     fn delete_many(&self, keys: &[String]) -> Result<()> {

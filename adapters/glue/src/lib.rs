@@ -59,6 +59,7 @@ mod wasi_0_3;
 
 use bindings::exports::fermyon::spin::key_value as spin;
 use bindings::exports::kv_virt::adapters::draft2_batch_2024 as draft2_2024;
+use bindings::exports::kv_virt::adapters::migration;
 use bindings::exports::wasi::keyvalue0_2_0_draft as draft;
 use bindings::exports::wasi::keyvalue0_2_0_draft2 as draft2;
 
@@ -155,13 +156,22 @@ unsafe impl Sync for InstanceStore {}
 
 static STORE: InstanceStore = InstanceStore(RefCell::new(None));
 
+/// The WASI wall clock in milliseconds since the Unix epoch: what expiry
+/// times are in, for the core and for backends that filter reads by them.
+pub fn wall_clock_ms() -> u64 {
+    let now = wasip2::clocks::wall_clock::now();
+    now.seconds
+        .saturating_mul(1000)
+        .saturating_add(u64::from(now.nanoseconds / 1_000_000))
+}
+
 fn store<A: Adapter>() -> Result<Rc<Store<A>>, Error> {
     {
         let mut cell = STORE.0.borrow_mut();
         if cell.is_none() {
             let built: Result<Rc<Store<A>>, Error> =
                 AdapterConfig::from_bytes(&bindings::kv_virt::config::config::get())
-                    .and_then(|config| Ok(Store::new(A::from_config(&config)?, &config)));
+                    .and_then(|config| Ok(Store::new(A::from_config(&config)?, &config, wall_clock_ms)));
             *cell = Some(Rc::new(built) as Rc<dyn Any>);
         }
     }
@@ -328,6 +338,25 @@ impl<A: Adapter> draft2_2024::Guest for Glue<A> {
     }
 
     set_many_and_delete_many!(draft2);
+}
+
+impl<A: Adapter> migration::Guest for Glue<A> {
+    fn get_many_with_expiry(
+        bucket: draft2::store::BucketBorrow<'_>,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<(Vec<u8>, Option<u64>)>>, draft2::store::Error> {
+        Ok(bucket.get::<BucketResource<A>>().0.get_many_with_expiry(&keys)?)
+    }
+
+    fn set_many_with_expiry(
+        bucket: draft2::store::BucketBorrow<'_>,
+        entries: Vec<(String, Vec<u8>, Option<u64>)>,
+    ) -> Result<(), draft2::store::Error> {
+        Ok(bucket
+            .get::<BucketResource<A>>()
+            .0
+            .set_many_with_expiry(&entries)?)
+    }
 }
 
 impl<A: Adapter> draft2::atomics::Guest for Glue<A> {

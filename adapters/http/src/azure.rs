@@ -17,14 +17,24 @@
 //!   Azurite refuses an update whose JSON body (base64) is over 1 MiB, so
 //!   values are limited to 760 KiB, which fits both. Every entity body is
 //!   measured before it is sent.
+//! - Expiry: the Int64 property `ExpiresAtMs` (ms since the Unix epoch),
+//!   which every read filters by. Azure Table has no expiry of its own: a
+//!   read that finds an expired entity deletes it (`If-Match: <its etag>`,
+//!   so never a concurrent rewrite); one never read again stays, invisible,
+//!   until overwritten or deleted.
 //! - A key's version is its `ETag`. Compare-and-swap of an absent key is an
-//!   insert (`POST`, 409 if it exists meanwhile); otherwise a replace with
-//!   `If-Match: <etag>` (412, or 404 if deleted meanwhile). Increment is
-//!   kv-core's compare-and-swap loop.
+//!   insert (`POST`, 409 if it exists meanwhile), and over an expired
+//!   entity a replace of exactly it (`If-Match: <its etag>`): if-not-exists,
+//!   atomic; otherwise a replace with `If-Match: <etag>` (412, or 404 if
+//!   deleted meanwhile). A replace sets or clears `ExpiresAtMs` with the
+//!   rest of the entity. Increment is kv-core's compare-and-swap loop.
 //! - `list-keys` is a query on the partition (`$filter=PartitionKey eq '…'
-//!   and RowKey gt '<last key returned>'`, `$select=RowKey`, `$top`), in
-//!   RowKey order; Azure's continuation (`x-ms-continuation-NextPartitionKey`
-//!   and `-NextRowKey`) is followed past pages it ends early with no entity.
+//!   and RowKey gt '<last key returned>'`, and for a prefix `RowKey ge
+//!   '<prefix>' and RowKey lt '<prefix, last character + 1>'`, all escaped;
+//!   `$select=RowKey,ExpiresAtMs`, `$top`), in RowKey order, expired keys
+//!   left out (Azurite's filters cannot test a missing property); Azure's
+//!   continuation (`x-ms-continuation-NextPartitionKey` and `-NextRowKey`)
+//!   is followed past pages it ends early or whose keys all expired.
 //! - Batch writes are entity-group transactions (`$batch`, one partition,
 //!   at most 100 operations and 4 MiB each). A batch delete fails whole if
 //!   one key is absent; that batch is then deleted key by key.
@@ -42,13 +52,16 @@ use core::cell::{Cell, OnceCell};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use kv_core::{Bucket, Error, KeyPage, Limits, ListRequest, Quoted, Result, Version, Versioned};
+use kv_core::{
+    Bucket, Error, ExpiresAt, KeyPage, Limits, ListRequest, Quoted, Result, Version, Versioned, is_expired,
+};
 use serde_json::{Map, Value, json};
 use wasip2::http::types::Method;
 
 use crate::Service;
 use crate::client::{Client, Request, Response, method_name, percent_encode};
 use crate::credentials::Credentials;
+use crate::expiry::{self, Listed, Stored};
 use crate::shared_key::SharedKey;
 
 /// Azure's largest key (1 KiB) over the worst growth of escaping (3×).
@@ -74,9 +87,8 @@ const MAX_BATCH_BODY: usize = (4 << 20) - (64 << 10);
 /// Azure's most entities per query page.
 const MAX_PAGE: usize = 1000;
 
-/// Pages without an entity that one `list-keys` follows before giving up
-/// (a service that never ends a listing must not hang the app).
-const MAX_EMPTY_PAGES: usize = 100;
+/// The property of an entity's expiry (Int64, ms since the Unix epoch).
+pub const EXPIRES_PROPERTY: &str = "ExpiresAtMs";
 
 pub const API_VERSION: &str = "2019-02-02";
 pub const JSON: &str = "application/json";
@@ -220,12 +232,6 @@ pub struct AzureBucket {
     partition: String,
 }
 
-/// One entity read back: its value and ETag.
-struct Entity {
-    value: Vec<u8>,
-    etag: String,
-}
-
 impl AzureBucket {
     fn path(&self, key: &str) -> String {
         self.conn.entity_path(&self.partition, &escape_key(key))
@@ -233,8 +239,13 @@ impl AzureBucket {
 
     /// The JSON body of the entity holding `value` under `key`, checked
     /// against the entity limit before anything is sent.
-    fn body(&self, key: &str, value: &[u8]) -> Result<String> {
-        let body = entity_body(&self.partition, &escape_key(key), value).to_string();
+    fn body(&self, key: &str, value: &[u8], expires_at: Option<ExpiresAt>) -> Result<String> {
+        let mut entity = entity_body(&self.partition, &escape_key(key), value);
+        if let Some(at) = expires_at {
+            entity[EXPIRES_PROPERTY] = at.to_string().into();
+            entity[format!("{EXPIRES_PROPERTY}@odata.type").as_str()] = "Edm.Int64".into();
+        }
+        let body = entity.to_string();
         if body.len() > MAX_ENTITY_BODY {
             return Err(self.conn.client.error(format_args!(
                 "key {} with a value of {} bytes is over Azure's 1 MiB entity limit",
@@ -245,12 +256,34 @@ impl AzureBucket {
         Ok(body)
     }
 
-    fn read(&self, key: &str) -> Result<Option<Entity>> {
-        self.entity_from(self.conn.send(Request::new(Method::Get, self.path(key)))?)
+    /// The entity of `key`, expired or not; without its value if `select`
+    /// (all `exists` needs).
+    fn read(&self, key: &str, select: bool) -> Result<Option<Stored>> {
+        let mut path = self.path(key);
+        if select {
+            path.push_str(&format!("?$select=RowKey,{EXPIRES_PROPERTY}"));
+        }
+        self.entity_from(self.conn.send(Request::new(Method::Get, path))?)
+    }
+
+    /// The entity of `key` unless absent or expired. An expired one is
+    /// deleted: Azure keeps it otherwise.
+    fn read_live(&self, key: &str, select: bool) -> Result<Option<Stored>> {
+        let entity = self.read(key, select)?;
+        match entity {
+            Some(entity) if entity.has_expired(&self.conn.client) => {
+                // Only that entity (not a rewrite since); whatever the
+                // outcome, the read is done: the key is absent.
+                let delete = Request::new(Method::Delete, self.path(key)).header("if-match", entity.version);
+                let _ = self.conn.send(delete);
+                Ok(None)
+            }
+            entity => Ok(entity),
+        }
     }
 
     /// The entity a `GET` of it answered.
-    fn entity_from(&self, response: Response) -> Result<Option<Entity>> {
+    fn entity_from(&self, response: Response) -> Result<Option<Stored>> {
         if response.status == 404 {
             return Ok(None);
         }
@@ -267,7 +300,41 @@ impl AzureBucket {
             self.conn
                 .malformed("the value chunks are missing or not base64", &response)
         })?;
-        Ok(Some(Entity { value, etag }))
+        let expires_at = entity_expiry(&entity).map_err(|what| self.conn.malformed(what, &response))?;
+        Ok(Some(Stored {
+            value,
+            version: etag,
+            expires_at,
+        }))
+    }
+
+    /// The live entities of `keys` (`GET`s sent at once).
+    fn read_many(&self, keys: &[String]) -> Result<Vec<Option<Stored>>> {
+        let requests = keys
+            .iter()
+            .map(|key| Request::new(Method::Get, self.path(key)))
+            .collect();
+        self.conn
+            .send_all(requests)?
+            .into_iter()
+            .map(|response| {
+                Ok(self
+                    .entity_from(response?)?
+                    .filter(|entity| !entity.has_expired(&self.conn.client)))
+            })
+            .collect()
+    }
+
+    /// A conditional write of the entity `body`; `false` if the entity was
+    /// written (409, 412) or deleted (404) meanwhile.
+    fn write_if(&self, request: Request, body: &str) -> Result<bool> {
+        let request = request.header("content-type", JSON).body(body).once();
+        let response = self.conn.send(request)?;
+        match response.status {
+            _ if response.is_success() => Ok(true),
+            404 | 409 | 412 => Ok(false),
+            _ => Err(self.conn.service_error(&response)),
+        }
     }
 
     /// Runs `operations` (method, key, body) as entity-group transactions
@@ -353,35 +420,39 @@ struct BatchFailure {
 
 impl Bucket for AzureBucket {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.read(key)?.map(|entity| entity.value))
+        Ok(self.read_live(key, false)?.map(|entity| entity.value))
     }
 
     fn get_versioned(&self, key: &str) -> Result<Versioned> {
         Ok(self
-            .read(key)?
-            .map(|entity| Versioned::found(entity.value, Version(entity.etag.into_bytes())))
+            .read_live(key, false)?
+            .map(Stored::versioned)
             .unwrap_or_default())
     }
 
     /// Entity-group transactions read one entity each: one `GET` per key,
     /// sent at once.
     fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
-        let requests = keys
-            .iter()
-            .map(|key| Request::new(Method::Get, self.path(key)))
-            .collect();
-        self.conn
-            .send_all(requests)?
+        Ok(self
+            .read_many(keys)?
             .into_iter()
-            .map(|response| Ok(self.entity_from(response?)?.map(|entity| entity.value)))
-            .collect()
+            .map(|entity| entity.map(|entity| entity.value))
+            .collect())
     }
 
-    fn set(&self, key: &str, value: &[u8]) -> Result<()> {
+    fn get_many_versioned(&self, keys: &[String]) -> Result<Vec<Versioned>> {
+        Ok(self
+            .read_many(keys)?
+            .into_iter()
+            .map(|entity| entity.map(Stored::versioned).unwrap_or_default())
+            .collect())
+    }
+
+    fn set(&self, key: &str, value: &[u8], expires_at: Option<ExpiresAt>) -> Result<()> {
         // Insert or replace: a PUT without If-Match.
         let request = Request::new(Method::Put, self.path(key))
             .header("content-type", JSON)
-            .body(self.body(key, value)?);
+            .body(self.body(key, value, expires_at)?);
         let response = self.conn.send(request)?;
         if !response.is_success() {
             return Err(self.conn.service_error(&response));
@@ -399,13 +470,7 @@ impl Bucket for AzureBucket {
     }
 
     fn exists(&self, key: &str) -> Result<bool> {
-        let path = format!("{}?$select=RowKey", self.path(key));
-        let response = self.conn.send(Request::new(Method::Get, path))?;
-        match response.status {
-            404 => Ok(false),
-            _ if response.is_success() => Ok(true),
-            _ => Err(self.conn.service_error(&response)),
-        }
+        Ok(self.read_live(key, true)?.is_some())
     }
 
     /// RowKey order, from just after the (escaped) last key returned: a
@@ -413,16 +478,17 @@ impl Bucket for AzureBucket {
     /// page. Azure's own continuation is followed within one call only.
     fn list_keys(&self, request: ListRequest<'_>) -> Result<KeyPage> {
         let after = request.after.map(escape_key);
+        let prefix = escape_key(request.prefix);
         let top = request.max_keys.clamp(1, MAX_PAGE);
-        let mut continuation: Option<Continuation> = None;
-        let mut empty_pages = 0;
-        loop {
+        let now = self.conn.client.unix_ms();
+        expiry::live_page(&self.conn.client, |continuation: Option<&Continuation>| {
             let path = list_query_path(
                 &self.conn.table,
                 &self.partition,
+                &prefix,
                 after.as_deref(),
                 top,
-                continuation.as_ref(),
+                continuation,
             );
             let response = self.conn.send(Request::new(Method::Get, path))?;
             if !response.is_success() {
@@ -430,59 +496,77 @@ impl Bucket for AzureBucket {
             }
             let answer: Value = serde_json::from_slice(&response.body)
                 .map_err(|e| self.conn.malformed(&format!("{e}"), &response))?;
+            let entities = answer["value"].as_array().map_or(&[][..], Vec::as_slice);
             let mut keys = Vec::new();
-            for entity in answer["value"].as_array().into_iter().flatten() {
+            for entity in entities {
                 let key = entity["RowKey"].as_str().and_then(unescape_key).ok_or_else(|| {
                     self.conn
                         .malformed("a RowKey this adapter did not write", &response)
                 })?;
-                keys.push(key);
-            }
-            let next = continuation_of(&response);
-            // Azure may end a page early, even with no entity: go on until
-            // there is a key or no continuation (within reason).
-            match next {
-                Some(_) if keys.is_empty() && empty_pages == MAX_EMPTY_PAGES => {
-                    return Err(self.conn.client.error(format_args!(
-                        "list-keys got {MAX_EMPTY_PAGES} pages in a row without a key"
-                    )));
-                }
-                Some(next) if keys.is_empty() => {
-                    empty_pages += 1;
-                    continuation = Some(next);
-                }
-                next => {
-                    return Ok(KeyPage {
-                        keys,
-                        more: next.is_some(),
-                    });
+                let expires_at =
+                    entity_expiry(entity).map_err(|what| self.conn.malformed(what, &response))?;
+                if !is_expired(expires_at, now) {
+                    keys.push(key);
                 }
             }
-        }
+            Ok(Listed {
+                keys,
+                listed: entities.len(),
+                next: continuation_of(&response),
+            })
+        })
     }
 
-    fn compare_and_swap(&self, key: &str, expected: Option<&Version>, value: &[u8]) -> Result<bool> {
-        let body = self.body(key, value)?;
-        let request = match expected {
-            // Insert: fails with 409 if the key exists meanwhile.
-            None => Request::new(Method::Post, format!("/{}", self.conn.table))
-                .header("prefer", "return-no-content"),
-            Some(Version(etag)) => Request::new(Method::Put, self.path(key)).header("if-match", etag.clone()),
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&Version>,
+        value: &[u8],
+        expires_at: Option<ExpiresAt>,
+    ) -> Result<bool> {
+        let body = self.body(key, value, expires_at)?;
+        // A replace of the entity at `etag`: `false` if it changed or went.
+        let replace = |etag: &String| {
+            self.write_if(
+                Request::new(Method::Put, self.path(key)).header("if-match", etag.clone()),
+                &body,
+            )
         };
-        let request = request.header("content-type", JSON).body(body).once();
-        let response = self.conn.send(request)?;
-        match response.status {
-            _ if response.is_success() => Ok(true),
-            // Written (409, 412) or deleted (404) meanwhile.
-            404 | 409 | 412 => Ok(false),
-            _ => Err(self.conn.service_error(&response)),
+        match expected {
+            Some(Version(etag)) => {
+                let etag = String::from_utf8(etag.clone()).map_err(|_| {
+                    self.conn
+                        .client
+                        .error("a compare-and-swap version is not an ETag")
+                })?;
+                replace(&etag)
+            }
+            // If-not-exists: an insert (409 if the key is held), or over
+            // an expired entity a replace of exactly it.
+            None => expiry::insert_if_absent_or_expired(
+                &self.conn.client,
+                key,
+                || {
+                    self.write_if(
+                        Request::new(Method::Post, format!("/{}", self.conn.table))
+                            .header("prefer", "return-no-content"),
+                        &body,
+                    )
+                },
+                || {
+                    Ok(self
+                        .read(key, true)?
+                        .map(|entity| (entity.version, entity.expires_at)))
+                },
+                replace,
+            ),
         }
     }
 
-    fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<()> {
+    fn set_many(&self, entries: &[(String, Vec<u8>)], expires_at: Option<ExpiresAt>) -> Result<()> {
         let mut operations = Vec::with_capacity(entries.len());
         for (key, value) in last_of_each(entries, |(key, _)| key) {
-            operations.push((Method::Put, key.clone(), Some(self.body(key, value)?)));
+            operations.push((Method::Put, key.clone(), Some(self.body(key, value, expires_at)?)));
         }
         match self.batches(&operations)?.into_iter().next() {
             None => Ok(()),
@@ -539,22 +623,30 @@ pub fn unescape_key(escaped: &str) -> Option<String> {
 /// Azure's continuation of a query: `NextPartitionKey` and `NextRowKey`.
 pub type Continuation = (String, String);
 
-/// The path of one list-keys query: the `RowKey`s of `partition`'s rows
-/// after the (escaped) `RowKey` `after`, at most `top`, resumed at Azure's
-/// `continuation` of the same query.
+/// The path of one list-keys query: the `RowKey`s (and expiries) of
+/// `partition`'s rows that start with the (escaped) `prefix` (a RowKey
+/// range), after the (escaped) `RowKey` `after`, at most `top`, resumed at
+/// Azure's `continuation` of the same query.
 pub fn list_query_path(
     table: &str,
     partition: &str,
+    prefix: &str,
     after: Option<&str>,
     top: usize,
     continuation: Option<&Continuation>,
 ) -> String {
     let mut filter = format!("PartitionKey eq '{}'", odata_quote(partition));
+    if !prefix.is_empty() {
+        filter.push_str(&format!(" and RowKey ge '{}'", odata_quote(prefix)));
+        if let Some(end) = prefix_end(prefix) {
+            filter.push_str(&format!(" and RowKey lt '{}'", odata_quote(&end)));
+        }
+    }
     if let Some(after) = after {
         filter.push_str(&format!(" and RowKey gt '{}'", odata_quote(after)));
     }
     let mut path = format!(
-        "/{table}()?$filter={}&$select=RowKey&$top={top}",
+        "/{table}()?$filter={}&$select=RowKey,{EXPIRES_PROPERTY}&$top={top}",
         percent_encode(filter.as_bytes())
     );
     if let Some((partition, row)) = continuation {
@@ -565,6 +657,29 @@ pub fn list_query_path(
         ));
     }
     path
+}
+
+/// The least string after every string that starts with `prefix`: its last
+/// character one higher. `None` where that could sort differently in
+/// UTF-16 (Azure's order) than in UTF-8: the range is then left open.
+fn prefix_end(prefix: &str) -> Option<String> {
+    let last = prefix.chars().next_back()?;
+    let next = char::from_u32(u32::from(last) + 1).filter(|c| u32::from(*c) < 0xD800)?;
+    let mut end = prefix[..prefix.len() - last.len_utf8()].to_string();
+    end.push(next);
+    Some(end)
+}
+
+/// An entity's expiry: its `ExpiresAtMs` (Int64, which JSON carries as a
+/// string), `None` if it has none.
+fn entity_expiry(entity: &Value) -> core::result::Result<Option<ExpiresAt>, &'static str> {
+    let at = match &entity[EXPIRES_PROPERTY] {
+        Value::Null => return Ok(None),
+        Value::String(text) => expiry::parse_ms(text),
+        Value::Number(number) => number.as_u64(),
+        _ => None,
+    };
+    at.map(Some).ok_or("ExpiresAtMs is not a number of ms")
 }
 
 /// The continuation a query's answer carries, if the query goes on.
@@ -765,12 +880,13 @@ Time:2026-11-30T08:00:00.1234567Z"}}}"#;
             r#"{"value":[]}"#,
         );
         let mut answers = vec![no_content()];
-        answers.extend(core::iter::repeat_n(empty, MAX_EMPTY_PAGES + 1));
+        answers.extend(core::iter::repeat_n(empty, expiry::MAX_EMPTY_PAGES + 1));
         let bucket = open(Answers::new(answers));
         let error = bucket
             .list_keys(ListRequest {
                 after: None,
                 max_keys: 10,
+                prefix: "",
             })
             .unwrap_err();
         assert_eq!(
@@ -854,5 +970,69 @@ Time:2026-11-30T08:00:00.1234567Z"}}}"#;
         let entries = [("a".to_string(), 1), ("b".to_string(), 2), ("a".to_string(), 3)];
         let kept: Vec<_> = last_of_each(&entries, |(k, _)| k).into_iter().cloned().collect();
         assert_eq!(kept, [("b".to_string(), 2), ("a".to_string(), 3)]);
+    }
+
+    fn expiring(at: u64) -> Response {
+        let body = format!(
+            r#"{{"PartitionKey":"b%2F","RowKey":"a","v0@odata.type":"Edm.Binary","v0":"dmFsdWU=","ExpiresAtMs":"{at}"}}"#
+        );
+        answer(200, &[("etag", ETAG), ("content-type", NO_METADATA)], body)
+    }
+
+    /// From the instant it expires an entity is absent (and a read deletes
+    /// it); listings leave it out.
+    #[test]
+    fn entities_are_absent_from_their_expiry_on() {
+        let now = testing::CANNED_NOW_MS;
+        let listed = format!(
+            r#"{{"value":[{{"RowKey":"a","ExpiresAtMs":"{}"}},{{"RowKey":"b"}},{{"RowKey":"c","ExpiresAtMs":"{now}"}}]}}"#,
+            now + 1
+        );
+        let answers = Answers::new(vec![
+            no_content(),
+            expiring(now),
+            no_content(),
+            expiring(now + 1),
+            answer(200, &[("content-type", NO_METADATA)], listed),
+        ]);
+        let bucket = open(answers.clone());
+        assert_eq!(bucket.get("a").unwrap(), None);
+        assert_eq!(bucket.get_versioned("a").unwrap().expires_at, Some(now + 1));
+        let page = bucket
+            .list_keys(ListRequest {
+                after: None,
+                max_keys: 10,
+                prefix: "",
+            })
+            .unwrap();
+        assert_eq!(page.keys, ["a", "b"]);
+        assert!(!page.more);
+        assert_eq!(answers.left(), 0);
+    }
+
+    /// If-not-exists over an expired entity replaces exactly it.
+    #[test]
+    fn if_not_exists_replaces_an_expired_entity() {
+        let now = testing::CANNED_NOW_MS;
+        let conflict = answer(
+            409,
+            &[("content-type", JSON)],
+            r#"{"odata.error":{"code":"EntityAlreadyExists"}}"#,
+        );
+        testing::assert_if_not_exists_writes(open, vec![no_content(), conflict, expiring(now), no_content()]);
+    }
+
+    #[test]
+    fn prefixes_are_row_key_ranges() {
+        assert_eq!(prefix_end("ab").as_deref(), Some("ac"));
+        assert_eq!(prefix_end("a%2F").as_deref(), Some("a%2G"));
+        assert_eq!(prefix_end(""), None);
+        assert_eq!(prefix_end("a\u{ffff}"), None);
+        let path = list_query_path("t", "b", "p", Some("p1"), 10, None);
+        let filter = kv_core::percent::decode(&path, false).unwrap();
+        assert!(
+            filter.contains("RowKey ge 'p' and RowKey lt 'q' and RowKey gt 'p1'"),
+            "{filter}"
+        );
     }
 }

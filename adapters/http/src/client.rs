@@ -185,6 +185,16 @@ impl Client {
         }
     }
 
+    /// The time, in milliseconds since the Unix epoch: what expiries are
+    /// in (the adapter's one wall clock, so canned tests can set it).
+    pub fn unix_ms(&self) -> u64 {
+        match &self.host {
+            Host::Wasi => kv_glue::wall_clock_ms(),
+            #[cfg(test)]
+            Host::Canned(answers) => answers.now_ms(),
+        }
+    }
+
     /// A random number (versions, batch boundaries).
     pub fn random_u64(&self) -> u64 {
         match &self.host {

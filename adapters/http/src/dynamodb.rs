@@ -6,13 +6,20 @@
 //!   (S) the key. Each item also has `value` (B: any bytes) and `version`
 //!   (N: a random 63-bit number, new at every write). `kv-virt http
 //!   create-table` or any tool can create the table with that key schema.
+//! - Expiry: an expiring item also has `expires_ms` (N: ms since the Unix
+//!   epoch), which every read filters by exactly, and `expires` (N: the
+//!   same in seconds, rounded up) for DynamoDB's own TTL, which deletes
+//!   expired items (lazily, within days) once the operator enables it on
+//!   `expires`. A write without an expiry replaces the item without them.
 //! - `get` reads with `ConsistentRead` unless configured off; counters are
 //!   stored as decimal text, so `get` reads them as such.
 //! - `list-keys` is a `Query` on the bucket's partition, keys only, in
-//!   sort-key order, continuing from `ExclusiveStartKey` = the last key
-//!   returned: never a `Scan`.
-//! - compare-and-swap is a conditional `PutItem` on `version` (or on the
-//!   key being absent); increment is the shared compare-and-swap loop,
+//!   sort-key order, `begins_with` the prefix, expired items filtered out
+//!   (`FilterExpression`), continuing from `ExclusiveStartKey` = the last
+//!   key returned: never a `Scan`.
+//! - compare-and-swap is a conditional `PutItem` on `version` and the item
+//!   not having expired (or on the key being absent or expired: that is
+//!   if-not-exists, atomic); increment is the shared compare-and-swap loop,
 //!   which goes round again on `ConditionalCheckFailedException`.
 //! - Batches are `BatchGetItem` (100 keys) and `BatchWriteItem` (25
 //!   writes), sending unprocessed items again with a backoff.
@@ -28,13 +35,16 @@ use alloc::vec::Vec;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use kv_core::{Bucket, Error, KeyPage, Limits, ListRequest, Result, Version, Versioned};
+use kv_core::{
+    Bucket, Error, ExpiresAt, KeyPage, Limits, ListRequest, Result, Version, Versioned, is_expired,
+};
 use serde_json::{Value, json};
 use wasip2::http::types::Method;
 
 use crate::Service;
 use crate::client::{Client, Request, Response};
 use crate::credentials::Credentials;
+use crate::expiry::{self, Listed, Stored};
 use crate::sigv4::{self, LazySigner};
 
 /// DynamoDB's item limit is 400 KiB, attribute names and values included;
@@ -56,6 +66,16 @@ const MAX_BATCH_WRITE: usize = 25;
 
 /// Rounds of sending unprocessed batch items again before giving up.
 const MAX_BATCH_ROUNDS: u32 = 20;
+
+/// The expiry in ms, which reads filter by exactly.
+const EXPIRES_MS: &str = "expires_ms";
+
+/// The expiry in seconds, for DynamoDB's TTL (enabled on this attribute by
+/// the operator: `aws dynamodb update-time-to-live`).
+pub const TTL_ATTRIBUTE: &str = "expires";
+
+/// The condition of an item that has not expired (`#e`: [`EXPIRES_MS`]).
+const NOT_EXPIRED: &str = "attribute_not_exists(#e) OR #e > :now";
 
 pub struct DynamoDb {
     conn: Rc<Connection>,
@@ -261,17 +281,48 @@ impl DynamoDbBucket {
         json!({ "bucket": { "S": self.prefix }, "key": { "S": key } })
     }
 
-    fn item(&self, key: &str, value: &[u8]) -> Value {
-        json!({
+    /// A whole item: a `PutItem` replaces the stored one, so a write
+    /// without an expiry also removes an old one.
+    fn item(&self, key: &str, value: &[u8], expires_at: Option<ExpiresAt>) -> Value {
+        let mut item = json!({
             "bucket": { "S": self.prefix },
             "key": { "S": key },
             "value": { "B": BASE64.encode(value) },
             "version": { "N": self.new_version() },
-        })
+        });
+        if let Some(at) = expires_at {
+            item[EXPIRES_MS] = json!({ "N": at.to_string() });
+            // Rounded up: DynamoDB's TTL must not delete it early.
+            item[TTL_ATTRIBUTE] = json!({ "N": at.div_ceil(1000).to_string() });
+        }
+        item
     }
 
-    /// The value and version of an item as DynamoDB returns it.
-    fn parse_item(&self, item: &Value) -> Result<(Vec<u8>, String)> {
+    fn now(&self) -> Value {
+        json!({ "N": self.conn.client.unix_ms().to_string() })
+    }
+
+    /// The expiry of an item as DynamoDB returns it.
+    fn expires_of(&self, item: &Value) -> Result<Option<ExpiresAt>> {
+        match &item[EXPIRES_MS] {
+            Value::Null => Ok(None),
+            attribute => attribute["N"]
+                .as_str()
+                .and_then(expiry::parse_ms)
+                .map(Some)
+                .ok_or_else(|| {
+                    self.conn
+                        .malformed("an item's `expires_ms` is not a number of ms")
+                }),
+        }
+    }
+
+    /// An item as DynamoDB returns it; `None` if it has expired.
+    fn parse_item(&self, item: &Value) -> Result<Option<Stored>> {
+        let expires_at = self.expires_of(item)?;
+        if is_expired(expires_at, self.conn.client.unix_ms()) {
+            return Ok(None);
+        }
         let value = match item["value"]["B"].as_str() {
             Some(text) => BASE64
                 .decode(text)
@@ -281,11 +332,15 @@ impl DynamoDbBucket {
         let version = item["version"]["N"]
             .as_str()
             .ok_or_else(|| self.conn.malformed("an item has no number `version` attribute"))?;
-        Ok((value, version.into()))
+        Ok(Some(Stored {
+            value,
+            version: version.into(),
+            expires_at,
+        }))
     }
 
-    /// `GetItem` of `key`: the whole item, or its key attribute alone when
-    /// `key_only` (all `exists` needs, without reading the value).
+    /// `GetItem` of `key`: the whole item, or its key and expiry alone
+    /// when `key_only` (all `exists` needs, without reading the value).
     fn call_get_item(&self, key: &str, key_only: bool) -> Result<Value> {
         let mut body = json!({
             "TableName": self.conn.table,
@@ -293,18 +348,62 @@ impl DynamoDbBucket {
             "ConsistentRead": self.conn.consistent_reads,
         });
         if key_only {
-            body["ProjectionExpression"] = "#k".into();
-            body["ExpressionAttributeNames"] = json!({ "#k": "key" });
+            body["ProjectionExpression"] = "#k, #e".into();
+            body["ExpressionAttributeNames"] = json!({ "#k": "key", "#e": EXPIRES_MS });
         }
         self.conn.call("GetItem", &body)
     }
 
-    fn get_item(&self, key: &str) -> Result<Option<(Vec<u8>, String)>> {
+    /// The item of `key`, unless absent or expired.
+    fn get_item(&self, key: &str) -> Result<Option<Stored>> {
         let answer = self.call_get_item(key, false)?;
         match answer.get("Item") {
             None => Ok(None),
-            Some(item) => self.parse_item(item).map(Some),
+            Some(item) => self.parse_item(item),
         }
+    }
+
+    /// The live items of `keys` (`BatchGetItem`, 100 keys a request).
+    fn batch_get(&self, keys: &[String]) -> Result<BTreeMap<String, Stored>> {
+        let unique = last_per_key(keys, String::as_str);
+        let mut found: BTreeMap<String, Stored> = BTreeMap::new();
+        for chunk in unique.chunks(MAX_BATCH_GET) {
+            let mut pending: Vec<Value> = chunk.iter().map(|k| self.item_key(k)).collect();
+            let mut round = 0;
+            while !pending.is_empty() {
+                if round == MAX_BATCH_ROUNDS {
+                    return Err(self.conn.client.error(format_args!(
+                        "{} batch reads were still unprocessed after {MAX_BATCH_ROUNDS} rounds (throttled?)",
+                        pending.len()
+                    )));
+                }
+                if round > 0 {
+                    self.batch_backoff(round);
+                }
+                round += 1;
+                let answer = self.conn.call(
+                    "BatchGetItem",
+                    &json!({ "RequestItems": { self.conn.table.as_str(): {
+                        "Keys": pending,
+                        "ConsistentRead": self.conn.consistent_reads,
+                    } } }),
+                )?;
+                let items = answer["Responses"][self.conn.table.as_str()].as_array();
+                for item in items.into_iter().flatten() {
+                    let key = item["key"]["S"]
+                        .as_str()
+                        .ok_or_else(|| self.conn.malformed("a batch item has no string `key`"))?;
+                    if let Some(stored) = self.parse_item(item)? {
+                        found.insert(key.into(), stored);
+                    }
+                }
+                pending = match answer["UnprocessedKeys"][self.conn.table.as_str()]["Keys"].as_array() {
+                    Some(left) => left.clone(),
+                    None => Vec::new(),
+                };
+            }
+        }
+        Ok(found)
     }
 
     /// Sends `BatchWriteItem` requests (already at most 25), again and again
@@ -333,21 +432,18 @@ impl DynamoDbBucket {
 
 impl Bucket for DynamoDbBucket {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.get_item(key)?.map(|(value, _)| value))
+        Ok(self.get_item(key)?.map(|stored| stored.value))
     }
 
     fn get_versioned(&self, key: &str) -> Result<Versioned> {
-        Ok(self
-            .get_item(key)?
-            .map(|(value, version)| Versioned::found(value, Version(version.into_bytes())))
-            .unwrap_or_default())
+        Ok(self.get_item(key)?.map(Stored::versioned).unwrap_or_default())
     }
 
-    fn set(&self, key: &str, value: &[u8]) -> Result<()> {
+    fn set(&self, key: &str, value: &[u8], expires_at: Option<ExpiresAt>) -> Result<()> {
         self.conn
             .call(
                 "PutItem",
-                &json!({ "TableName": self.conn.table, "Item": self.item(key, value) }),
+                &json!({ "TableName": self.conn.table, "Item": self.item(key, value, expires_at) }),
             )
             .map(drop)
     }
@@ -362,43 +458,82 @@ impl Bucket for DynamoDbBucket {
     }
 
     fn exists(&self, key: &str) -> Result<bool> {
-        Ok(self.call_get_item(key, true)?.get("Item").is_some())
+        match self.call_get_item(key, true)?.get("Item") {
+            None => Ok(false),
+            Some(item) => Ok(!is_expired(self.expires_of(item)?, self.conn.client.unix_ms())),
+        }
     }
 
     fn list_keys(&self, request: ListRequest<'_>) -> Result<KeyPage> {
+        let prefix = request.prefix;
+        // DynamoDB refuses a start key outside the key condition: a key
+        // without the prefix is before all of its keys or after them.
+        let after = match request.after {
+            Some(after) if !after.starts_with(prefix) && after > prefix => return Ok(KeyPage::default()),
+            Some(after) if !after.starts_with(prefix) => None,
+            after => after,
+        };
+        let mut condition = String::from("#b = :b");
+        let mut values = json!({ ":b": { "S": self.prefix }, ":now": self.now() });
+        if !prefix.is_empty() {
+            condition.push_str(" AND begins_with(#k, :p)");
+            values[":p"] = json!({ "S": prefix });
+        }
         let mut query = json!({
             "TableName": self.conn.table,
-            "KeyConditionExpression": "#b = :b",
+            "KeyConditionExpression": condition,
+            "FilterExpression": NOT_EXPIRED,
             "ProjectionExpression": "#k",
-            "ExpressionAttributeNames": { "#b": "bucket", "#k": "key" },
-            "ExpressionAttributeValues": { ":b": { "S": self.prefix } },
+            "ExpressionAttributeNames": { "#b": "bucket", "#k": "key", "#e": EXPIRES_MS },
+            "ExpressionAttributeValues": values,
             "ConsistentRead": self.conn.consistent_reads,
             "Limit": request.max_keys,
         });
-        if let Some(after) = request.after {
-            query["ExclusiveStartKey"] = self.item_key(after);
-        }
-        let answer = self.conn.call("Query", &query)?;
-        let mut keys = Vec::new();
-        for item in answer["Items"].as_array().into_iter().flatten() {
-            let key = item["key"]["S"]
-                .as_str()
-                .ok_or_else(|| self.conn.malformed("a listed item has no string `key`"))?;
-            keys.push(key.to_string());
-        }
-        // DynamoDB may give a `LastEvaluatedKey` before an empty last page.
-        Ok(KeyPage {
-            keys,
-            more: answer.get("LastEvaluatedKey").is_some(),
+        // `Limit` counts the items read before the filter: a page may hold
+        // no live key and still go on (as may DynamoDB's last page).
+        expiry::live_page(&self.conn.client, |cursor: Option<&Value>| {
+            match (cursor, after) {
+                (Some(cursor), _) => query["ExclusiveStartKey"] = cursor.clone(),
+                (None, Some(after)) => query["ExclusiveStartKey"] = self.item_key(after),
+                (None, None) => {}
+            }
+            let answer = self.conn.call("Query", &query)?;
+            let mut keys = Vec::new();
+            for item in answer["Items"].as_array().into_iter().flatten() {
+                let key = item["key"]["S"]
+                    .as_str()
+                    .ok_or_else(|| self.conn.malformed("a listed item has no string `key`"))?;
+                keys.push(key.to_string());
+            }
+            let listed = answer["ScannedCount"]
+                .as_u64()
+                .map_or(keys.len(), |n| usize::try_from(n).unwrap_or(usize::MAX));
+            Ok(Listed {
+                keys,
+                listed,
+                next: answer.get("LastEvaluatedKey").cloned(),
+            })
         })
     }
 
-    fn compare_and_swap(&self, key: &str, expected: Option<&Version>, value: &[u8]) -> Result<bool> {
-        let mut put = json!({ "TableName": self.conn.table, "Item": self.item(key, value) });
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&Version>,
+        value: &[u8],
+        expires_at: Option<ExpiresAt>,
+    ) -> Result<bool> {
+        let mut put = json!({
+            "TableName": self.conn.table,
+            "Item": self.item(key, value, expires_at),
+            "ExpressionAttributeNames": { "#e": EXPIRES_MS },
+            "ExpressionAttributeValues": { ":now": self.now() },
+        });
         match expected {
+            // If-not-exists: atomic, an expired item counting as absent.
             None => {
-                put["ConditionExpression"] = json!("attribute_not_exists(#k)");
-                put["ExpressionAttributeNames"] = json!({ "#k": "key" });
+                put["ConditionExpression"] = json!("attribute_not_exists(#k) OR #e <= :now");
+                put["ExpressionAttributeNames"]["#k"] = json!("key");
             }
             Some(Version(bytes)) => {
                 let version = core::str::from_utf8(bytes)
@@ -407,61 +542,38 @@ impl Bucket for DynamoDbBucket {
                     .ok_or_else(|| {
                         Error::other("dynamodb: a compare-and-swap version is not a version number")
                     })?;
-                put["ConditionExpression"] = json!("#v = :v");
-                put["ExpressionAttributeNames"] = json!({ "#v": "version" });
-                put["ExpressionAttributeValues"] = json!({ ":v": { "N": version } });
+                // The version read, unless it has expired since.
+                put["ConditionExpression"] = json!(format!("#v = :v AND ({NOT_EXPIRED})"));
+                put["ExpressionAttributeNames"]["#v"] = json!("version");
+                put["ExpressionAttributeValues"][":v"] = json!({ "N": version });
             }
         }
         Ok(self.conn.call_conditional("PutItem", &put)?.is_some())
     }
 
     fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
-        let unique = last_per_key(keys, String::as_str);
-        let mut found: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-        for chunk in unique.chunks(MAX_BATCH_GET) {
-            let mut pending: Vec<Value> = chunk.iter().map(|k| self.item_key(k)).collect();
-            let mut round = 0;
-            while !pending.is_empty() {
-                if round == MAX_BATCH_ROUNDS {
-                    return Err(self.conn.client.error(format_args!(
-                        "{} batch reads were still unprocessed after {MAX_BATCH_ROUNDS} rounds (throttled?)",
-                        pending.len()
-                    )));
-                }
-                if round > 0 {
-                    self.batch_backoff(round);
-                }
-                round += 1;
-                let answer = self.conn.call(
-                    "BatchGetItem",
-                    &json!({ "RequestItems": { self.conn.table.as_str(): {
-                        "Keys": pending,
-                        "ConsistentRead": self.conn.consistent_reads,
-                    } } }),
-                )?;
-                let items = answer["Responses"][self.conn.table.as_str()].as_array();
-                for item in items.into_iter().flatten() {
-                    let key = item["key"]["S"]
-                        .as_str()
-                        .ok_or_else(|| self.conn.malformed("a batch item has no string `key`"))?;
-                    let (value, _) = self.parse_item(item)?;
-                    found.insert(key.into(), value);
-                }
-                pending = match answer["UnprocessedKeys"][self.conn.table.as_str()]["Keys"].as_array() {
-                    Some(left) => left.clone(),
-                    None => Vec::new(),
-                };
-            }
-        }
-        Ok(keys.iter().map(|k| found.get(k).cloned()).collect())
+        let found = self.batch_get(keys)?;
+        Ok(keys
+            .iter()
+            .map(|k| found.get(k).map(|stored| stored.value.clone()))
+            .collect())
     }
 
-    fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<()> {
+    /// A batch read gives the expiries too.
+    fn get_many_versioned(&self, keys: &[String]) -> Result<Vec<Versioned>> {
+        let found = self.batch_get(keys)?;
+        Ok(keys
+            .iter()
+            .map(|k| found.get(k).cloned().map(Stored::versioned).unwrap_or_default())
+            .collect())
+    }
+
+    fn set_many(&self, entries: &[(String, Vec<u8>)], expires_at: Option<ExpiresAt>) -> Result<()> {
         let unique = last_per_key(entries, |(k, _)| k.as_str());
         for chunk in unique.chunks(MAX_BATCH_WRITE) {
             let requests = chunk
                 .iter()
-                .map(|(k, v)| json!({ "PutRequest": { "Item": self.item(k, v) } }))
+                .map(|(k, v)| json!({ "PutRequest": { "Item": self.item(k, v, expires_at) } }))
                 .collect();
             self.batch_write(requests)?;
         }
@@ -539,5 +651,42 @@ mod tests {
         let entries = [("a", 1), ("b", 2), ("a", 3)];
         let unique = last_per_key(&entries, |(k, _)| k);
         assert_eq!(unique, [&("a", 3), &("b", 2)]);
+    }
+
+    /// An item read at the instant it expires is absent; one a ms earlier
+    /// is there, with its expiry.
+    #[test]
+    fn items_are_absent_from_their_expiry_on() {
+        let expiring = |at: u64| {
+            dynamo(&format!(
+                r#"{{"Item":{{"key":{{"S":"a"}},"value":{{"B":"dmFsdWU="}},"version":{{"N":"7"}},"expires_ms":{{"N":"{at}"}},"expires":{{"N":"1"}}}}}}"#
+            ))
+        };
+        let now = testing::CANNED_NOW_MS;
+        let bucket = open(Answers::new(vec![
+            expiring(now),
+            expiring(now),
+            expiring(now + 1),
+        ]));
+        assert_eq!(bucket.get("a").unwrap(), None);
+        assert!(!bucket.exists("a").unwrap());
+        let live = bucket.get_versioned("a").unwrap();
+        assert_eq!(live.value.as_deref(), Some(&b"value"[..]));
+        assert_eq!(live.expires_at, Some(now + 1));
+    }
+
+    #[test]
+    fn an_expiry_is_written_in_ms_and_in_seconds_rounded_up() {
+        let (client, credentials) = testing::canned("dynamodb", Answers::default(), testing::AWS_CREDENTIALS);
+        let service = DynamoDb::new(client, credentials, "t", "us-east-1", true);
+        let bucket = DynamoDbBucket {
+            conn: Rc::clone(&service.conn),
+            prefix: "b/".into(),
+        };
+        let item = bucket.item("a", b"v", Some(1_001));
+        assert_eq!(item[EXPIRES_MS]["N"], "1001");
+        assert_eq!(item[TTL_ATTRIBUTE]["N"], "2");
+        let item = bucket.item("a", b"v", None);
+        assert!(item.get(EXPIRES_MS).is_none() && item.get(TTL_ATTRIBUTE).is_none());
     }
 }

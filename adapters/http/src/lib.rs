@@ -5,6 +5,7 @@
 //! - one file per protocol ([`etcd`], [`webdis`], [`dynamodb`], [`s3`], [`azure`]), each a [`Service`]
 //!   whose buckets implement [`kv_core::Bucket`];
 //! - [`buckets`]: how a bucket maps to a key prefix;
+//! - [`expiry`]: what the cloud protocols share to keep expiring entries;
 //! - [`credentials`]: secrets read at run time from the environment;
 //! - [`sigv4`] and [`shared_key`]: AWS's and Azure's request signing, with
 //!   the dates they sign in [`dates`];
@@ -28,6 +29,7 @@ pub mod credentials;
 pub mod dates;
 pub mod dynamodb;
 pub mod etcd;
+pub mod expiry;
 pub mod s3;
 pub mod shared_key;
 pub mod sigv4;

@@ -12,9 +12,18 @@
 //!   conditional write) is a lost race. Increment is the shared
 //!   compare-and-swap loop. An ETag is a hash of the content, so a value
 //!   rewritten with the same bytes keeps its version.
-//! - `list-keys` is `ListObjectsV2` under the prefix with `encoding-type=url`,
-//!   in object-key order, continuing with `start-after` the object key of
-//!   the last key returned.
+//! - Expiry: the metadata `x-amz-meta-expires-at-ms` (ms since the Unix
+//!   epoch), which `GET` and `HEAD` return and every read filters by. S3
+//!   cannot delete by metadata: an expired object stays (invisible) until
+//!   it is overwritten or deleted, or a lifecycle rule the operator sets
+//!   removes objects by age. If-not-exists over an expired object replaces
+//!   exactly that object (`If-Match: <its etag>`), atomic.
+//! - `list-keys` is `ListObjectsV2` under the bucket's prefix and the
+//!   request's (escaped the same way), with `encoding-type=url`, in
+//!   object-key order, continuing with `start-after` the object key of the
+//!   last key returned. Listings carry no metadata, so every listed key is
+//!   `HEAD`ed (16 at once) to leave expired ones out: a page costs one
+//!   request per key.
 //! - `delete-many` is `DeleteObjects` (1,000 keys a request, `Content-MD5`).
 //! - Credentials: `access-key-id`, `secret-access-key`, optional
 //!   `session-token`; the region is configured.
@@ -27,13 +36,16 @@ use alloc::vec::Vec;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use kv_core::{Bucket, Error, KeyPage, Limits, ListRequest, Quoted, Result, Version, Versioned, percent};
+use kv_core::{
+    Bucket, Error, ExpiresAt, KeyPage, Limits, ListRequest, Quoted, Result, Version, Versioned, percent,
+};
 use md5::{Digest, Md5};
 use wasip2::http::types::Method;
 
 use crate::Service;
 use crate::client::{Client, Request, Response};
 use crate::credentials::Credentials;
+use crate::expiry::{self, Listed, Stored};
 use crate::sigv4::{self, LazySigner, uri_encode};
 
 /// Object keys are at most 1,024 bytes, the bucket's prefix included (a
@@ -48,6 +60,9 @@ const MAX_PREFIX_BYTES: usize = 256;
 
 /// `DeleteObjects` takes at most 1,000 keys.
 const MAX_DELETE_KEYS: usize = 1000;
+
+/// The metadata header of an object's expiry (ms since the Unix epoch).
+pub const EXPIRES_HEADER: &str = "x-amz-meta-expires-at-ms";
 
 pub struct S3 {
     conn: Rc<Connection>,
@@ -150,7 +165,8 @@ pub struct S3Bucket {
 }
 
 impl S3Bucket {
-    /// The object key of `key`, at most 1,024 bytes.
+    /// The object key of `key`, at most 1,024 bytes. Escaping keeps
+    /// prefixes: a key's prefix is its object key's prefix.
     fn object_key(&self, key: &str) -> Result<String> {
         let mut object = self.prefix.clone();
         object.push_str(&percent::encode(key.as_bytes(), |c| !c.is_ascii_control()));
@@ -173,16 +189,25 @@ impl S3Bucket {
         ))
     }
 
-    /// The value and ETag, or `None` if there is no such object.
-    fn get_object(&self, key: &str) -> Result<Option<(Vec<u8>, String)>> {
+    /// The object of `key` (value, ETag, expiry), `None` if there is
+    /// none; expired ones included (`live` filters them out).
+    fn get_object(&self, key: &str) -> Result<Option<Stored>> {
         self.object_from(
             self.conn
                 .send(Request::new(Method::Get, self.object_path(key)?))?,
         )
     }
 
-    /// The value and ETag a `GET` of an object answered.
-    fn object_from(&self, response: Response) -> Result<Option<(Vec<u8>, String)>> {
+    /// The same without the value (`HEAD`).
+    fn head_object(&self, key: &str) -> Result<Option<Stored>> {
+        self.object_from(
+            self.conn
+                .send(Request::new(Method::Head, self.object_path(key)?))?,
+        )
+    }
+
+    /// The object a `GET` or `HEAD` answered.
+    fn object_from(&self, response: Response) -> Result<Option<Stored>> {
         match response.status {
             404 => Ok(None),
             200 => {
@@ -190,10 +215,59 @@ impl S3Bucket {
                     .header("etag")
                     .ok_or_else(|| self.conn.malformed("no ETag", &response))?
                     .to_string();
-                Ok(Some((response.body, etag)))
+                let expires_at = match response.header(EXPIRES_HEADER) {
+                    None => None,
+                    Some(text) => Some(expiry::parse_ms(text).ok_or_else(|| {
+                        self.conn
+                            .malformed(&format!("{EXPIRES_HEADER} is not a number of ms"), &response)
+                    })?),
+                };
+                Ok(Some(Stored {
+                    value: response.body,
+                    version: etag,
+                    expires_at,
+                }))
             }
             _ => Err(self.conn.service_error(&response)),
         }
+    }
+
+    /// `object` unless it has expired.
+    fn live(&self, object: Option<Stored>) -> Option<Stored> {
+        object.filter(|object| !object.has_expired(&self.conn.client))
+    }
+
+    /// A `PUT` of `value` expiring at `expires_at`.
+    fn put(&self, key: &str, value: &[u8], expires_at: Option<ExpiresAt>) -> Result<Request> {
+        let request = Request::new(Method::Put, self.object_path(key)?).body(value);
+        Ok(match expires_at {
+            Some(at) => request.header(EXPIRES_HEADER, at.to_string()),
+            None => request,
+        })
+    }
+
+    /// A conditional `PUT`; `false` if its precondition failed.
+    fn put_if(&self, request: Request) -> Result<bool> {
+        let response = self.conn.send(request.once())?;
+        match response.status {
+            200..=299 => Ok(true),
+            // 409: a concurrent conditional write won.
+            412 | 409 => Ok(false),
+            _ => Err(self.conn.service_error(&response)),
+        }
+    }
+
+    /// The live objects among `keys`' (`GET`s or `HEAD`s sent at once).
+    fn objects(&self, method: Method, keys: &[String]) -> Result<Vec<Option<Stored>>> {
+        let requests = keys
+            .iter()
+            .map(|key| Ok(Request::new(method.clone(), self.object_path(key)?)))
+            .collect::<Result<Vec<_>>>()?;
+        self.conn
+            .send_all(requests)?
+            .into_iter()
+            .map(|response| Ok(self.live(self.object_from(response?)?)))
+            .collect()
     }
 
     fn delete_one(&self, key: &str) -> Result<()> {
@@ -240,20 +314,18 @@ impl S3Bucket {
 
 impl Bucket for S3Bucket {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.get_object(key)?.map(|(value, _)| value))
+        Ok(self.live(self.get_object(key)?).map(|object| object.value))
     }
 
     fn get_versioned(&self, key: &str) -> Result<Versioned> {
         Ok(self
-            .get_object(key)?
-            .map(|(value, etag)| Versioned::found(value, Version(etag.into_bytes())))
+            .live(self.get_object(key)?)
+            .map(Stored::versioned)
             .unwrap_or_default())
     }
 
-    fn set(&self, key: &str, value: &[u8]) -> Result<()> {
-        let response = self
-            .conn
-            .send(Request::new(Method::Put, self.object_path(key)?).body(value))?;
+    fn set(&self, key: &str, value: &[u8], expires_at: Option<ExpiresAt>) -> Result<()> {
+        let response = self.conn.send(self.put(key, value, expires_at)?)?;
         if !response.is_success() {
             return Err(self.conn.service_error(&response));
         }
@@ -266,79 +338,98 @@ impl Bucket for S3Bucket {
 
     /// S3 has no batch read: one `GET` per key, sent at once.
     fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
-        let requests = keys
-            .iter()
-            .map(|key| Ok(Request::new(Method::Get, self.object_path(key)?)))
-            .collect::<Result<Vec<_>>>()?;
-        self.conn
-            .send_all(requests)?
+        Ok(self
+            .objects(Method::Get, keys)?
             .into_iter()
-            .map(|response| Ok(self.object_from(response?)?.map(|(value, _)| value)))
-            .collect()
+            .map(|object| object.map(|object| object.value))
+            .collect())
+    }
+
+    fn get_many_versioned(&self, keys: &[String]) -> Result<Vec<Versioned>> {
+        Ok(self
+            .objects(Method::Get, keys)?
+            .into_iter()
+            .map(|object| object.map(Stored::versioned).unwrap_or_default())
+            .collect())
     }
 
     fn exists(&self, key: &str) -> Result<bool> {
-        let response = self
-            .conn
-            .send(Request::new(Method::Head, self.object_path(key)?))?;
-        match response.status {
-            200 => Ok(true),
-            404 => Ok(false),
-            _ => Err(self.conn.service_error(&response)),
-        }
+        Ok(self.live(self.head_object(key)?).is_some())
     }
 
     /// Object-key order; `start-after` the object key of the last key
     /// returned, which S3 resumes after exactly wherever the core cut the
     /// page (its own continuation token could only resume after a whole page).
     fn list_keys(&self, request: ListRequest<'_>) -> Result<KeyPage> {
-        let mut path = format!(
-            "{}?list-type=2&encoding-type=url&max-keys={}&prefix={}",
-            self.conn.bucket_path,
-            request.max_keys.min(1000),
-            uri_encode(self.prefix.as_bytes(), false)
-        );
-        if let Some(after) = request.after {
-            path.push_str(&format!(
-                "&start-after={}",
-                uri_encode(self.object_key(after)?.as_bytes(), false)
-            ));
-        }
-        let response = self.conn.send(Request::new(Method::Get, path))?;
-        if !response.is_success() {
-            return Err(self.conn.service_error(&response));
-        }
-        let page = parse_list(&response.body)
-            .map_err(|what| self.conn.malformed(&format!("ListObjectsV2: {what}"), &response))?;
-        let mut keys = Vec::with_capacity(page.keys.len());
-        for key in page.keys {
-            let key = key
-                .strip_prefix(self.prefix.as_str())
-                .ok_or("a listed key is outside the bucket's prefix")
-                .and_then(|escaped| decode_key(escaped, false))
-                .map_err(|what| self.conn.malformed(what, &response))?;
-            keys.push(key);
-        }
-        Ok(KeyPage {
-            keys,
-            more: page.truncated,
+        // The request's prefix, escaped as keys are, narrows the listing
+        // natively (a prefix too long to be one matches no key anyway).
+        let prefix = self
+            .object_key(request.prefix)
+            .unwrap_or_else(|_| self.prefix.clone());
+        let after = request.after.map(|after| self.object_key(after)).transpose()?;
+        expiry::live_page(&self.conn.client, |cursor: Option<&String>| {
+            let mut path = format!(
+                "{}?list-type=2&encoding-type=url&max-keys={}&prefix={}",
+                self.conn.bucket_path,
+                request.max_keys.clamp(1, 1000),
+                uri_encode(prefix.as_bytes(), false)
+            );
+            if let Some(after) = cursor.or(after.as_ref()) {
+                path.push_str(&format!("&start-after={}", uri_encode(after.as_bytes(), false)));
+            }
+            let response = self.conn.send(Request::new(Method::Get, path))?;
+            if !response.is_success() {
+                return Err(self.conn.service_error(&response));
+            }
+            let page = parse_list(&response.body)
+                .map_err(|what| self.conn.malformed(&format!("ListObjectsV2: {what}"), &response))?;
+            let mut keys = Vec::with_capacity(page.keys.len());
+            for key in &page.keys {
+                let key = key
+                    .strip_prefix(self.prefix.as_str())
+                    .ok_or("a listed key is outside the bucket's prefix")
+                    .and_then(|escaped| decode_key(escaped, false))
+                    .map_err(|what| self.conn.malformed(what, &response))?;
+                keys.push(key);
+            }
+            // Listings carry no metadata: a HEAD of each tells the expired.
+            let live = self.objects(Method::Head, &keys)?;
+            let live_keys = keys
+                .into_iter()
+                .zip(live)
+                .filter_map(|(key, object)| object.map(|_| key))
+                .collect();
+            Ok(Listed {
+                keys: live_keys,
+                listed: page.keys.len(),
+                next: page.truncated.then(|| page.keys.last().cloned()).flatten(),
+            })
         })
     }
 
-    fn compare_and_swap(&self, key: &str, expected: Option<&Version>, value: &[u8]) -> Result<bool> {
-        let mut request = Request::new(Method::Put, self.object_path(key)?)
-            .body(value)
-            .once();
-        request = match expected {
-            None => request.header("if-none-match", "*"),
-            Some(Version(etag)) => request.header("if-match", etag.clone()),
-        };
-        let response = self.conn.send(request)?;
-        match response.status {
-            200..=299 => Ok(true),
-            // 409: a concurrent conditional write won.
-            412 | 409 => Ok(false),
-            _ => Err(self.conn.service_error(&response)),
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&Version>,
+        value: &[u8],
+        expires_at: Option<ExpiresAt>,
+    ) -> Result<bool> {
+        let put = || self.put(key, value, expires_at);
+        match expected {
+            Some(Version(etag)) => self.put_if(put()?.header("if-match", etag.clone())),
+            // If-not-exists: an expired object still exists to
+            // `If-None-Match`; replacing exactly it keeps the write atomic.
+            None => expiry::insert_if_absent_or_expired(
+                &self.conn.client,
+                key,
+                || self.put_if(put()?.header("if-none-match", "*")),
+                || {
+                    Ok(self
+                        .head_object(key)?
+                        .map(|object| (object.version, object.expires_at)))
+                },
+                |etag: &String| self.put_if(put()?.header("if-match", etag.clone())),
+            ),
         }
     }
 
@@ -486,12 +577,14 @@ mod tests {
 
     fn script(op: Op) -> Vec<Response> {
         let stored = || answer(200, &[("etag", ETAG)], "");
+        let head = || answer(200, &[("etag", ETAG), ("content-length", "5")], "");
         match op {
             Op::Get | Op::GetVersioned => vec![object("value")],
             Op::Set | Op::CasInsert | Op::CasReplace => vec![stored()],
             Op::Delete => vec![answer(204, &[], "")],
-            Op::Exists => vec![answer(200, &[("etag", ETAG), ("content-length", "5")], "")],
-            Op::ListFirst | Op::ListAfter => vec![xml(LIST)],
+            Op::Exists => vec![head()],
+            // The list, then a HEAD of each key listed.
+            Op::ListFirst | Op::ListAfter => vec![xml(LIST), head(), head()],
             Op::Increment => vec![object("41"), stored()],
             Op::GetMany => vec![
                 object("value"),
@@ -515,7 +608,12 @@ mod tests {
     /// `other(..)`, never a panic.
     #[test]
     fn answers_are_handled_without_panics() {
-        testing::check_protocol(open, script, ETAG.as_bytes(), &["etag", "content-type"]);
+        testing::check_protocol(
+            open,
+            script,
+            ETAG.as_bytes(),
+            &["etag", "content-type", EXPIRES_HEADER],
+        );
     }
 
     #[test]
@@ -562,5 +660,49 @@ mod tests {
         assert_eq!(decode_key("a+b%25%0A", false).unwrap(), "a+b%\n");
         assert!(decode_key("%4", false).is_err());
         assert!(decode_key("%FF", false).is_err());
+    }
+
+    fn expiring(at: u64, body: &str) -> Response {
+        let at = at.to_string();
+        answer(200, &[("etag", ETAG), (EXPIRES_HEADER, at.as_str())], body)
+    }
+
+    /// From the instant it expires an object is absent to reads and to
+    /// listings (which `HEAD` the keys they list).
+    #[test]
+    fn objects_are_absent_from_their_expiry_on() {
+        let now = testing::CANNED_NOW_MS;
+        let bucket = open(Answers::new(vec![
+            expiring(now, "value"),
+            expiring(now, ""),
+            expiring(now + 1, "value"),
+            xml(LIST),
+            expiring(now + 1, ""),
+            expiring(now, ""),
+        ]));
+        assert_eq!(bucket.get("a").unwrap(), None);
+        assert!(!bucket.exists("a").unwrap());
+        assert_eq!(bucket.get_versioned("a").unwrap().expires_at, Some(now + 1));
+        let page = bucket
+            .list_keys(ListRequest {
+                after: None,
+                max_keys: 2,
+                prefix: "",
+            })
+            .unwrap();
+        assert_eq!(page.keys, ["a"]);
+        assert!(page.more);
+    }
+
+    /// If-not-exists over an expired object replaces exactly it; over a
+    /// live one it loses.
+    #[test]
+    fn if_not_exists_replaces_an_expired_object() {
+        let now = testing::CANNED_NOW_MS;
+        let precondition_failed = || answer(412, &[], "<Error><Code>PreconditionFailed</Code></Error>");
+        let stored = || answer(200, &[("etag", ETAG)], "");
+        testing::assert_if_not_exists_writes(open, vec![precondition_failed(), expiring(now, ""), stored()]);
+        let bucket = open(Answers::new(vec![precondition_failed(), expiring(now + 1, "")]));
+        assert!(!bucket.compare_and_swap("a", None, b"new", None).unwrap());
     }
 }

@@ -29,17 +29,40 @@ use std::string::String;
 pub struct Answers {
     left: Rc<RefCell<VecDeque<Response>>>,
     random: Rc<Cell<u64>>,
+    /// The requests answered so far: path and body (as text).
+    asked: Rc<RefCell<Vec<(String, String)>>>,
+    /// The wall clock a canned client reads, in ms (settable).
+    now_ms: Rc<Cell<u64>>,
 }
+
+/// The canned clients' wall clock unless a test sets it: the time their
+/// signatures are made at, in ms.
+pub const CANNED_NOW_MS: u64 = 1_795_279_386_000;
 
 impl Answers {
     pub fn new(answers: Vec<Response>) -> Self {
         Answers {
             left: Rc::new(RefCell::new(answers.into())),
             random: Rc::default(),
+            asked: Rc::default(),
+            now_ms: Rc::new(Cell::new(CANNED_NOW_MS)),
         }
     }
 
-    pub fn answer(&self, _request: &Request) -> Result<Response> {
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms.get()
+    }
+
+    /// Sets the canned wall clock (ms since the Unix epoch).
+    pub fn set_now_ms(&self, now_ms: u64) {
+        self.now_ms.set(now_ms);
+    }
+
+    pub fn answer(&self, request: &Request) -> Result<Response> {
+        self.asked.borrow_mut().push((
+            request.path.clone(),
+            String::from_utf8_lossy(&request.body).into_owned(),
+        ));
         self.left
             .borrow_mut()
             .pop_front()
@@ -53,6 +76,11 @@ impl Answers {
 
     pub fn left(&self) -> usize {
         self.left.borrow().len()
+    }
+
+    /// The requests answered so far (path, body as text), in order.
+    pub fn asked(&self) -> Vec<(String, String)> {
+        self.asked.borrow().clone()
     }
 }
 
@@ -107,31 +135,52 @@ pub const OPS: [Op; 13] = [
     Op::DeleteMany,
 ];
 
+/// The expiry the writes of [`check_protocol_expiring`] give: a minute
+/// after the canned clients' time.
+pub const EXPIRES_AT: u64 = 1_795_279_446_000;
+
 impl Op {
     /// Runs the operation on keys `a` and `b`; `version` is one the
-    /// protocol issues (for a compare-and-swap of a present key).
-    fn run(self, bucket: &dyn Bucket, version: &[u8]) -> Result<()> {
+    /// protocol issues (for a compare-and-swap of a present key); writes
+    /// expire at `expires_at`.
+    fn run(self, bucket: &dyn Bucket, version: &[u8], expires_at: Option<u64>) -> Result<()> {
         let keys = ["a".to_string(), "b".to_string()];
         let entries = [("a".to_string(), b"1".to_vec()), ("b".to_string(), b"2".to_vec())];
-        let list = |after| bucket.list_keys(ListRequest { after, max_keys: 10 });
+        let list = |after| {
+            bucket.list_keys(ListRequest {
+                after,
+                max_keys: 10,
+                prefix: "",
+            })
+        };
         match self {
             Op::Get => bucket.get("a").map(drop),
             Op::GetVersioned => bucket.get_versioned("a").map(drop),
-            Op::Set => bucket.set("a", b"value"),
+            Op::Set => bucket.set("a", b"value", expires_at),
             Op::Delete => bucket.delete("a"),
             Op::Exists => bucket.exists("a").map(drop),
             Op::ListFirst => list(None).map(drop),
             Op::ListAfter => list(Some("a")).map(drop),
-            Op::CasInsert => bucket.compare_and_swap("a", None, b"new").map(drop),
+            Op::CasInsert => bucket.compare_and_swap("a", None, b"new", expires_at).map(drop),
             Op::CasReplace => bucket
-                .compare_and_swap("a", Some(&Version(version.to_vec())), b"new")
+                .compare_and_swap("a", Some(&Version(version.to_vec())), b"new", expires_at)
                 .map(drop),
-            Op::Increment => bucket.increment("a", 1, CounterRange::S64).map(drop),
+            Op::Increment => bucket.increment("a", 1, CounterRange::S64, expires_at).map(drop),
             Op::GetMany => bucket.get_many(&keys).map(drop),
-            Op::SetMany => bucket.set_many(&entries),
+            Op::SetMany => bucket.set_many(&entries, expires_at),
             Op::DeleteMany => bucket.delete_many(&keys),
         }
     }
+}
+
+/// An if-not-exists insert (expiring) on a bucket answering `answers`
+/// writes, reading every answer (over an expired entry, say).
+pub fn assert_if_not_exists_writes(open: fn(Answers) -> Box<dyn Bucket>, answers: Vec<Response>) {
+    let answers = Answers::new(answers);
+    let bucket = open(answers.clone());
+    let expires_at = Some(answers.now_ms() + 1000);
+    assert_eq!(bucket.compare_and_swap("a", None, b"new", expires_at), Ok(true));
+    assert_eq!(answers.left(), 0, "answers left");
 }
 
 /// A protocol under test.
@@ -145,6 +194,8 @@ struct Protocol {
     version: &'static [u8],
     /// The response headers the protocol reads.
     headers: &'static [&'static str],
+    /// When the writes expire.
+    expires_at: Option<u64>,
 }
 
 /// AWS credentials for the canned DynamoDB and S3 clients.
@@ -180,12 +231,33 @@ pub fn check_protocol(
     version: &'static [u8],
     headers: &'static [&'static str],
 ) {
-    let protocol = &Protocol {
+    check(&Protocol {
         open,
         script,
         version,
         headers,
-    };
+        expires_at: None,
+    });
+}
+
+/// [`check_protocol`] with every write expiring at [`EXPIRES_AT`]:
+/// `script` gives the real answers to those.
+pub fn check_protocol_expiring(
+    open: fn(Answers) -> Box<dyn Bucket>,
+    script: fn(Op) -> Vec<Response>,
+    version: &'static [u8],
+    headers: &'static [&'static str],
+) {
+    check(&Protocol {
+        open,
+        script,
+        version,
+        headers,
+        expires_at: Some(EXPIRES_AT),
+    });
+}
+
+fn check(protocol: &Protocol) {
     real_answers_succeed(protocol);
     let mut runner = TestRunner::new(Config {
         cases: 200,
@@ -209,7 +281,7 @@ fn real_answers_succeed(protocol: &Protocol) {
     for op in OPS {
         let answers = Answers::new((protocol.script)(op));
         let bucket = (protocol.open)(answers.clone());
-        let result = op.run(&*bucket, protocol.version);
+        let result = op.run(&*bucket, protocol.version, protocol.expires_at);
         assert!(result.is_ok(), "{op:?} on its real answers: {result:?}");
         assert_eq!(answers.left(), 0, "{op:?} did not read all its answers");
     }
@@ -218,7 +290,7 @@ fn real_answers_succeed(protocol: &Protocol) {
 /// `op` on `answers` returns `Ok` or a one-line `other(..)`.
 fn outcome(protocol: &Protocol, op: Op, answers: Vec<Response>) -> Result<(), TestCaseError> {
     let bucket = (protocol.open)(Answers::new(answers));
-    match op.run(&*bucket, protocol.version) {
+    match op.run(&*bucket, protocol.version, protocol.expires_at) {
         Ok(()) => Ok(()),
         Err(Error::Other(message)) => {
             prop_assert!(!message.is_empty(), "{op:?}: an empty message");

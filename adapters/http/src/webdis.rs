@@ -15,18 +15,27 @@
 //!   (`redis.sha1hex`); compare-and-swap is a Lua script that writes only
 //!   if the value still hashes the same. Writing the same bytes in between
 //!   is not seen as a change, which leaves the value the caller expected.
+//! - Expiry is Redis's own: every write with one sets it in the same
+//!   command (`SET … PXAT <ms since the Unix epoch>`, Redis ≥ 6.2), inside
+//!   the script for compare-and-swap. Redis hides an expired key from every
+//!   command from that millisecond on and deletes it itself. A versioned
+//!   read also returns the key's `PEXPIRETIME` (Redis ≥ 7.0).
+//! - Insert-if-absent is the compare-and-swap script expecting no value:
+//!   an expired key has none.
 //! - Increment is `INCRBY` in a script that refuses a negative counter for
-//!   the unsigned draft and returns the stored text (webdis 0.1.9's raw
-//!   form garbles integers beyond 32 bits). Whatever Redis refuses (leading zeros, beyond
-//!   signed 64 bits) falls back to the shared compare-and-swap loop, so the
-//!   result and the errors are kv-core's exactly.
-//! - `list-keys` is a script: `KEYS` with the bucket prefix as a pattern
-//!   (its glob characters escaped), sorted, the keys after the last key
-//!   returned.
+//!   the unsigned draft, sets the expiry of a counter it creates
+//!   (`PEXPIREAT`; `INCRBY` keeps an existing one's) and returns the stored
+//!   text (webdis 0.1.9's raw form garbles integers beyond 32 bits).
+//!   Whatever Redis refuses (leading zeros, beyond signed 64 bits) falls
+//!   back to the shared compare-and-swap loop, so the result and the errors
+//!   are kv-core's exactly.
+//! - `list-keys` is a script: `KEYS` with the bucket prefix and the asked
+//!   prefix as a pattern (their glob characters escaped), sorted, the keys
+//!   after the last key returned.
 //!   It reads every key of the bucket on the server for each page; `SCAN`
 //!   would not, but the Debian webdis 0.1.9 breaks it.
-//! - Batches: one `MGET` (in a script, for the tags), `MSET` or `DEL` per
-//!   request, split so that each URL stays under webdis's 80 KiB request
+//! - Batches: one `MGET` (in a script, for the tags), `SET`s (in a script,
+//!   for the expiry) or `DEL` per request, split so that each URL stays under webdis's 80 KiB request
 //!   head; an entry too big for a URL is its own `SET`.
 
 use alloc::boxed::Box;
@@ -38,7 +47,9 @@ use alloc::vec::Vec;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use kv_core::{Bucket, CounterRange, Error, KeyPage, Limits, ListRequest, Result, Version, Versioned};
+use kv_core::{
+    Bucket, CounterRange, Error, ExpiresAt, KeyPage, Limits, ListRequest, Result, Version, Versioned,
+};
 use wasip2::http::types::Method;
 
 use crate::Service;
@@ -58,21 +69,47 @@ const MAX_URL_BYTES: usize = 64 << 10;
 /// Keys per batch script (Lua's `unpack` has a stack limit).
 const MAX_SCRIPT_KEYS: usize = 1000;
 
+/// The value, its hash and its expiry (`PEXPIRETIME`: negative if none),
+/// as text (webdis garbles integers beyond 32 bits; ms times fit a Lua
+/// double exactly).
 pub const GET_VERSIONED: &str = "local v = redis.call('GET', KEYS[1]) \
-    if v then return {v, redis.sha1hex(v)} end return {}";
+    if v then return {v, redis.sha1hex(v), \
+    string.format('%.0f', redis.call('PEXPIRETIME', KEYS[1]))} end return {}";
 
-/// ARGV[1]: the expected hash, or `none` for an absent key; ARGV[2]: the value.
-pub const COMPARE_AND_SWAP: &str = "local v = redis.call('GET', KEYS[1]) \
-    if (v and redis.sha1hex(v) == ARGV[1]) or (not v and ARGV[1] == 'none') then \
-    redis.call('SET', KEYS[1], ARGV[2]) return 1 end return 0";
+/// The writing scripts' first argument, ARGV[1], is the expiry (ms since
+/// the Unix epoch, or `0` for none: no empty argument, which the URL
+/// could lose): `set(k, v)` sets `k` with it.
+macro_rules! with_set {
+    ($script:literal) => {
+        concat!(
+            "local function set(k, v) if ARGV[1] == '0' then redis.call('SET', k, v) \
+             else redis.call('SET', k, v, 'PXAT', ARGV[1]) end end ",
+            $script
+        )
+    };
+}
 
-/// ARGV[1]: the delta; ARGV[2]: the counter range (`u64` or `s64`).
-/// Returns the new value as the stored text: webdis 0.1.9's raw form
-/// garbles integer replies beyond 32 bits, and Lua numbers are doubles.
+/// ARGV[2..]: the values of KEYS, in order.
+pub const SET_MANY: &str =
+    with_set!("for i = 1, #KEYS do set(KEYS[i], ARGV[i + 1]) end return redis.status_reply('OK')");
+
+/// ARGV[2]: the expected hash, or `none` for an absent (or expired) key;
+/// ARGV[3]: the value.
+pub const COMPARE_AND_SWAP: &str = with_set!(
+    "local v = redis.call('GET', KEYS[1]) \
+    if (v and redis.sha1hex(v) == ARGV[2]) or (not v and ARGV[2] == 'none') then \
+    set(KEYS[1], ARGV[3]) return 1 end return 0"
+);
+
+/// ARGV[1]: the expiry of a counter this creates (or `0`); ARGV[2]: the
+/// delta; ARGV[3]: the counter range (`u64` or `s64`). Returns the new
+/// value as the stored text: webdis 0.1.9's raw form garbles integer
+/// replies beyond 32 bits, and Lua numbers are doubles.
 pub const INCREMENT: &str = "local v = redis.call('GET', KEYS[1]) \
-    if v and ARGV[2] == 'u64' and string.sub(v, 1, 1) == '-' then \
+    if v and ARGV[3] == 'u64' and string.sub(v, 1, 1) == '-' then \
     return redis.error_reply('negative counter') end \
-    redis.call('INCRBY', KEYS[1], ARGV[1]) return redis.call('GET', KEYS[1])";
+    redis.call('INCRBY', KEYS[1], ARGV[2]) local n = redis.call('GET', KEYS[1]) \
+    if not v and ARGV[1] ~= '0' then redis.call('PEXPIREAT', KEYS[1], ARGV[1]) end return n";
 
 pub const GET_MANY: &str = "local vs = redis.call('MGET', unpack(KEYS)) local out = {} \
     for i = 1, #KEYS do if vs[i] then out[i] = '1' .. vs[i] else out[i] = '0' end end return out";
@@ -210,10 +247,11 @@ impl WebdisBucket {
         format!("{}{key}", self.prefix).into_bytes()
     }
 
-    /// The `KEYS` pattern matching exactly this bucket's keys.
-    fn pattern(&self) -> Vec<u8> {
+    /// The `KEYS` pattern matching exactly this bucket's keys that start
+    /// with `prefix`.
+    fn pattern(&self, prefix: &str) -> Vec<u8> {
         let mut pattern = Vec::new();
-        for &byte in self.prefix.as_bytes() {
+        for &byte in self.prefix.as_bytes().iter().chain(prefix.as_bytes()) {
             if matches!(byte, b'*' | b'?' | b'[' | b']' | b'\\') {
                 pattern.push(b'\\');
             }
@@ -257,20 +295,40 @@ impl Bucket for WebdisBucket {
         let reply = self
             .conn
             .eval(GET_VERSIONED, &[&self.wire_key(key)], &[], None, false)?;
-        match reply {
-            Reply::Array(items) if items.is_empty() => Ok(Versioned::default()),
-            Reply::Array(mut items) if items.len() == 2 => match (items.pop(), items.pop()) {
-                (Some(Reply::Bulk(Some(hash))), Some(Reply::Bulk(Some(value)))) => {
-                    Ok(Versioned::found(value, Version(hash)))
-                }
-                _ => Err(self.conn.client.error("unexpected reply to a versioned GET")),
-            },
-            reply => Err(self.conn.unexpected("a versioned GET", &reply)),
-        }
+        let unexpected = || self.conn.client.error("unexpected reply to a versioned GET");
+        let items = match reply {
+            Reply::Array(items) if items.is_empty() => return Ok(Versioned::default()),
+            Reply::Array(items) => items,
+            reply => return Err(self.conn.unexpected("a versioned GET", &reply)),
+        };
+        let [
+            Reply::Bulk(Some(value)),
+            Reply::Bulk(Some(hash)),
+            Reply::Bulk(Some(expiry)),
+        ] = <[Reply; 3]>::try_from(items).map_err(|_| unexpected())?
+        else {
+            return Err(unexpected());
+        };
+        // Negative: no expiry (-1).
+        let expires_at = match core::str::from_utf8(&expiry)
+            .ok()
+            .and_then(|t| t.parse::<i64>().ok())
+        {
+            Some(at) => u64::try_from(at).ok(),
+            None => return Err(unexpected()),
+        };
+        Ok(Versioned::found(value, Version(hash)).expiring(expires_at))
     }
 
-    fn set(&self, key: &str, value: &[u8]) -> Result<()> {
-        match self.conn.ok(&[b"SET", &self.wire_key(key)], Some(value), false)? {
+    fn set(&self, key: &str, value: &[u8], expires_at: Option<ExpiresAt>) -> Result<()> {
+        let expiry = expiry_arg(expires_at);
+        match self.conn.eval(
+            SET_MANY,
+            &[&self.wire_key(key)],
+            &[expiry.as_bytes()],
+            Some(value),
+            false,
+        )? {
             Reply::Status(_) => Ok(()),
             reply => Err(self.conn.unexpected("SET", &reply)),
         }
@@ -295,7 +353,7 @@ impl Bucket for WebdisBucket {
         let flag: &[u8] = if after.is_some() { b"1" } else { b"0" };
         let limit = request.fetch_keys().to_string();
         let args: [&[u8]; 4] = [
-            &self.pattern(),
+            &self.pattern(request.prefix),
             flag,
             after.as_deref().unwrap_or(b"-"),
             limit.as_bytes(),
@@ -321,12 +379,19 @@ impl Bucket for WebdisBucket {
         Ok(KeyPage { keys, more })
     }
 
-    fn compare_and_swap(&self, key: &str, expected: Option<&Version>, value: &[u8]) -> Result<bool> {
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&Version>,
+        value: &[u8],
+        expires_at: Option<ExpiresAt>,
+    ) -> Result<bool> {
         let expected: &[u8] = expected.map_or(b"none", |Version(hash)| hash);
+        let expiry = expiry_arg(expires_at);
         match self.conn.eval(
             COMPARE_AND_SWAP,
             &[&self.wire_key(key)],
-            &[expected],
+            &[expiry.as_bytes(), expected],
             Some(value),
             true,
         )? {
@@ -335,7 +400,14 @@ impl Bucket for WebdisBucket {
         }
     }
 
-    fn increment(&self, key: &str, delta: i128, range: CounterRange) -> Result<i128> {
+    fn increment(
+        &self,
+        key: &str,
+        delta: i128,
+        range: CounterRange,
+        expires_at_if_created: Option<ExpiresAt>,
+    ) -> Result<i128> {
+        let expiry = expiry_arg(expires_at_if_created);
         let delta_text = delta.to_string();
         let range_text = range.to_string();
         let args = [
@@ -343,6 +415,7 @@ impl Bucket for WebdisBucket {
             INCREMENT.as_bytes(),
             b"1",
             &self.wire_key(key),
+            expiry.as_bytes(),
             delta_text.as_bytes(),
             range_text.as_bytes(),
         ];
@@ -353,7 +426,7 @@ impl Bucket for WebdisBucket {
                     .error("INCRBY left a value that is not a counter")
             }),
             // Not a counter Redis can add to: kv-core's own loop decides.
-            Reply::Error(_) => kv_core::increment_by_cas(self, key, delta, range),
+            Reply::Error(_) => kv_core::increment_by_cas(self, key, delta, range, expires_at_if_created),
             reply => Err(self.conn.unexpected("INCRBY", &reply)),
         }
     }
@@ -380,22 +453,21 @@ impl Bucket for WebdisBucket {
         Ok(values)
     }
 
-    fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<()> {
+    fn set_many(&self, entries: &[(String, Vec<u8>)], expires_at: Option<ExpiresAt>) -> Result<()> {
+        let expiry = expiry_arg(expires_at);
         let size = |(k, v): &(String, Vec<u8>)| (self.prefix.len() + k.len() + v.len()) * 3 + 2;
-        for run in Self::runs(entries, usize::MAX, size) {
+        for run in Self::runs(entries, MAX_SCRIPT_KEYS, size) {
             if let [(key, value)] = run {
-                self.set(key, value)?;
+                self.set(key, value, expires_at)?;
                 continue;
             }
             let wire: Vec<Vec<u8>> = run.iter().map(|(k, _)| self.wire_key(k)).collect();
-            let mut args: Vec<&[u8]> = vec![b"MSET"];
-            for (key, (_, value)) in wire.iter().zip(run) {
-                args.push(key);
-                args.push(value);
-            }
-            match self.conn.ok(&args, None, false)? {
+            let wire: Vec<&[u8]> = wire.iter().map(Vec::as_slice).collect();
+            let mut args: Vec<&[u8]> = vec![expiry.as_bytes()];
+            args.extend(run.iter().map(|(_, value)| value.as_slice()));
+            match self.conn.eval(SET_MANY, &wire, &args, None, false)? {
                 Reply::Status(_) => {}
-                reply => return Err(self.conn.unexpected("MSET", &reply)),
+                reply => return Err(self.conn.unexpected("the SET script", &reply)),
             }
         }
         Ok(())
@@ -413,6 +485,11 @@ impl Bucket for WebdisBucket {
         }
         Ok(())
     }
+}
+
+/// An expiry as the scripts take it: ms since the Unix epoch, or `0`.
+fn expiry_arg(expires_at: Option<ExpiresAt>) -> String {
+    expires_at.unwrap_or(0).to_string()
 }
 
 /// Parses one reply of the Redis protocol (RESP2); `None` if malformed.
@@ -464,7 +541,9 @@ mod tests {
     fn script(op: Op) -> Vec<crate::client::Response> {
         match op {
             Op::Get => vec![raw("$5\r\nvalue\r\n")],
-            Op::GetVersioned => vec![raw(&format!("*2\r\n$5\r\nvalue\r\n$40\r\n{SHA1}\r\n"))],
+            Op::GetVersioned => vec![raw(&format!(
+                "*3\r\n$5\r\nvalue\r\n$40\r\n{SHA1}\r\n$13\r\n1795279446000\r\n"
+            ))],
             Op::Set | Op::SetMany => vec![raw("+OK\r\n")],
             Op::Delete | Op::Exists | Op::CasInsert | Op::CasReplace => vec![raw(":1\r\n")],
             Op::ListFirst | Op::ListAfter => vec![raw("*2\r\n$3\r\nb/a\r\n$3\r\nb/b\r\n")],
@@ -488,6 +567,77 @@ mod tests {
     #[test]
     fn answers_are_handled_without_panics() {
         testing::check_protocol(open, script, SHA1.as_bytes(), &["content-type"]);
+        testing::check_protocol_expiring(open, script, SHA1.as_bytes(), &["content-type"]);
+    }
+
+    /// The arguments of the command a request sent (its path's segments).
+    fn arguments(path: &str) -> Vec<String> {
+        path.trim_end_matches(".raw")
+            .split('/')
+            .skip(1)
+            .map(|arg| kv_core::percent::decode(arg, false).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn writes_pass_their_expiry_to_the_scripts() {
+        let answers = Answers::new(vec![
+            raw("+OK\r\n"),
+            raw(":1\r\n"),
+            raw("$1\r\n1\r\n"),
+            raw("+OK\r\n"),
+        ]);
+        let bucket = open(answers.clone());
+        let at = Some(testing::EXPIRES_AT);
+        bucket.set("a", b"v", at).unwrap();
+        assert!(bucket.compare_and_swap("a", None, b"v", at).unwrap());
+        assert_eq!(bucket.increment("a", 1, CounterRange::S64, at).unwrap(), 1);
+        let entries = [("a".to_string(), b"1".to_vec()), ("b".to_string(), b"2".to_vec())];
+        bucket.set_many(&entries, None).unwrap();
+        let asked = answers.asked();
+        let args: Vec<Vec<String>> = asked.iter().map(|(path, _)| arguments(path)).collect();
+        assert_eq!(args[0], ["EVAL", SET_MANY, "1", "b/a", "1795279446000"]);
+        assert_eq!(asked[0].1, "v");
+        assert_eq!(args[1][2..], ["1", "b/a", "1795279446000", "none"]);
+        assert_eq!(args[2][2..], ["1", "b/a", "1795279446000", "1", "s64"]);
+        assert_eq!(args[3][2..], ["2", "b/a", "b/b", "0", "1", "2"]);
+    }
+
+    #[test]
+    fn a_versioned_read_gives_the_expiry() {
+        let reply = |expiry: &str| {
+            raw(&format!(
+                "*3\r\n$1\r\nv\r\n$40\r\n{SHA1}\r\n${}\r\n{expiry}\r\n",
+                expiry.len()
+            ))
+        };
+        let bucket = open(Answers::new(vec![
+            reply("1795279446000"),
+            reply("-1"),
+            reply("x"),
+        ]));
+        assert_eq!(
+            bucket.get_versioned("a").unwrap().expires_at,
+            Some(1_795_279_446_000)
+        );
+        let versioned = bucket.get_versioned("a").unwrap();
+        assert_eq!(
+            (versioned.value, versioned.expires_at),
+            (Some(b"v".to_vec()), None)
+        );
+        assert!(bucket.get_versioned("a").is_err());
+    }
+
+    #[test]
+    fn the_list_pattern_escapes_the_bucket_and_the_prefix() {
+        let bucket = WebdisBucket {
+            conn: Rc::new(Connection {
+                client: testing::canned("redis", Answers::default(), &[]).0,
+                authorization: None,
+            }),
+            prefix: "b[1]/".into(),
+        };
+        assert_eq!(bucket.pattern("x*?\\"), b"b\\[1\\]/x\\*\\?\\\\*");
     }
 
     #[test]

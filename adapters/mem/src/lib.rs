@@ -14,7 +14,7 @@ use core::cell::{Cell, RefCell};
 use core::ops::Bound;
 
 use kv_core::config::{AdapterConfig, BackendConfig};
-use kv_core::{KeyPage, Limits, ListRequest, Result, Version, Versioned};
+use kv_core::{KeyPage, Limits, ListRequest, Result, Version, Versioned, is_expired};
 
 /// kv-mem's limits (the project's contract for local stores).
 pub const LIMITS: Limits = Limits {
@@ -22,10 +22,11 @@ pub const LIMITS: Limits = Limits {
     max_value_bytes: 64 << 20,
 };
 
-/// A key's value and the write that produced it.
+/// A key's value, the write that produced it and when it expires.
 struct Entry {
     value: Vec<u8>,
     written_at: u64,
+    expires_at: Option<u64>,
 }
 
 /// One bucket's entries, shared by every handle on it.
@@ -93,33 +94,54 @@ fn version(written_at: u64) -> Version {
 }
 
 impl MemBucket {
-    fn write(&self, key: &str, value: &[u8]) {
+    fn write(&self, key: &str, value: &[u8], expires_at: Option<u64>) {
         let written_at = self.shared.writes.get() + 1;
         self.shared.writes.set(written_at);
         let entry = Entry {
             value: value.to_vec(),
             written_at,
+            expires_at,
         };
         self.entries.borrow_mut().insert(key.to_string(), entry);
+    }
+
+    /// The live entry at `key`: an expired one is removed as it is found.
+    fn live<T>(&self, key: &str, read: impl FnOnce(&Entry) -> T) -> Option<T> {
+        let mut entries = self.entries.borrow_mut();
+        let expired = is_expired(entries.get(key)?.expires_at, kv_glue::wall_clock_ms());
+        if expired {
+            entries.remove(key);
+            return None;
+        }
+        entries.get(key).map(read)
+    }
+
+    /// Removes every expired entry: run as often as entries are written,
+    /// so memory stays within a constant factor of the live entries.
+    fn collect_expired(&self) {
+        let now = kv_glue::wall_clock_ms();
+        self.entries
+            .borrow_mut()
+            .retain(|_, entry| !is_expired(entry.expires_at, now));
     }
 }
 
 impl kv_core::Bucket for MemBucket {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.entries.borrow().get(key).map(|e| e.value.clone()))
+        Ok(self.live(key, |e| e.value.clone()))
     }
 
     fn get_versioned(&self, key: &str) -> Result<Versioned> {
         Ok(self
-            .entries
-            .borrow()
-            .get(key)
-            .map(|e| Versioned::found(e.value.clone(), version(e.written_at)))
+            .live(key, |e| {
+                Versioned::found(e.value.clone(), version(e.written_at)).expiring(e.expires_at)
+            })
             .unwrap_or_default())
     }
 
-    fn set(&self, key: &str, value: &[u8]) -> Result<()> {
-        self.write(key, value);
+    fn set(&self, key: &str, value: &[u8], expires_at: Option<u64>) -> Result<()> {
+        self.write(key, value, expires_at);
+        self.after_write();
         Ok(())
     }
 
@@ -129,14 +151,23 @@ impl kv_core::Bucket for MemBucket {
     }
 
     fn exists(&self, key: &str) -> Result<bool> {
-        Ok(self.entries.borrow().contains_key(key))
+        Ok(self.live(key, |_| ()).is_some())
     }
 
-    /// Keys in byte order, from just after `request.after`.
+    /// Live keys in byte order, from just after `request.after`, starting
+    /// with `request.prefix` (a range of the map).
     fn list_keys(&self, request: ListRequest<'_>) -> Result<KeyPage> {
         let entries = self.entries.borrow();
-        let start = request.after.map_or(Bound::Unbounded, Bound::Excluded);
-        let after = entries.range::<str, _>((start, Bound::Unbounded)).map(|(k, _)| k);
+        let now = kv_glue::wall_clock_ms();
+        let start = match request.after {
+            Some(after) if after >= request.prefix => Bound::Excluded(after),
+            _ => Bound::Included(request.prefix),
+        };
+        let after = entries
+            .range::<str, _>((start, Bound::Unbounded))
+            .take_while(|(key, _)| key.starts_with(request.prefix))
+            .filter(|(_, entry)| !is_expired(entry.expires_at, now))
+            .map(|(key, _)| key);
         let (keys, more) = request.page_of(after);
         Ok(KeyPage {
             keys: keys.into_iter().cloned().collect(),
@@ -144,13 +175,33 @@ impl kv_core::Bucket for MemBucket {
         })
     }
 
-    fn compare_and_swap(&self, key: &str, expected: Option<&Version>, value: &[u8]) -> Result<bool> {
-        let current = self.entries.borrow().get(key).map(|e| version(e.written_at));
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&Version>,
+        value: &[u8],
+        expires_at: Option<u64>,
+    ) -> Result<bool> {
+        let current = self.live(key, |e| version(e.written_at));
         if current.as_ref() != expected {
             return Ok(false);
         }
-        self.write(key, value);
+        self.write(key, value, expires_at);
+        self.after_write();
         Ok(true)
+    }
+}
+
+impl MemBucket {
+    /// Collects expired entries once per as many writes as there are
+    /// entries: amortized O(log n) a write, and at most about twice the
+    /// live entries in memory.
+    fn after_write(&self) {
+        let writes = self.shared.writes.get();
+        let len = self.entries.borrow().len() as u64;
+        if writes.is_multiple_of(len.max(64)) {
+            self.collect_expired();
+        }
     }
 }
 

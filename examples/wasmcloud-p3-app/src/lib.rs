@@ -9,6 +9,7 @@
 //! | `POST /hit/{id}` (body: any) | `200`: sets `hit:{id}` to the body, then `atomics.increment("hits", 1)`; answers the new count |
 //! | `GET /key/{key}` | `200` with the value; `404` if there is none |
 //! | `PUT /doc/{key}` (body: a line) | `200`: appends the body and `\n` to the value through `cas` (`current`, then `swap` requiring the version read, again on `stale`); answers the new value |
+//! | `PUT /new/{key}?ttl-ms={ms}` (body: the value; the query optional) | `201`: `set` with `if-not-exists` (and `ttl-ms`) wrote it; `412` if the key exists |
 //! | `GET /many?keys=a,b,c` | `200`: `batch.get-many`, one line per key, `key=value` or `key missing` |
 //!
 //! Keys are taken from the path and query as they are (no percent
@@ -66,6 +67,14 @@ async fn route(request: Request) -> Result<Reply, String> {
     if let (Method::Put, Some(key)) = (&method, path.strip_prefix("/doc/")) {
         let body = read_body(request).await?;
         return append_line(key, body).await;
+    }
+    if let (Method::Put, Some(key)) = (&method, path.strip_prefix("/new/")) {
+        let ttl_ms = query
+            .strip_prefix("ttl-ms=")
+            .map(|ms| ms.parse().map_err(|_| format!("ttl-ms {ms:?} is not a number")))
+            .transpose()?;
+        let body = read_body(request).await?;
+        return create(key, body, ttl_ms).await;
     }
     if let (Method::Get, "/many") = (&method, path) {
         return get_many(query).await;
@@ -152,6 +161,21 @@ async fn append_line(key: &str, line: Vec<u8>) -> Result<Reply, String> {
                 }
             }
         }
+    }
+}
+
+/// A `set` with `if-not-exists`: of concurrent creations of one key, one
+/// wins; the others are `precondition-failed`.
+async fn create(key: &str, value: Vec<u8>, ttl_ms: Option<u64>) -> Result<Reply, String> {
+    let bucket = open().await?;
+    let options = SetOptions {
+        ttl_ms,
+        if_not_exists: true,
+    };
+    match bucket.set(key.to_string(), value, Some(options)).await {
+        Ok(()) => Ok((201, Vec::new())),
+        Err(KvError::PreconditionFailed) => Ok((412, b"the key exists\n".to_vec())),
+        Err(e) => Err(format!("set if-not-exists: {e:?}")),
     }
 }
 

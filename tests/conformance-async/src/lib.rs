@@ -113,8 +113,8 @@ impl exports::wasi::cli0_3_0::run::Guest for Conformance {
         )
         .await;
         r.check(
-            "wasmcloud: set with ttl-ms is refused and writes nothing",
-            wasmcloud_ttl_refused(),
+            "wasmcloud: set with ttl-ms: there until it expires, then absent to get, exists, list-keys, cas, increment and if-not-exists",
+            wasmcloud_ttl(),
         )
         .await;
         r.check(
@@ -445,23 +445,91 @@ async fn wasmcloud_if_not_exists() -> Result<(), String> {
     ok("delete", b.delete(key).await)
 }
 
-async fn wasmcloud_ttl_refused() -> Result<(), String> {
+fn ttl(ttl_ms: u64, if_not_exists: bool) -> Option<types::SetOptions> {
+    Some(types::SetOptions {
+        ttl_ms: Some(ttl_ms),
+        if_not_exists,
+    })
+}
+
+/// Keys with a 1 s expiry are read 4 s later (after any backend's
+/// rounding: etcd's leases are whole seconds of at least its minimum), and
+/// one with a 10 min expiry at once: the margins cannot flake.
+async fn wasmcloud_ttl() -> Result<(), String> {
     let b = wasmcloud_bucket(BUCKET).await?;
-    let key = "wc/ttl".to_string();
-    ok("delete", b.delete(key.clone()).await)?;
-    let options = Some(types::SetOptions {
-        ttl_ms: Some(60_000),
-        if_not_exists: false,
-    });
-    match b.set(key.clone(), b"v".to_vec(), options).await {
-        Err(types::Error::Other(message)) if message.contains("expir") => {}
-        other => return Err(format!("expected other(..) about expiry, got {other:?}")),
+    let keys = ["wc/ttl/long", "wc/ttl/short", "wc/ttl/counter", "wc/ttl/lock"].map(String::from);
+    ok("delete-many", batch::delete_many(&b, keys.to_vec()).await)?;
+    let [long, short, counter, lock] = keys;
+    ok(
+        "set ttl 10 min",
+        b.set(long.clone(), b"l".to_vec(), ttl(600_000, false)).await,
+    )?;
+    ok(
+        "set ttl 1 s",
+        b.set(short.clone(), b"s".to_vec(), ttl(1000, false)).await,
+    )?;
+    ok(
+        "set counter ttl 1 s",
+        b.set(counter.clone(), b"41".to_vec(), ttl(1000, false)).await,
+    )?;
+    ok(
+        "set if-not-exists ttl 1 s",
+        b.set(lock.clone(), b"a".to_vec(), ttl(1000, true)).await,
+    )?;
+    match b.set(lock.clone(), b"b".to_vec(), ttl(1000, true)).await {
+        Err(types::Error::PreconditionFailed) => {}
+        other => {
+            return Err(format!(
+                "if-not-exists over a live key: expected precondition-failed, got {other:?}"
+            ));
+        }
     }
     ensure!(
-        ok("get", b.get(key).await)?.is_none(),
-        "a refused set wrote its value"
+        ok("get", b.get(long.clone()).await)?.as_deref() == Some(&b"l"[..]),
+        "a key with a 10 min ttl is not there"
     );
-    Ok(())
+    match b.set(long.clone(), b"x".to_vec(), ttl(0, false)).await {
+        Err(types::Error::InvalidArgument) => {}
+        other => return Err(format!("ttl-ms 0: expected invalid-argument, got {other:?}")),
+    }
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    ensure!(
+        ok("get", b.get(short.clone()).await)?.is_none(),
+        "an expired key is still there"
+    );
+    ensure!(
+        !ok("exists", b.exists(short.clone()).await)?,
+        "exists sees an expired key"
+    );
+    let listed = ok("list-keys", b.list_keys(Some("wc/ttl/".into()), None).await)?.keys;
+    ensure!(
+        listed == [long.clone()],
+        "list-keys with prefix wc/ttl/ gave {listed:?}, expected only {long:?}"
+    );
+    ensure!(
+        ok("cas current", cas::current(&b, short.clone()).await)?.is_none(),
+        "cas sees an expired key"
+    );
+    ensure!(
+        ok("increment", atomics::increment(&b, counter.clone(), 1).await)? == 1,
+        "an increment of an expired counter does not start from 0"
+    );
+    ok(
+        "set if-not-exists over an expired key",
+        b.set(lock.clone(), b"c".to_vec(), if_not_exists()).await,
+    )?;
+    ensure!(
+        ok("get", b.get(lock.clone()).await)?.as_deref() == Some(&b"c"[..]),
+        "if-not-exists over an expired key did not write"
+    );
+    ensure!(
+        ok("get", b.get(long.clone()).await)?.as_deref() == Some(&b"l"[..]),
+        "a key with a 10 min ttl is gone"
+    );
+    ok(
+        "delete-many",
+        batch::delete_many(&b, vec![long, counter, lock]).await,
+    )
 }
 
 async fn wasmcloud_increment() -> Result<(), String> {

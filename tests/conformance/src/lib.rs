@@ -112,6 +112,9 @@ pub struct Limits {
     pub max_value_bytes: usize,
     /// A `list-keys` page stops at this many bytes of keys.
     pub list_page_bytes: usize,
+    /// `--bucket-ttl-ms N`: the adapter expires keys this long after their
+    /// write; run only the check of that (it waits N ms and more).
+    pub bucket_ttl_ms: Option<u64>,
 }
 
 impl Limits {
@@ -120,6 +123,7 @@ impl Limits {
             max_key_bytes: 64 << 10,
             max_value_bytes: 64 << 20,
             list_page_bytes: 1 << 20,
+            bucket_ttl_ms: None,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -131,6 +135,7 @@ impl Limits {
                 "--max-key-bytes" => limits.max_key_bytes = n,
                 "--max-value-bytes" => limits.max_value_bytes = n,
                 "--list-page-bytes" => limits.list_page_bytes = n,
+                "--bucket-ttl-ms" => limits.bucket_ttl_ms = Some(n as u64),
                 _ => return Err(format!("unknown argument {arg}")),
             }
         }
@@ -181,6 +186,55 @@ fn expect_other<T: Debug>(what: &str, r: KvResult<T>) -> Result<String, String> 
     }
 }
 
+/// Keys written into a bucket with a ttl are there at once and gone 3 s
+/// after the ttl (margins no backend's rounding or a loaded machine can
+/// break: etcd's leases are whole seconds); a counter restarts from 0.
+fn bucket_ttl<K: Kv>(b: &K::Bucket, ttl_ms: u64) -> Result<(), String> {
+    let keys: Vec<String> = ["ttl/set", "ttl/many", "ttl/counter", "ttl/cas"]
+        .map(String::from)
+        .into();
+    kv("delete-many", K::delete_many(b, &keys))?;
+    kv("set", K::set(b, &keys[0], b"v"))?;
+    kv("set-many", K::set_many(b, &[(keys[1].clone(), b"v".to_vec())]))?;
+    ensure!(
+        kv("increment", K::increment(b, &keys[2], 5))? == 5,
+        "a new counter is not 5"
+    );
+    // 0.2.0-draft has no CAS: its key is written with set.
+    match K::cas_new(b, &keys[3]) {
+        Some(cas) => {
+            if let Swap::Failed(_) = kv("cas swap", K::cas_swap(kv("cas new", cas)?, b"v"))? {
+                return Err("a swap over an absent key failed".into());
+            }
+        }
+        None => kv("set", K::set(b, &keys[3], b"v"))?,
+    }
+    for key in &keys {
+        ensure!(
+            kv("exists", K::exists(b, key))?,
+            "{key} is not there right after its write"
+        );
+    }
+    std::thread::sleep(std::time::Duration::from_millis(ttl_ms + 3000));
+    for key in &keys {
+        ensure!(
+            kv("get", K::get(b, key))?.is_none(),
+            "{key} outlived the bucket ttl"
+        );
+        ensure!(!kv("exists", K::exists(b, key))?, "exists sees the expired {key}");
+    }
+    let (listed, _) = kv("list-keys", K::list_keys(b, None))?;
+    ensure!(
+        !listed.iter().any(|key| key.starts_with("ttl/")),
+        "list-keys lists expired keys"
+    );
+    ensure!(
+        kv("increment", K::increment(b, &keys[2], 1))? == 1,
+        "an expired counter does not restart from 0"
+    );
+    kv("delete-many", K::delete_many(b, &keys))
+}
+
 /// Runs every check; returns the process exit code.
 pub fn run<K: Kv>() -> i32 {
     let limits = match Limits::from_args() {
@@ -204,6 +258,14 @@ pub fn run<K: Kv>() -> i32 {
         }
     };
     let b = &bucket;
+    if let Some(ttl_ms) = limits.bucket_ttl_ms {
+        r.check(
+            "the bucket ttl-ms expires keys written without one: set, set-many, increment, cas",
+            bucket_ttl::<K>(b, ttl_ms),
+        );
+        println!("{} passed, {} failed", r.passed, r.failed);
+        return i32::from(r.failed > 0);
+    }
     r.check(
         "open a bucket not on the allow-list is access-denied",
         buckets_denied::<K>(),

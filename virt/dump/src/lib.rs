@@ -5,7 +5,10 @@
 //! ```
 //!
 //! and, in a stream holding several buckets, the bucket first:
-//! `{"bucket":"<name>","key":…,"value":…}`. `kv-virt fs dump` writes it (in
+//! `{"bucket":"<name>","key":…,"value":…}`. A key that expires has its
+//! expiry last, as an absolute time (wall-clock milliseconds since the Unix
+//! epoch), so a dump moved later still expires when it would have:
+//! `{"key":…,"value":…,"expires_at_ms":1767225600000}`. `kv-virt fs dump` writes it (in
 //! key order) and `kv-virt fs load` reads it natively; the export and import
 //! commands (`kv-virt export`, `kv-virt import`) write and read it on any
 //! backend, inside a WebAssembly component. Blank lines are skipped; any
@@ -28,6 +31,8 @@ pub struct Entry {
     pub bucket: Option<String>,
     pub key: String,
     pub value: Vec<u8>,
+    /// When the key expires (milliseconds since the Unix epoch), if it does.
+    pub expires_at_ms: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -36,6 +41,8 @@ struct LineOut<'a> {
     bucket: Option<&'a str>,
     key: &'a str,
     value: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -44,14 +51,23 @@ struct LineIn {
     bucket: Option<String>,
     key: String,
     value: String,
+    expires_at_ms: Option<u64>,
 }
 
-/// Writes one line: `bucket` only when the stream holds several buckets.
-pub fn write_line(out: &mut impl Write, bucket: Option<&str>, key: &str, value: &[u8]) -> io::Result<()> {
+/// Writes one line: `bucket` only when the stream holds several buckets,
+/// `expires_at_ms` only for a key that expires.
+pub fn write_line(
+    out: &mut impl Write,
+    bucket: Option<&str>,
+    key: &str,
+    value: &[u8],
+    expires_at_ms: Option<u64>,
+) -> io::Result<()> {
     let line = LineOut {
         bucket,
         key,
         value: BASE64.encode(value),
+        expires_at_ms,
     };
     serde_json::to_writer(&mut *out, &line)?;
     out.write_all(b"\n")
@@ -97,6 +113,7 @@ fn parse(text: &str) -> Result<Entry, String> {
         bucket: line.bucket,
         key: line.key,
         value,
+        expires_at_ms: line.expires_at_ms,
     })
 }
 
@@ -237,12 +254,17 @@ mod tests {
         ];
         let mut out = Vec::new();
         for (i, (key, value)) in entries.iter().enumerate() {
-            write_line(&mut out, (i == 1).then_some("other"), key, value).unwrap();
+            let expires_at_ms = (i == 2).then_some(1_767_225_600_000);
+            write_line(&mut out, (i == 1).then_some("other"), key, value, expires_at_ms).unwrap();
         }
         let text = String::from_utf8(out).unwrap();
         assert_eq!(text.lines().count(), 3);
         assert!(
             text.starts_with(r#"{"key":"a/b c%2F","value":"AAEA/w=="}"#),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("{\"key\":\"x\",\"value\":\"CgoK\",\"expires_at_ms\":1767225600000}\n"),
             "{text}"
         );
         let read: Vec<_> = read(&text).into_iter().map(Result::unwrap).collect();
@@ -251,6 +273,7 @@ mod tests {
             assert_eq!(entry.key, *key);
             assert_eq!(entry.value, *value);
             assert_eq!(entry.bucket.as_deref(), (i == 1).then_some("other"));
+            assert_eq!(entry.expires_at_ms, (i == 2).then_some(1_767_225_600_000));
         }
     }
 

@@ -5,10 +5,13 @@
 //!
 //! - **export** writes each bucket as JSON lines ([`kv_dump`]) on standard
 //!   output: `list-keys` page after page, the values of each page read with
-//!   `get-many` in batches sized to about `batch-bytes` of values.
+//!   their expiries (`kv-virt:adapters/migration`'s `get-many-with-expiry`)
+//!   in batches sized to about `batch-bytes` of values. Expired keys are
+//!   left out.
 //! - **import** reads JSON lines from standard input and writes them with
-//!   `set-many`, in batches of at most `batch-keys` keys and about
-//!   `batch-bytes` of values.
+//!   `set-many-with-expiry`, in batches of at most `batch-keys` keys and
+//!   about `batch-bytes` of values; a line's expiry is kept (a line already
+//!   expired is not written).
 //!
 //! Either holds one batch at a time, so a bucket of any size moves in
 //! constant memory. Progress goes to standard error (at most once a second),
@@ -30,15 +33,16 @@ wit_bindgen::generate!({
         world migrate {
             import kv-virt:config/config@0.1.0;
             import wasi:keyvalue/store@0.2.0-draft2;
-            import wasi:keyvalue/batch@0.2.0-draft2;
+            import kv-virt:adapters/migration@0.1.0;
         }
     ",
     world: "kv-virt:migrate/migrate@0.1.0",
     generate_all,
 });
 
+use kv_virt::adapters::migration;
 use kv_virt::config::config;
-use wasi::keyvalue0_2_0_draft2::{batch, store};
+use wasi::keyvalue0_2_0_draft2::store;
 
 fn describe(e: store::Error) -> String {
     match e {
@@ -153,7 +157,7 @@ fn export_to(out: &mut impl Write, buckets: &[String], job: &Job) -> Result<(), 
                 .list_keys(cursor.as_deref())
                 .map_err(|e| format!("listing bucket {name:?}: {}", describe(e)))?;
             for_each_batch(&page.keys, &mut size, |keys| {
-                let entries = batch::get_many(&bucket, keys).map_err(|e| {
+                let entries = migration::get_many_with_expiry(&bucket, keys).map_err(|e| {
                     format!(
                         "reading {} keys from {:?} in bucket {name:?}: {}",
                         keys.len(),
@@ -163,10 +167,10 @@ fn export_to(out: &mut impl Write, buckets: &[String], job: &Job) -> Result<(), 
                 })?;
                 let mut bytes = 0;
                 let mut written = 0;
-                // A key deleted since it was listed is skipped.
-                for (key, value) in entries {
-                    if let Some(value) = value {
-                        kv_dump::write_line(out, name_lines.then_some(name), &key, &value)
+                // A key deleted (or expired) since it was listed is skipped.
+                for (key, entry) in keys.iter().zip(entries) {
+                    if let Some((value, expires_at_ms)) = entry {
+                        kv_dump::write_line(out, name_lines.then_some(name), key, &value, expires_at_ms)
                             .map_err(|e| format!("writing to standard output: {e}"))?;
                         bytes += value.len();
                         written += 1;
@@ -205,7 +209,7 @@ fn for_each_batch(
 /// (a service may refuse a batch naming a key twice; the later line wins).
 struct Pending {
     bucket: String,
-    entries: Vec<(String, Vec<u8>)>,
+    entries: Vec<(String, Vec<u8>, Option<u64>)>,
     lines: Vec<u64>,
     keys: HashSet<String>,
     bytes: u64,
@@ -220,14 +224,20 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    fn add(&mut self, line: u64, bucket: &str, key: String, value: Vec<u8>) -> Result<(), String> {
+    fn add(&mut self, line: u64, bucket: &str, entry: kv_dump::Entry) -> Result<(), String> {
+        let kv_dump::Entry {
+            key,
+            value,
+            expires_at_ms,
+            ..
+        } = entry;
         if bucket != self.pending.bucket || self.pending.keys.contains(&key) {
             self.flush()?;
             self.pending.bucket = bucket.to_string();
         }
         self.pending.bytes += value.len() as u64;
         self.pending.keys.insert(key.clone());
-        self.pending.entries.push((key, value));
+        self.pending.entries.push((key, value, expires_at_ms));
         self.pending.lines.push(line);
         if self.pending.entries.len() >= self.job.batch_keys as usize
             || self.pending.bytes >= self.job.batch_bytes
@@ -249,9 +259,10 @@ impl Writer<'_> {
             self.buckets.insert(name.clone(), open(&name)?);
         }
         let bucket = &self.buckets[&name];
-        if batch::set_many(bucket, &self.pending.entries).is_err() {
-            for ((key, value), line) in self.pending.entries.iter().zip(&self.pending.lines) {
-                bucket.set(key, value).map_err(|e| {
+        if migration::set_many_with_expiry(bucket, &self.pending.entries).is_err() {
+            for (entry, line) in self.pending.entries.iter().zip(&self.pending.lines) {
+                let key = &entry.0;
+                migration::set_many_with_expiry(bucket, std::slice::from_ref(entry)).map_err(|e| {
                     format!(
                         "line {line}: writing key {:?} to bucket {name:?}: {} (the lines before it are written)",
                         kv_dump::short(key),
@@ -290,8 +301,8 @@ fn import(default_bucket: &str, job: &Job) -> Result<(), String> {
     for line in kv_dump::Lines::new(input) {
         match line {
             Ok((number, entry)) => {
-                let bucket = entry.bucket.as_deref().unwrap_or(default_bucket);
-                writer.add(number, bucket, entry.key, entry.value)?;
+                let bucket = entry.bucket.clone();
+                writer.add(number, bucket.as_deref().unwrap_or(default_bucket), entry)?;
             }
             Err(error) => {
                 writer.flush()?;

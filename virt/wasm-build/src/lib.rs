@@ -78,6 +78,21 @@ pub fn build_in(dir: &str, packages: &[&str], features: &[&str], watch: &[&str])
     ] {
         command.env_remove(var);
     }
+    // Panic locations name source files: without the machine's paths
+    // (the cargo registry's, the checkout's) the `.wasm` files are a few
+    // hundred bytes smaller and the same on every machine.
+    let mut remap = vec![format!("--remap-path-prefix={}=", root.display())];
+    let cargo_home = env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")));
+    if let Some(home) = cargo_home {
+        remap.push(format!(
+            "--remap-path-prefix={}=",
+            home.join("registry").join("src").display()
+        ));
+    }
+    // With `--target`, these reach only the wasm crates, not build scripts.
+    command.env("CARGO_ENCODED_RUSTFLAGS", remap.join("\x1f"));
     let output = command.output().expect("running cargo to build the wasm crates");
     if !output.status.success() {
         panic!(
@@ -91,6 +106,48 @@ pub fn build_in(dir: &str, packages: &[&str], features: &[&str], watch: &[&str])
     }
 }
 
+/// `wasm` without its top-level custom sections named `names` (e.g.
+/// `component-name`, the names wasm-component-ld gives a component's
+/// instances and functions: kilobytes that nothing reads at run time).
+/// Nested modules and components are kept byte for byte.
+pub fn without_custom_sections(wasm: &[u8], names: &[&str]) -> Vec<u8> {
+    fn leb(bytes: &[u8], at: &mut usize) -> usize {
+        let (mut value, mut shift) = (0usize, 0);
+        loop {
+            let byte = bytes[*at];
+            *at += 1;
+            value |= usize::from(byte & 0x7f) << shift;
+            shift += 7;
+            if byte < 0x80 {
+                return value;
+            }
+        }
+    }
+    assert!(wasm.len() >= 8 && wasm.starts_with(b"\0asm"), "not a wasm binary");
+    let mut out = wasm[..8].to_vec();
+    let mut at = 8;
+    while at < wasm.len() {
+        let start = at;
+        let id = wasm[at];
+        at += 1;
+        let size = leb(wasm, &mut at);
+        let body = at;
+        at += size;
+        let dropped = id == 0 && {
+            let mut name_at = body;
+            let name_len = leb(wasm, &mut name_at);
+            names
+                .iter()
+                .any(|name| name.as_bytes() == &wasm[name_at..name_at + name_len])
+        };
+        if !dropped {
+            out.extend_from_slice(&wasm[start..at]);
+        }
+    }
+    assert_eq!(at, wasm.len(), "a section runs past the end of the binary");
+    out
+}
+
 fn workspace_root(manifest_dir: &Path) -> PathBuf {
     manifest_dir
         .ancestors()
@@ -99,4 +156,34 @@ fn workspace_root(manifest_dir: &Path) -> PathBuf {
         })
         .expect("the crate is inside the kv-virt workspace")
         .to_path_buf()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_custom_sections;
+
+    #[test]
+    fn drops_only_the_named_top_level_custom_sections() {
+        let header = b"\0asm\x0d\0\x01\0";
+        let named = |name: &str, body: &[u8]| {
+            let mut section = vec![0, (1 + name.len() + body.len()) as u8, name.len() as u8];
+            section.extend_from_slice(name.as_bytes());
+            section.extend_from_slice(body);
+            section
+        };
+        // A core module section (id 1) whose own bytes hold a custom section
+        // of the dropped name: kept as it is.
+        let nested = [&b"\0asm\x01\0\0\0"[..], &named("component-name", b"x")].concat();
+        let module = [&[1u8, nested.len() as u8][..], &nested].concat();
+        let wasm = [
+            &header[..],
+            &named("component-name", b"names"),
+            &module,
+            &named("producers", b"p"),
+        ]
+        .concat();
+        let expected = [&header[..], &module, &named("producers", b"p")].concat();
+        assert_eq!(without_custom_sections(&wasm, &["component-name"]), expected);
+        assert_eq!(without_custom_sections(&wasm, &[]), wasm);
+    }
 }

@@ -46,8 +46,21 @@ impl Order {
     }
 }
 
-/// A key's value and the write that made it, by listing order.
-type Entries = BTreeMap<Vec<u8>, (String, Vec<u8>, u64)>;
+/// A key's value, the write that made it and its expiry, by listing order.
+type Entries = BTreeMap<Vec<u8>, (String, Vec<u8>, u64, Option<u64>)>;
+
+std::thread_local! {
+    /// The tests' wall clock (per test thread), moved by [`advance_clock`].
+    static NOW: Cell<u64> = const { Cell::new(1_000_000) };
+}
+
+fn test_clock() -> u64 {
+    NOW.with(Cell::get)
+}
+
+fn advance_clock(ms: u64) {
+    NOW.with(|now| now.set(now.get() + ms));
+}
 
 #[derive(Default)]
 struct Shared {
@@ -98,10 +111,10 @@ impl Backend for TestBackend {
 }
 
 impl TestBucket {
-    fn write(&self, key: &str, value: &[u8]) {
+    fn write(&self, key: &str, value: &[u8], expires_at: Option<u64>) {
         let at = self.shared.writes.get() + 1;
         self.shared.writes.set(at);
-        let entry = (key.to_string(), value.to_vec(), at);
+        let entry = (key.to_string(), value.to_vec(), at, expires_at);
         self.entries.borrow_mut().insert(self.order.sort_key(key), entry);
     }
 }
@@ -115,12 +128,15 @@ impl Bucket for TestBucket {
         let entries = self.entries.borrow();
         Ok(entries
             .get(&self.order.sort_key(key))
-            .map(|(_, value, at)| Versioned::found(value.clone(), Version(at.to_le_bytes().to_vec())))
+            .filter(|(.., expires_at)| !crate::is_expired(*expires_at, test_clock()))
+            .map(|(_, value, at, expires_at)| {
+                Versioned::found(value.clone(), Version(at.to_le_bytes().to_vec())).expiring(*expires_at)
+            })
             .unwrap_or_default())
     }
 
-    fn set(&self, key: &str, value: &[u8]) -> Result<()> {
-        self.write(key, value);
+    fn set(&self, key: &str, value: &[u8], expires_at: Option<u64>) -> Result<()> {
+        self.write(key, value, expires_at);
         Ok(())
     }
 
@@ -139,8 +155,11 @@ impl Bucket for TestBucket {
         };
         let mut after = entries.range((start, Bound::Unbounded));
         let take = request.max_keys.min(self.service_page);
+        // Expired keys are left out, but the prefix is not applied: the
+        // core must keep only the matching keys itself.
         let keys = after
             .by_ref()
+            .filter(|(_, (.., expires_at))| !crate::is_expired(*expires_at, test_clock()))
             .take(take)
             .map(|(_, (key, ..))| key.clone())
             .collect();
@@ -150,18 +169,30 @@ impl Bucket for TestBucket {
         })
     }
 
-    fn compare_and_swap(&self, key: &str, expected: Option<&Version>, value: &[u8]) -> Result<bool> {
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&Version>,
+        value: &[u8],
+        expires_at: Option<u64>,
+    ) -> Result<bool> {
         if self.get_versioned(key)?.version.as_ref() != expected {
             return Ok(false);
         }
-        self.write(key, value);
+        self.write(key, value, expires_at);
         Ok(true)
     }
 
     /// An override, to see that calls reach it through `dyn Bucket`.
-    fn increment(&self, key: &str, delta: i128, range: CounterRange) -> Result<i128> {
+    fn increment(
+        &self,
+        key: &str,
+        delta: i128,
+        range: CounterRange,
+        expires_at_if_created: Option<u64>,
+    ) -> Result<i128> {
         self.shared.increments.set(self.shared.increments.get() + 1);
-        increment_by_cas(self, key, delta, range)
+        increment_by_cas(self, key, delta, range, expires_at_if_created)
     }
 }
 
@@ -172,6 +203,7 @@ struct Setup {
     page_bytes: u32,
     allowed: Option<&'static [&'static str]>,
     default_bucket: Option<&'static str>,
+    ttl_ms: Option<u64>,
 }
 
 impl Default for Setup {
@@ -183,6 +215,7 @@ impl Default for Setup {
             page_bytes: 1 << 20,
             allowed: None,
             default_bucket: None,
+            ttl_ms: None,
         }
     }
 }
@@ -208,7 +241,8 @@ impl Setup {
             order: self.order,
             service_page: self.service_page,
         };
-        (Store::new(backend, &config), shared)
+        config.ttl_ms = self.ttl_ms;
+        (Store::new(backend, &config, test_clock), shared)
     }
 
     fn bucket(&self) -> OpenBucket<TestBackend> {
@@ -578,17 +612,119 @@ fn if_not_exists_writes_only_an_absent_key() {
     assert_eq!(bucket.get("lock").unwrap().as_deref(), Some(&b"plain"[..]));
 }
 
-#[test]
-fn an_expiry_is_refused_until_backends_keep_one_and_nothing_is_written() {
-    let bucket = Setup::default().bucket();
-    let ttl = SetOptions {
-        ttl_ms: Some(1000),
+fn ttl(ms: u64) -> SetOptions {
+    SetOptions {
+        ttl_ms: Some(ms),
         ..SetOptions::default()
+    }
+}
+
+#[test]
+fn an_expired_key_is_absent_to_every_operation_from_its_instant() {
+    let bucket = Setup::default().bucket();
+    bucket.set_with_options("gone", b"v", ttl(1000)).unwrap();
+    bucket.set("kept", b"7").unwrap();
+    advance_clock(999);
+    assert_eq!(bucket.get("gone").unwrap().as_deref(), Some(&b"v"[..]));
+    advance_clock(1);
+    assert_eq!(bucket.get("gone").unwrap(), None);
+    assert!(!bucket.exists("gone").unwrap());
+    assert_eq!(
+        bucket.get_many(&["gone".into(), "kept".into()]).unwrap(),
+        vec![None, Some(b"7".to_vec())]
+    );
+    assert_eq!(bucket.list_keys_string(None).unwrap().0, vec!["kept".to_string()]);
+    assert_eq!(bucket.current_entry("gone").unwrap(), None);
+    assert!(bucket.cas("gone".into()).unwrap().current().is_none());
+    // An increment starts from 0; if-not-exists succeeds.
+    bucket.set_with_options("n", b"41", ttl(10)).unwrap();
+    advance_clock(10);
+    assert_eq!(bucket.increment("n", 1, CounterRange::S64).unwrap(), 1);
+    let once = SetOptions {
+        if_not_exists: true,
+        ttl_ms: Some(5),
     };
-    assert!(message(bucket.set_with_options("k", b"v", ttl)).contains("does not support expiring entries"));
+    bucket.set_with_options("lock", b"a", once).unwrap();
+    assert!(matches!(
+        bucket.set_with_options("lock", b"b", once),
+        Err(Error::PreconditionFailed(_))
+    ));
+    advance_clock(5);
+    bucket.set_with_options("lock", b"c", once).unwrap();
+    assert_eq!(bucket.get("lock").unwrap().as_deref(), Some(&b"c"[..]));
+    // A plain write clears an expiry.
+    bucket.set("lock", b"d").unwrap();
+    advance_clock(1_000_000);
+    assert_eq!(bucket.get("lock").unwrap().as_deref(), Some(&b"d"[..]));
+}
+
+#[test]
+fn a_bucket_ttl_expires_keys_written_without_their_own() {
+    let setup = Setup {
+        ttl_ms: Some(100),
+        ..Setup::default()
+    };
+    let bucket = setup.bucket();
+    bucket.set("plain", b"v").unwrap();
+    bucket.set_many(&[("many".into(), b"v".to_vec())]).unwrap();
+    bucket.set_with_options("own", b"v", ttl(500)).unwrap();
+    assert_eq!(bucket.increment("counter", 2, CounterRange::S64).unwrap(), 2);
+    bucket.cas("swapped".into()).unwrap().swap(b"v").ok().unwrap();
+    advance_clock(50);
+    // An increment keeps the counter's expiry: a fixed-window rate limit.
+    assert_eq!(bucket.increment("counter", 2, CounterRange::S64).unwrap(), 4);
+    advance_clock(50);
+    for key in ["plain", "many", "counter", "swapped"] {
+        assert_eq!(bucket.get(key).unwrap(), None, "{key} outlived the bucket ttl");
+    }
+    assert!(
+        bucket.exists("own").unwrap(),
+        "a key's own ttl wins over the bucket's"
+    );
+    assert_eq!(bucket.increment("counter", 1, CounterRange::S64).unwrap(), 1);
+}
+
+#[test]
+fn ttls_must_be_positive_and_bounded() {
+    let bucket = Setup::default().bucket();
+    assert!(invalid(bucket.set_with_options("k", b"v", ttl(0))).contains("at least 1"));
+    assert!(
+        invalid(bucket.set_with_options("k", b"v", ttl(crate::config::MAX_TTL_MS + 1))).contains("100 years")
+    );
     assert_eq!(bucket.get("k").unwrap(), None);
     // Limits come first, as for every write.
-    invalid(bucket.set_with_options("", b"v", ttl));
+    invalid(bucket.set_with_options("", b"v", ttl(1)));
+}
+
+#[test]
+fn an_import_keeps_each_expiry_and_skips_what_has_expired() {
+    let setup = Setup {
+        ttl_ms: Some(100),
+        ..Setup::default()
+    };
+    let bucket = setup.bucket();
+    let now = test_clock();
+    bucket
+        .set_many_with_expiry(&[
+            ("a".into(), b"1".to_vec(), Some(now + 1000)),
+            ("b".into(), b"2".to_vec(), Some(now + 1000)),
+            ("past".into(), b"3".to_vec(), Some(now)),
+            ("c".into(), b"4".to_vec(), None),
+        ])
+        .unwrap();
+    let read = bucket
+        .get_many_with_expiry(&["a".into(), "b".into(), "past".into(), "c".into()])
+        .unwrap();
+    assert_eq!(
+        read,
+        vec![
+            Some((b"1".to_vec(), Some(now + 1000))),
+            Some((b"2".to_vec(), Some(now + 1000))),
+            None,
+            // No expiry of its own: the bucket's.
+            Some((b"4".to_vec(), Some(now + 100))),
+        ]
+    );
 }
 
 #[test]

@@ -520,6 +520,7 @@ impl Cloud for NativeAzureTable {
             let path = azure::list_query_path(
                 &self.table,
                 &self.partition,
+                "",
                 cursor.as_deref(),
                 PAGE,
                 continuation.as_ref(),
