@@ -28,7 +28,7 @@ pub fn baked_configs(component: &[u8]) -> Result<Vec<AdapterConfig>> {
         if let Payload::CustomSection(section) = payload.context("reading the component")?
             && section.name() == SECTION
         {
-            let config = AdapterConfig::from_bytes(section.data())
+            let config = AdapterConfig::<BackendConfig>::from_bytes(section.data())
                 .map_err(|e| anyhow::anyhow!("a baked kv-virt configuration: {e}"))?;
             configs.push(config);
         }

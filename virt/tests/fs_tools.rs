@@ -165,25 +165,35 @@ fn dump_and_load_round_trip() {
     assert_eq!(loaded, good);
 }
 
-/// A file of the previous format is refused with a message naming
-/// `kv-virt fs upgrade`, which converts it in place.
+/// A file of an earlier format (1 or 2) is refused with a message naming
+/// `kv-virt fs upgrade`, which converts it in place to the current one.
 #[test]
-fn upgrade_converts_a_version_1_file() {
+fn upgrade_converts_version_1_and_2_files() {
     let dir = temp_dir("fs-tools-upgrade");
-    let file = dir.join("old.kvfs");
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../adapters/fs-engine/tests/data/v1-1k.kvfs");
-    std::fs::copy(fixture, &file).unwrap();
-    let output = kv_virt(&["fs", "dump", file.to_str().unwrap()]);
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("kv-virt fs upgrade"), "{stderr}");
-    let report = stdout(&kv_virt(&["fs", "upgrade", file.to_str().unwrap()]));
-    assert!(
-        report.contains("upgraded to format version 2 (201 keys)"),
-        "{report}"
-    );
-    let report = stdout(&kv_virt(&["fs", "check", file.to_str().unwrap()]));
-    assert!(report.contains(": ok (201 keys"), "{report}");
+    for version in [1, 2] {
+        let file = dir.join(format!("v{version}.kvfs"));
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../adapters/fs-engine/tests/data");
+        std::fs::copy(fixture.join(format!("v{version}-1k.kvfs")), &file).unwrap();
+        // One line per key in the fixture's description.
+        let keys = std::fs::read_to_string(fixture.join(format!("v{version}-1k.entries")))
+            .unwrap()
+            .lines()
+            .count();
+        let output = kv_virt(&["fs", "dump", file.to_str().unwrap()]);
+        assert!(
+            !output.status.success(),
+            "format {version} was read without an upgrade"
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("kv-virt fs upgrade"), "{stderr}");
+        let report = stdout(&kv_virt(&["fs", "upgrade", file.to_str().unwrap()]));
+        assert!(
+            report.contains(&format!("upgraded to format version 3 ({keys} keys)")),
+            "{report}"
+        );
+        let report = stdout(&kv_virt(&["fs", "check", file.to_str().unwrap()]));
+        assert!(report.contains(&format!(": ok ({keys} keys")), "{report}");
+    }
 }
 
 /// kv-fs's defaults and bounds are kv-core's `FsConfig` (the CLI and the

@@ -131,6 +131,12 @@ pub trait Backend: 'static {
     /// The largest key and value `bucket` takes.
     fn limits(&self, bucket: &str) -> Limits;
 
+    /// The bucket expiry `bucket` has, overriding the configuration's: a
+    /// router's, for the buckets of a route with a `ttl_ms`.
+    fn bucket_ttl_ms(&self, _bucket: &str) -> Option<u64> {
+        None
+    }
+
     /// Opens the named bucket. `Error::NoSuchStore` if it does not exist and
     /// the backend does not create buckets.
     fn open(&self, name: &str) -> Result<Box<Self::Bucket>>;

@@ -30,8 +30,12 @@ pub const DEFAULT_LIST_PAGE_KEYS: u32 = 1000;
 /// A `list-keys` page also stops at this many key bytes (keys may be 64 KiB).
 pub const DEFAULT_LIST_PAGE_BYTES: u32 = 1 << 20;
 
+/// An adapter's configuration. `B` is what its `backend` field decodes
+/// to: a [`BackendConfig`] for the CLI and kv-route, an adapter's own
+/// options ([`Own`]) for the other adapters, so that each carries the code
+/// to decode only its own.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct AdapterConfig {
+pub struct AdapterConfig<B = BackendConfig> {
     /// Always [`CONFIG_FORMAT`] when written by this version.
     pub format: u32,
     /// The buckets `open` accepts; `None` accepts every valid name. Checked
@@ -43,7 +47,7 @@ pub struct AdapterConfig {
     pub list_page_keys: u32,
     /// A page also stops at this many key bytes.
     pub list_page_bytes: u32,
-    pub backend: BackendConfig,
+    pub backend: B,
     /// The bucket expiry: a key written without an expiry of its own
     /// expires this many milliseconds after the write (`None`: never). A
     /// route's own `ttl_ms` overrides it for the route's buckets.
@@ -123,7 +127,7 @@ impl BackendConfig {
     }
 
     /// Checks the values a hand-written or corrupted configuration could get wrong.
-    fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<()> {
         match self {
             BackendConfig::Mem(_) => Ok(()),
             BackendConfig::Fs(fs) => fs.validate(),
@@ -288,7 +292,7 @@ impl HttpConfig {
 }
 
 impl HttpConfig {
-    fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<()> {
         if self.timeout_ms == 0 || self.retry.max_attempts == 0 {
             return Err(Error::other(
                 "kv-virt configuration: the HTTP timeout and the number of attempts must be at least 1",
@@ -507,23 +511,13 @@ impl AdapterConfig {
         }
     }
 
-    /// The expiry of keys written without one into `bucket`: its route's,
-    /// else the configuration's.
-    pub fn bucket_ttl_ms(&self, bucket: &str) -> Option<u64> {
-        let route_ttl = match &self.backend {
-            BackendConfig::Routed(routes) => routes
-                .iter()
-                .find(|route| route.serves(bucket))
-                .and_then(|route| route.ttl_ms),
-            _ => None,
-        };
-        route_ttl.or(self.ttl_ms)
-    }
-
     pub fn to_bytes(&self) -> Vec<u8> {
         postcard::to_allocvec(self).expect("serializing a configuration to memory cannot fail")
     }
+}
 
+impl<B: BackendOptions> AdapterConfig<B> {
+    /// Decodes and checks a configuration [`AdapterConfig::to_bytes`] wrote.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
         let (format, _) = postcard::take_from_bytes::<u32>(bytes)
             .map_err(|e| Error::other(format!("kv-virt configuration is unreadable: {e}")))?;
@@ -533,8 +527,14 @@ impl AdapterConfig {
                  recompose the app with the kv-virt that built this adapter"
             )));
         }
-        let config: Self = postcard::from_bytes(bytes)
-            .map_err(|e| Error::other(format!("kv-virt configuration is unreadable: {e}")))?;
+        let config: Self = postcard::from_bytes(bytes).map_err(|e| match e {
+            // An `Own` refusing another adapter's options: its own message.
+            postcard::Error::SerdeDeCustom => Error::other(format!(
+                "this adapter is {} but its configuration is for another adapter: recompose the app",
+                B::ADAPTER
+            )),
+            e => Error::other(format!("kv-virt configuration is unreadable: {e}")),
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -555,6 +555,95 @@ impl AdapterConfig {
         self.backend.validate()
     }
 }
+
+/// What an adapter decodes the `backend` of its configuration to.
+pub trait BackendOptions: serde::de::DeserializeOwned {
+    /// The adapter that reads these options ("kv-fs").
+    const ADAPTER: &str;
+    fn validate(&self) -> Result<()>;
+}
+
+impl BackendOptions for BackendConfig {
+    const ADAPTER: &str = "kv-route";
+    fn validate(&self) -> Result<()> {
+        BackendConfig::validate(self)
+    }
+}
+
+/// One adapter's own options, decoded from the encoding of a
+/// [`BackendConfig`] of the variant that holds them. Another variant is
+/// refused without the code to decode it (each adapter would otherwise
+/// carry the decoders of every backend's options: ~10 KB).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Own<T>(pub T);
+
+/// Options that are one variant of [`BackendConfig`].
+pub trait Variant: serde::de::DeserializeOwned {
+    /// Its variant's index in [`BackendConfig`] (postcard encodes a
+    /// variant as its index, then its content).
+    const INDEX: u32;
+    const ADAPTER: &str;
+    fn validate(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl Variant for MemConfig {
+    const INDEX: u32 = 0;
+    const ADAPTER: &str = "kv-mem";
+}
+
+impl Variant for FsConfig {
+    const INDEX: u32 = 1;
+    const ADAPTER: &str = "kv-fs";
+    fn validate(&self) -> Result<()> {
+        FsConfig::validate(self)
+    }
+}
+
+impl Variant for HttpConfig {
+    const INDEX: u32 = 2;
+    const ADAPTER: &str = "kv-http";
+    fn validate(&self) -> Result<()> {
+        HttpConfig::validate(self)
+    }
+}
+
+impl<T: Variant> BackendOptions for Own<T> {
+    const ADAPTER: &str = T::ADAPTER;
+    fn validate(&self) -> Result<()> {
+        self.0.validate()
+    }
+}
+
+impl<'de, T: Variant> Deserialize<'de> for Own<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> core::result::Result<Self, D::Error> {
+        use serde::de::{self, EnumAccess, VariantAccess};
+        struct OwnVisitor<T>(core::marker::PhantomData<T>);
+        impl<'de, T: Variant> de::Visitor<'de> for OwnVisitor<T> {
+            type Value = Own<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("backend options")
+            }
+            fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> core::result::Result<Own<T>, A::Error> {
+                let (index, options) = data.variant::<u32>()?;
+                if index != T::INDEX {
+                    // Reported by `from_bytes` as another adapter's options.
+                    return Err(de::Error::custom(""));
+                }
+                options.newtype_variant().map(Own)
+            }
+        }
+        deserializer.deserialize_enum(
+            "BackendConfig",
+            BACKEND_VARIANTS,
+            OwnVisitor(core::marker::PhantomData),
+        )
+    }
+}
+
+/// [`BackendConfig`]'s variants, in order.
+const BACKEND_VARIANTS: &[&str] = &["Mem", "Fs", "Http", "Routed"];
 
 #[cfg(test)]
 mod tests {
@@ -583,28 +672,32 @@ mod tests {
     }
 
     #[test]
-    fn a_bucket_gets_its_routes_ttl_else_the_top_levels() {
-        let route = |bucket: &str, ttl_ms| Route {
-            buckets: vec![bucket.to_string()],
-            backend: BackendConfig::Mem(MemConfig {}),
-            ttl_ms,
-        };
-        let mut config = AdapterConfig::new(BackendConfig::Routed(vec![
-            route("cache", Some(1000)),
-            route("*", None),
-        ]));
-        assert_eq!(config.bucket_ttl_ms("cache"), Some(1000));
-        assert_eq!(config.bucket_ttl_ms("other"), None);
-        config.ttl_ms = Some(5000);
-        assert_eq!(config.bucket_ttl_ms("cache"), Some(1000));
-        assert_eq!(config.bucket_ttl_ms("other"), Some(5000));
+    fn a_ttl_is_at_least_1_ms() {
         let mut plain = AdapterConfig::new(BackendConfig::Mem(MemConfig {}));
-        assert_eq!(plain.bucket_ttl_ms("any"), None);
         plain.ttl_ms = Some(7);
-        assert_eq!(plain.bucket_ttl_ms("any"), Some(7));
         assert!(plain.validate().is_ok());
         plain.ttl_ms = Some(0);
         assert!(plain.validate().unwrap_err().to_string().contains("at least 1"));
+    }
+
+    #[test]
+    fn an_adapter_decodes_only_its_own_options() {
+        let fs = AdapterConfig::new(BackendConfig::Fs(FsConfig::default()));
+        let own = AdapterConfig::<Own<FsConfig>>::from_bytes(&fs.to_bytes()).unwrap();
+        assert_eq!(own.backend, Own(FsConfig::default()));
+        assert_eq!(own.default_bucket, fs.default_bucket);
+        let e = AdapterConfig::<Own<MemConfig>>::from_bytes(&fs.to_bytes()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("this adapter is kv-mem but its configuration is for another adapter"),
+            "{e}"
+        );
+        // Its options are validated too.
+        let mut bad = fs.clone();
+        if let BackendConfig::Fs(options) = &mut bad.backend {
+            options.page_size = 100;
+        }
+        assert!(AdapterConfig::<Own<FsConfig>>::from_bytes(&bad.to_bytes()).is_err());
     }
 
     #[test]
@@ -652,16 +745,19 @@ mod tests {
     fn round_trips_and_rejects_other_formats() {
         let mut config = AdapterConfig::new(BackendConfig::Mem(MemConfig {}));
         config.allowed_buckets = Some(vec!["a".into(), "b".into()]);
-        assert_eq!(AdapterConfig::from_bytes(&config.to_bytes()).unwrap(), config);
+        assert_eq!(
+            AdapterConfig::<BackendConfig>::from_bytes(&config.to_bytes()).unwrap(),
+            config
+        );
         config.format = CONFIG_FORMAT + 1;
         assert!(
-            AdapterConfig::from_bytes(&config.to_bytes())
+            AdapterConfig::<BackendConfig>::from_bytes(&config.to_bytes())
                 .unwrap_err()
                 .to_string()
                 .contains(&format!("format {}", CONFIG_FORMAT + 1))
         );
-        assert!(AdapterConfig::from_bytes(&[]).is_err());
-        assert!(AdapterConfig::from_bytes(&[1, 0xff, 0xff]).is_err());
+        assert!(AdapterConfig::<BackendConfig>::from_bytes(&[]).is_err());
+        assert!(AdapterConfig::<BackendConfig>::from_bytes(&[1, 0xff, 0xff]).is_err());
     }
 
     #[test]
@@ -734,6 +830,6 @@ mod tests {
         if let BackendConfig::Fs(fs) = &mut config.backend {
             fs.page_size = 100;
         }
-        assert!(AdapterConfig::from_bytes(&config.to_bytes()).is_err());
+        assert!(AdapterConfig::<BackendConfig>::from_bytes(&config.to_bytes()).is_err());
     }
 }

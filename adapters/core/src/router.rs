@@ -93,6 +93,11 @@ impl Backend for Router {
         }
     }
 
+    fn bucket_ttl_ms(&self, bucket: &str) -> Option<u64> {
+        let state = self.routes.iter().find(|state| state.route.serves(bucket))?;
+        state.route.ttl_ms
+    }
+
     fn open(&self, name: &str) -> Result<Box<dyn Bucket>> {
         self.backend_of(name)?.open(name)
     }
@@ -174,7 +179,7 @@ mod tests {
             Route {
                 buckets: vec!["cache".into(), "tmp-*".into()],
                 backend: BackendConfig::Mem(MemConfig {}),
-                ttl_ms: None,
+                ttl_ms: Some(1000),
             },
             Route {
                 buckets: vec!["broken".into()],
@@ -187,7 +192,8 @@ mod tests {
                 ttl_ms: None,
             },
         ];
-        let config = AdapterConfig::new(BackendConfig::Routed(routes.clone()));
+        let mut config = AdapterConfig::new(BackendConfig::Routed(routes.clone()));
+        config.ttl_ms = Some(5000);
         Store::new(Router::new(&routes, build), &config, || 0)
     }
 
@@ -208,6 +214,13 @@ mod tests {
         assert_eq!(limit_error(&store, "local"), "no error");
         // `""` is the default bucket, routed like any other name.
         assert_eq!(limit_error(&store, ""), "no error");
+    }
+
+    #[test]
+    fn a_bucket_gets_its_routes_ttl_else_the_configurations() {
+        let store = store();
+        assert_eq!(store.open("tmp-1").unwrap().ttl_ms(), Some(1000));
+        assert_eq!(store.open("local").unwrap().ttl_ms(), Some(5000));
     }
 
     #[test]

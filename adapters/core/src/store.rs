@@ -25,7 +25,8 @@ pub type Clock = fn() -> u64;
 /// A configured backend: the state of one adapter instance.
 pub struct Store<B: Backend> {
     backend: B,
-    config: AdapterConfig,
+    /// The bucket expiry of buckets whose backend has none of its own.
+    ttl_ms: Option<u64>,
     clock: Clock,
     /// A short list (a set would add its code to every adapter).
     allowed_buckets: Option<Vec<String>>,
@@ -36,10 +37,10 @@ pub struct Store<B: Backend> {
 }
 
 impl<B: Backend> Store<B> {
-    pub fn new(backend: B, config: &AdapterConfig, clock: Clock) -> Rc<Self> {
+    pub fn new<O>(backend: B, config: &AdapterConfig<O>, clock: Clock) -> Rc<Self> {
         Rc::new(Store {
             backend,
-            config: config.clone(),
+            ttl_ms: config.ttl_ms,
             clock,
             allowed_buckets: config.allowed_buckets.clone(),
             default_bucket: config.default_bucket.clone(),
@@ -77,7 +78,7 @@ impl<B: Backend> Store<B> {
         let bucket = self.backend.open(name)?;
         Ok(OpenBucket {
             store: Rc::clone(self),
-            ttl_ms: self.config.bucket_ttl_ms(name),
+            ttl_ms: self.backend.bucket_ttl_ms(name).or(self.ttl_ms),
             name: name.into(),
             backend_name: self.backend.name(name),
             limits: self.backend.limits(name),

@@ -20,7 +20,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::RefCell;
 
-use kv_core::config::{AdapterConfig, BackendConfig, Durability, FsConfig};
+use kv_core::config::{Durability, FsConfig, Own};
 use kv_core::{CounterRange, Error, KeyPage, Limits, ListRequest, Quoted, Result, Version, Versioned};
 use kv_fs_engine::{BucketFile, Options, SyncPolicy};
 
@@ -110,11 +110,9 @@ impl FsBackend {
 }
 
 impl kv_glue::Adapter for FsBackend {
-    fn from_config(config: &AdapterConfig) -> Result<Self> {
-        match &config.backend {
-            BackendConfig::Fs(fs) => FsBackend::new(fs),
-            other => Err(other.wrong_adapter("kv-fs")),
-        }
+    type Options = Own<FsConfig>;
+    fn from_config(Own(fs): &Own<FsConfig>) -> Result<Self> {
+        FsBackend::new(fs)
     }
 }
 

@@ -28,7 +28,7 @@ use core::any::Any;
 use core::cell::RefCell;
 use core::marker::PhantomData;
 
-use kv_core::config::AdapterConfig;
+use kv_core::config::{AdapterConfig, BackendOptions};
 use kv_core::{Backend, CasError, CasSnapshot, CounterRange, Error, OpenBucket, Store};
 
 #[doc(hidden)]
@@ -65,7 +65,9 @@ use bindings::exports::wasi::keyvalue0_2_0_draft2 as draft2;
 
 /// A backend that can be built from the adapter's configuration.
 pub trait Adapter: Backend + Sized {
-    fn from_config(config: &AdapterConfig) -> kv_core::Result<Self>;
+    /// What the adapter decodes its configuration's backend options to.
+    type Options: BackendOptions;
+    fn from_config(options: &Self::Options) -> kv_core::Result<Self>;
 }
 
 /// Exports both `wasi:keyvalue` drafts from an [`Adapter`]:
@@ -169,9 +171,16 @@ fn store<A: Adapter>() -> Result<Rc<Store<A>>, Error> {
     {
         let mut cell = STORE.0.borrow_mut();
         if cell.is_none() {
-            let built: Result<Rc<Store<A>>, Error> =
-                AdapterConfig::from_bytes(&bindings::kv_virt::config::config::get())
-                    .and_then(|config| Ok(Store::new(A::from_config(&config)?, &config, wall_clock_ms)));
+            let built: Result<Rc<Store<A>>, Error> = AdapterConfig::<A::Options>::from_bytes(
+                &bindings::kv_virt::config::config::get(),
+            )
+            .and_then(|config| {
+                Ok(Store::new(
+                    A::from_config(&config.backend)?,
+                    &config,
+                    wall_clock_ms,
+                ))
+            });
             *cell = Some(Rc::new(built) as Rc<dyn Any>);
         }
     }

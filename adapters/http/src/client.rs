@@ -20,8 +20,8 @@ use kv_core::{Error, Quoted, Result};
 use wasip2::clocks::monotonic_clock;
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{
-    ErrorCode, Fields, FutureIncomingResponse, IncomingResponse, Method, OutgoingBody, OutgoingRequest,
-    RequestOptions, Scheme,
+    ErrorCode, Fields, FutureIncomingResponse, HeaderError, IncomingResponse, Method, OutgoingBody,
+    OutgoingRequest, RequestOptions, Scheme,
 };
 use wasip2::io::poll::{Pollable, poll};
 use wasip2::io::streams::StreamError;
@@ -237,10 +237,10 @@ impl Client {
     /// missing): never a trap.
     pub fn malformed(&self, what: impl fmt::Display, response: &Response) -> Error {
         self.error(format_args!(
-            "unexpected response from {} ({what}): {} {:?}",
+            "unexpected response from {} ({what}): {} {}",
             self.endpoint,
             response.status,
-            response.body_text()
+            Quoted(&response.body_text())
         ))
     }
 
@@ -433,7 +433,14 @@ impl Client {
             "content-length".into(),
             request.body.len().to_string().into_bytes(),
         ));
-        let fields = Fields::from_list(&headers).map_err(|e| format!("invalid request header: {e:?}"))?;
+        let fields = Fields::from_list(&headers).map_err(|e| {
+            let why = match e {
+                HeaderError::InvalidSyntax => "invalid syntax",
+                HeaderError::Forbidden => "forbidden",
+                HeaderError::Immutable => "immutable",
+            };
+            format!("invalid request header: {why}")
+        })?;
         let outgoing = OutgoingRequest::new(fields);
         let scheme = if self.endpoint.is_https() {
             Scheme::Https
@@ -629,7 +636,53 @@ fn describe(code: &ErrorCode) -> String {
         ErrorCode::HttpProtocolError => "the server's answer is not valid HTTP".into(),
         ErrorCode::HttpResponseIncomplete => "the server's answer was cut short".into(),
         ErrorCode::InternalError(Some(message)) => format!("runtime error: {message}"),
-        other => format!("{other:?}"),
+        other => format!("wasi:http error-code {}", case_name(other)),
+    }
+}
+
+/// The WIT name of an error code's case (its `Debug`, with its payload,
+/// would add kilobytes of formatting code to the adapter).
+fn case_name(code: &ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::DnsTimeout => "DNS-timeout",
+        ErrorCode::DnsError(_) => "DNS-error",
+        ErrorCode::DestinationNotFound => "destination-not-found",
+        ErrorCode::DestinationUnavailable => "destination-unavailable",
+        ErrorCode::DestinationIpProhibited => "destination-IP-prohibited",
+        ErrorCode::DestinationIpUnroutable => "destination-IP-unroutable",
+        ErrorCode::ConnectionRefused => "connection-refused",
+        ErrorCode::ConnectionTerminated => "connection-terminated",
+        ErrorCode::ConnectionTimeout => "connection-timeout",
+        ErrorCode::ConnectionReadTimeout => "connection-read-timeout",
+        ErrorCode::ConnectionWriteTimeout => "connection-write-timeout",
+        ErrorCode::ConnectionLimitReached => "connection-limit-reached",
+        ErrorCode::TlsProtocolError => "TLS-protocol-error",
+        ErrorCode::TlsCertificateError => "TLS-certificate-error",
+        ErrorCode::TlsAlertReceived(_) => "TLS-alert-received",
+        ErrorCode::HttpRequestDenied => "HTTP-request-denied",
+        ErrorCode::HttpRequestLengthRequired => "HTTP-request-length-required",
+        ErrorCode::HttpRequestBodySize(_) => "HTTP-request-body-size",
+        ErrorCode::HttpRequestMethodInvalid => "HTTP-request-method-invalid",
+        ErrorCode::HttpRequestUriInvalid => "HTTP-request-URI-invalid",
+        ErrorCode::HttpRequestUriTooLong => "HTTP-request-URI-too-long",
+        ErrorCode::HttpRequestHeaderSectionSize(_) => "HTTP-request-header-section-size",
+        ErrorCode::HttpRequestHeaderSize(_) => "HTTP-request-header-size",
+        ErrorCode::HttpRequestTrailerSectionSize(_) => "HTTP-request-trailer-section-size",
+        ErrorCode::HttpRequestTrailerSize(_) => "HTTP-request-trailer-size",
+        ErrorCode::HttpResponseIncomplete => "HTTP-response-incomplete",
+        ErrorCode::HttpResponseHeaderSectionSize(_) => "HTTP-response-header-section-size",
+        ErrorCode::HttpResponseHeaderSize(_) => "HTTP-response-header-size",
+        ErrorCode::HttpResponseBodySize(_) => "HTTP-response-body-size",
+        ErrorCode::HttpResponseTrailerSectionSize(_) => "HTTP-response-trailer-section-size",
+        ErrorCode::HttpResponseTrailerSize(_) => "HTTP-response-trailer-size",
+        ErrorCode::HttpResponseTransferCoding(_) => "HTTP-response-transfer-coding",
+        ErrorCode::HttpResponseContentCoding(_) => "HTTP-response-content-coding",
+        ErrorCode::HttpResponseTimeout => "HTTP-response-timeout",
+        ErrorCode::HttpUpgradeFailed => "HTTP-upgrade-failed",
+        ErrorCode::HttpProtocolError => "HTTP-protocol-error",
+        ErrorCode::LoopDetected => "loop-detected",
+        ErrorCode::ConfigurationError => "configuration-error",
+        ErrorCode::InternalError(_) => "internal-error",
     }
 }
 

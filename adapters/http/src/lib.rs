@@ -40,7 +40,7 @@ pub mod webdis;
 use alloc::boxed::Box;
 use alloc::rc::Rc;
 
-use kv_core::config::{AdapterConfig, BackendConfig, Endpoint, HttpConfig, HttpProtocol};
+use kv_core::config::{Endpoint, HttpConfig, HttpProtocol, Own};
 use kv_core::{Bucket, Limits, Result};
 
 use crate::client::Client;
@@ -77,11 +77,9 @@ impl kv_core::Backend for HttpBackend {
 }
 
 impl kv_glue::Adapter for HttpBackend {
-    fn from_config(config: &AdapterConfig) -> Result<Self> {
-        match &config.backend {
-            BackendConfig::Http(http) => HttpBackend::new(http),
-            other => Err(other.wrong_adapter("kv-http")),
-        }
+    type Options = Own<HttpConfig>;
+    fn from_config(Own(http): &Own<HttpConfig>) -> Result<Self> {
+        HttpBackend::new(http)
     }
 }
 

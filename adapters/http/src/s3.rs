@@ -483,7 +483,7 @@ pub fn parse_list(body: &[u8]) -> core::result::Result<ListPage, String> {
     let truncated = match elements(text, "IsTruncated")?.first() {
         Some(&"true") => true,
         Some(&"false") | None => false,
-        Some(other) => return Err(format!("IsTruncated is {other:?}")),
+        Some(other) => return Err(format!("IsTruncated is {}", Quoted(other))),
     };
     Ok(ListPage { keys, truncated })
 }

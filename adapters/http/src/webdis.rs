@@ -44,11 +44,12 @@ use alloc::rc::Rc;
 use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
+use core::fmt;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use kv_core::{
-    Bucket, CounterRange, Error, ExpiresAt, KeyPage, Limits, ListRequest, Result, Version, Versioned,
+    Bucket, CounterRange, Error, ExpiresAt, KeyPage, Limits, ListRequest, Quoted, Result, Version, Versioned,
 };
 use wasip2::http::types::Method;
 
@@ -174,6 +175,21 @@ pub enum Reply {
     Array(Vec<Reply>),
 }
 
+/// What a message says of a reply (its `Debug` would add its code, and
+/// that of escaping, to the adapter).
+impl fmt::Display for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reply::Status(status) => write!(f, "status {}", Quoted(status)),
+            Reply::Error(error) => write!(f, "error {}", Quoted(error)),
+            Reply::Integer(n) => write!(f, "integer {n}"),
+            Reply::Bulk(None) => f.write_str("nil"),
+            Reply::Bulk(Some(bytes)) => write!(f, "a string of {} bytes", bytes.len()),
+            Reply::Array(items) => write!(f, "an array of {} replies", items.len()),
+        }
+    }
+}
+
 impl Connection {
     /// Runs one Redis command: `args` in the URL, then `value` (if any) as
     /// the last argument. Redis's own errors (`-ERR …`) are returned as
@@ -233,7 +249,7 @@ impl Connection {
 
     fn unexpected(&self, command: &str, reply: &Reply) -> Error {
         self.client
-            .error(format_args!("unexpected reply to {command}: {reply:?}"))
+            .error(format_args!("unexpected reply to {command}: {reply}"))
     }
 }
 

@@ -13,7 +13,7 @@ use alloc::vec::Vec;
 use core::cell::{Cell, RefCell};
 use core::ops::Bound;
 
-use kv_core::config::{AdapterConfig, BackendConfig};
+use kv_core::config::{MemConfig, Own};
 use kv_core::{KeyPage, Limits, ListRequest, Result, Version, Versioned, is_expired};
 
 /// kv-mem's limits (the project's contract for local stores).
@@ -81,11 +81,9 @@ impl kv_core::Backend for MemBackend {
 }
 
 impl kv_glue::Adapter for MemBackend {
-    fn from_config(config: &AdapterConfig) -> Result<Self> {
-        match &config.backend {
-            BackendConfig::Mem(_) => Ok(MemBackend::default()),
-            other => Err(other.wrong_adapter("kv-mem")),
-        }
+    type Options = Own<MemConfig>;
+    fn from_config(_: &Own<MemConfig>) -> Result<Self> {
+        Ok(MemBackend::default())
     }
 }
 

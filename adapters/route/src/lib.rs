@@ -14,7 +14,7 @@ extern crate alloc;
 
 use alloc::boxed::Box;
 
-use kv_core::config::{AdapterConfig, BackendConfig};
+use kv_core::config::BackendConfig;
 use kv_core::{DynBackend, Error, Result, Router, erase};
 
 /// The backend a route names.
@@ -47,8 +47,9 @@ impl kv_core::Backend for RouteBackend {
 }
 
 impl kv_glue::Adapter for RouteBackend {
-    fn from_config(config: &AdapterConfig) -> Result<Self> {
-        match &config.backend {
+    type Options = BackendConfig;
+    fn from_config(config: &BackendConfig) -> Result<Self> {
+        match config {
             BackendConfig::Routed(routes) => Ok(RouteBackend(Router::new(routes, build))),
             other => Err(other.wrong_adapter("kv-route")),
         }
