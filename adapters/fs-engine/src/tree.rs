@@ -11,7 +11,6 @@
 //! shortest prefixes that separate two neighbours (suffix truncation);
 //! `keys[i]` routes keys `>= keys[i]` to `children[i + 1]`.
 
-use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use core::cmp::Ordering;
 
@@ -1010,7 +1009,8 @@ impl Tree {
         seq: u64,
         out: &mut Vec<(u32, Vec<u8>, u32)>,
     ) -> Result<Option<PagePtr>, PageError> {
-        let mut done: BTreeMap<usize, PagePtr> = BTreeMap::new();
+        // Node id → the page it was written to (ids index `self.nodes`).
+        let mut done: Vec<Option<PagePtr>> = vec![None; self.nodes.len()];
         for (&id, &page_no) in order.iter().zip(pages) {
             let node = &self.nodes[id];
             let mut b = vec![0u8; self.geo.page];
@@ -1047,8 +1047,9 @@ impl Tree {
                         match c {
                             Child::Clean(p) => Ok(*p),
                             Child::Dirty(cid) => done
-                                .get(cid)
+                                .get(*cid)
                                 .copied()
+                                .flatten()
                                 .ok_or_else(|| internal("child serialized after parent")),
                         }
                     };
@@ -1071,20 +1072,22 @@ impl Tree {
                 }
             }
             let crc = seal_page(page_no, &mut b);
-            done.insert(
-                id,
-                PagePtr {
-                    page: page_no,
-                    seq,
-                    crc,
-                },
-            );
+            *done.get_mut(id).ok_or_else(|| internal("node id out of range"))? = Some(PagePtr {
+                page: page_no,
+                seq,
+                crc,
+            });
             out.push((page_no, b, crc));
         }
         Ok(match self.root {
             None => None,
             Some(Child::Clean(p)) => Some(p),
-            Some(Child::Dirty(id)) => Some(*done.get(&id).ok_or_else(|| internal("root not serialized"))?),
+            Some(Child::Dirty(id)) => Some(
+                done.get(id)
+                    .copied()
+                    .flatten()
+                    .ok_or_else(|| internal("root not serialized"))?,
+            ),
         })
     }
 

@@ -21,9 +21,15 @@
 //! - `list-keys` is `ListObjectsV2` under the bucket's prefix and the
 //!   request's (escaped the same way), with `encoding-type=url`, in
 //!   object-key order, continuing with `start-after` the object key of the
-//!   last key returned. Listings carry no metadata, so every listed key is
-//!   `HEAD`ed (16 at once) to leave expired ones out: a page costs one
-//!   request per key.
+//!   last key returned. Listings carry no metadata, so in a bucket that may
+//!   hold objects with an expiry every listed key is `HEAD`ed (16 at once)
+//!   to leave expired ones out. Which buckets may: those with a marker
+//!   object, `<prefix>%expiring` (no key's object key: `%` starts an escape
+//!   and `%ex` is none), written before the bucket's first object with an
+//!   expiry and never removed. A listing looks for it after its
+//!   `ListObjectsV2`, so any expiring object listed was written after the
+//!   marker: a page of a bucket without expiring writes costs one `HEAD`,
+//!   not one a key.
 //! - `delete-many` is `DeleteObjects` (1,000 keys a request, `Content-MD5`).
 //! - Credentials: `access-key-id`, `secret-access-key`, optional
 //!   `session-token`; the region is configured.
@@ -33,6 +39,7 @@ use alloc::format;
 use alloc::rc::Rc;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use core::cell::Cell;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -63,6 +70,10 @@ const MAX_DELETE_KEYS: usize = 1000;
 
 /// The metadata header of an object's expiry (ms since the Unix epoch).
 pub const EXPIRES_HEADER: &str = "x-amz-meta-expires-at-ms";
+
+/// The marker object, after a bucket's prefix, of a bucket that may hold
+/// objects with an expiry (see the module's doc).
+const EXPIRING_MARKER: &str = "%expiring";
 
 pub struct S3 {
     conn: Rc<Connection>,
@@ -96,6 +107,7 @@ impl Service for S3 {
         Ok(Box::new(S3Bucket {
             conn: Rc::clone(&self.conn),
             prefix,
+            holds_expiring: Cell::new(false),
         }))
     }
 }
@@ -162,6 +174,8 @@ impl Connection {
 pub struct S3Bucket {
     conn: Rc<Connection>,
     prefix: String,
+    /// Whether the bucket's [`EXPIRING_MARKER`] is known to exist.
+    holds_expiring: Cell<bool>,
 }
 
 impl S3Bucket {
@@ -182,11 +196,52 @@ impl S3Bucket {
     }
 
     fn object_path(&self, key: &str) -> Result<String> {
-        Ok(format!(
+        Ok(self.path_of(&self.object_key(key)?))
+    }
+
+    /// The request path of an object key.
+    fn path_of(&self, object_key: &str) -> String {
+        format!(
             "{}/{}",
             self.conn.bucket_path,
-            uri_encode(self.object_key(key)?.as_bytes(), true)
-        ))
+            uri_encode(object_key.as_bytes(), true)
+        )
+    }
+
+    fn marker_key(&self) -> String {
+        format!("{}{EXPIRING_MARKER}", self.prefix)
+    }
+
+    /// Writes the [`EXPIRING_MARKER`] unless it is known to exist: before
+    /// any object with an expiry.
+    fn mark_expiring(&self) -> Result<()> {
+        if self.holds_expiring.get() {
+            return Ok(());
+        }
+        let response = self
+            .conn
+            .send(Request::new(Method::Put, self.path_of(&self.marker_key())))?;
+        if !response.is_success() {
+            return Err(self.conn.service_error(&response));
+        }
+        self.holds_expiring.set(true);
+        Ok(())
+    }
+
+    /// Whether the bucket may hold objects with an expiry: its
+    /// [`EXPIRING_MARKER`] exists.
+    fn may_hold_expiring(&self) -> Result<bool> {
+        if !self.holds_expiring.get() {
+            let response = self
+                .conn
+                .send(Request::new(Method::Head, self.path_of(&self.marker_key())))?;
+            match response.status {
+                200 => self.holds_expiring.set(true),
+                404 => {}
+                _ => return Err(self.conn.service_error(&response)),
+            }
+        }
+        Ok(self.holds_expiring.get())
     }
 
     /// The object of `key` (value, ETag, expiry), `None` if there is
@@ -237,11 +292,15 @@ impl S3Bucket {
         object.filter(|object| !object.has_expired(&self.conn.client))
     }
 
-    /// A `PUT` of `value` expiring at `expires_at`.
+    /// A `PUT` of `value` expiring at `expires_at` (the bucket marked as
+    /// holding expiring objects first).
     fn put(&self, key: &str, value: &[u8], expires_at: Option<ExpiresAt>) -> Result<Request> {
         let request = Request::new(Method::Put, self.object_path(key)?).body(value);
         Ok(match expires_at {
-            Some(at) => request.header(EXPIRES_HEADER, at.to_string()),
+            Some(at) => {
+                self.mark_expiring()?;
+                request.header(EXPIRES_HEADER, at.to_string())
+            }
             None => request,
         })
     }
@@ -383,8 +442,9 @@ impl Bucket for S3Bucket {
             }
             let page = parse_list(&response.body)
                 .map_err(|what| self.conn.malformed(&format!("ListObjectsV2: {what}"), &response))?;
+            let marker = self.marker_key();
             let mut keys = Vec::with_capacity(page.keys.len());
-            for key in &page.keys {
+            for key in page.keys.iter().filter(|&key| *key != marker) {
                 let key = key
                     .strip_prefix(self.prefix.as_str())
                     .ok_or("a listed key is outside the bucket's prefix")
@@ -392,13 +452,17 @@ impl Bucket for S3Bucket {
                     .map_err(|what| self.conn.malformed(what, &response))?;
                 keys.push(key);
             }
-            // Listings carry no metadata: a HEAD of each tells the expired.
-            let live = self.objects(Method::Head, &keys)?;
-            let live_keys = keys
-                .into_iter()
-                .zip(live)
-                .filter_map(|(key, object)| object.map(|_| key))
-                .collect();
+            // Listings carry no metadata: where objects may expire, a HEAD
+            // of each tells the expired.
+            let live_keys = if keys.is_empty() || !self.may_hold_expiring()? {
+                keys
+            } else {
+                let live = self.objects(Method::Head, &keys)?;
+                keys.into_iter()
+                    .zip(live)
+                    .filter_map(|(key, object)| object.map(|_| key))
+                    .collect()
+            };
             Ok(Listed {
                 keys: live_keys,
                 listed: page.keys.len(),
@@ -583,8 +647,9 @@ mod tests {
             Op::Set | Op::CasInsert | Op::CasReplace => vec![stored()],
             Op::Delete => vec![answer(204, &[], "")],
             Op::Exists => vec![head()],
-            // The list, then a HEAD of each key listed.
-            Op::ListFirst | Op::ListAfter => vec![xml(LIST), head(), head()],
+            // The list, the HEAD of the expiring-objects marker (there),
+            // then a HEAD of each key listed.
+            Op::ListFirst | Op::ListAfter => vec![xml(LIST), head(), head(), head()],
             Op::Increment => vec![object("41"), stored()],
             Op::GetMany => vec![
                 object("value"),
@@ -677,6 +742,7 @@ mod tests {
             expiring(now, ""),
             expiring(now + 1, "value"),
             xml(LIST),
+            answer(200, &[("etag", ETAG)], ""), // the marker
             expiring(now + 1, ""),
             expiring(now, ""),
         ]));
@@ -694,6 +760,40 @@ mod tests {
         assert!(page.more);
     }
 
+    /// A bucket is marked before its first expiring object is written; a
+    /// listing `HEAD`s its keys only where the marker is, and skips it.
+    #[test]
+    fn only_buckets_with_expiring_objects_cost_a_head_per_listed_key() {
+        let stored = || answer(200, &[("etag", ETAG)], "");
+        let not_found = || answer(404, &[], "");
+        let list = |bucket: &dyn Bucket| {
+            bucket
+                .list_keys(ListRequest {
+                    after: None,
+                    max_keys: 10,
+                    prefix: "",
+                })
+                .unwrap()
+                .keys
+        };
+        // No marker: the listing's keys as they are, one HEAD in all.
+        let answers = Answers::new(vec![xml(LIST), not_found()]);
+        assert_eq!(list(&*open(answers.clone())), ["a", "b%"]);
+        assert_eq!(answers.asked()[1].0, "/kv/b/%25expiring");
+        // An expiring write marks the bucket first, once a handle.
+        let answers = Answers::new(vec![stored(), stored(), stored()]);
+        let bucket = open(answers.clone());
+        bucket.set("a", b"v", Some(testing::EXPIRES_AT)).unwrap();
+        bucket.set("b", b"v", Some(testing::EXPIRES_AT)).unwrap();
+        let paths: Vec<_> = answers.asked().into_iter().map(|(path, _)| path).collect();
+        assert_eq!(paths, ["/kv/b/%25expiring", "/kv/b/a", "/kv/b/b"]);
+        // The marker is not a key.
+        let with_marker = LIST.replace("<Key>b%2Fa</Key>", "<Key>b%2F%25expiring</Key><Key>b%2Fa</Key>");
+        let answers = Answers::new(vec![xml(&with_marker), stored(), stored(), stored()]);
+        assert_eq!(list(&*open(answers.clone())), ["a", "b%"]);
+        assert_eq!(answers.left(), 0);
+    }
+
     /// If-not-exists over an expired object replaces exactly it; over a
     /// live one it loses.
     #[test]
@@ -701,7 +801,12 @@ mod tests {
         let now = testing::CANNED_NOW_MS;
         let precondition_failed = || answer(412, &[], "<Error><Code>PreconditionFailed</Code></Error>");
         let stored = || answer(200, &[("etag", ETAG)], "");
-        testing::assert_if_not_exists_writes(open, vec![precondition_failed(), expiring(now, ""), stored()]);
+        // The marker, the insert that fails, the HEAD that finds it
+        // expired, the replacement.
+        testing::assert_if_not_exists_writes(
+            open,
+            vec![stored(), precondition_failed(), expiring(now, ""), stored()],
+        );
         let bucket = open(Answers::new(vec![precondition_failed(), expiring(now + 1, "")]));
         assert!(!bucket.compare_and_swap("a", None, b"new", None).unwrap());
     }
