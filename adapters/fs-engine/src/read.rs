@@ -460,8 +460,8 @@ impl<D: Dir> BucketFile<D> {
         if key.len() > MAX_KEY_LEN {
             return Ok(None);
         }
-        let now = self.dir.now_millis();
-        self.read_op(|pager, view| lookup(pager, view, None, key, now))
+        let found = self.read_op(|pager, view| lookup(pager, view, None, key))?;
+        Ok(unexpired(found, || self.dir.now_millis()))
     }
 
     /// Whether `key` exists.
@@ -662,18 +662,16 @@ pub(crate) fn resolve<F: File>(walk: &mut Walk<F>, v: Option<StoredValue>) -> Re
 }
 
 /// Looks `key` up in `top` (a transaction's changes), then the view's
-/// overlay, then the view's tree. An entry expired at `now` is absent.
+/// overlay, then the view's tree; expired or not (see [`unexpired`]).
 pub(crate) fn lookup<F: File>(
     pager: &mut Pager<F>,
     view: &View,
     top: Option<&Overlay>,
     key: &[u8],
-    now: u64,
 ) -> Result<Option<Found>, PageError> {
-    let live = |expires| !crate::is_expired(expires, now);
     for layer in top.into_iter().chain([&view.overlay]) {
         if let Some(l) = layer.get(key) {
-            return Ok(l.value.clone().filter(|_| live(l.expires)).map(|value| Found {
+            return Ok(l.value.clone().map(|value| Found {
                 value,
                 version: l.version,
                 expires_at: l.expires,
@@ -683,12 +681,22 @@ pub(crate) fn lookup<F: File>(
     let tree = view.tree(pager.geo);
     let mut walk = Walk::new(pager, view.bounds());
     match tree.get(&mut walk, key)? {
-        Some((val, version, expires)) if live(expires) => Ok(Some(Found {
+        Some((val, version, expires)) => Ok(Some(Found {
             value: resolve(&mut walk, Some(val))?,
             version,
             expires_at: expires,
         })),
-        _ => Ok(None),
+        None => Ok(None),
+    }
+}
+
+/// `found` unless it has expired by `now()`, which is asked only of an
+/// entry that expires: most do not, and under WASI the clock is a host
+/// call (a tenth of a warm get's time).
+pub(crate) fn unexpired(found: Option<Found>, now: impl FnOnce() -> u64) -> Option<Found> {
+    match found {
+        Some(f) if f.expires_at.is_some() && crate::is_expired(f.expires_at, now()) => None,
+        other => other,
     }
 }
 

@@ -9,7 +9,7 @@ use crate::io::Dir;
 use crate::lock::LockGuard;
 use crate::overlay::Overlay;
 use crate::prelude::*;
-use crate::read::{Range, lookup, newest_checkpoint, scan};
+use crate::read::{Range, lookup, newest_checkpoint, scan, unexpired};
 use crate::{MAX_KEY_LEN, MAX_VALUE_LEN};
 
 /// A write transaction (see [`BucketFile::write`]). Reads see the
@@ -96,9 +96,9 @@ impl<'s, D: Dir> WriteTxn<'s, D> {
         }
         self.keep_alive()?;
         let b = &mut *self.bucket;
-        let now = b.dir.now_millis();
-        let r = lookup(&mut b.pager, &b.view, Some(&self.changes), key, now);
-        r.map_err(|e| self.fail(e))
+        let found = lookup(&mut b.pager, &b.view, Some(&self.changes), key);
+        let found = found.map_err(|e| self.fail(e))?;
+        Ok(unexpired(found, || self.bucket.dir.now_millis()))
     }
 
     /// Up to `limit` keys greater than `after`, as seen by this transaction.
