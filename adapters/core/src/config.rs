@@ -111,10 +111,10 @@ impl BackendConfig {
     /// The adapter that serves this configuration ("kv-mem").
     pub fn adapter_name(&self) -> &'static str {
         match self {
-            BackendConfig::Mem(_) => "kv-mem",
-            BackendConfig::Fs(_) => "kv-fs",
-            BackendConfig::Http(_) => "kv-http",
-            BackendConfig::Routed(_) => "kv-route",
+            BackendConfig::Mem(_) => <MemConfig as Variant>::ADAPTER,
+            BackendConfig::Fs(_) => <FsConfig as Variant>::ADAPTER,
+            BackendConfig::Http(_) => <HttpConfig as Variant>::ADAPTER,
+            BackendConfig::Routed(_) => <BackendConfig as BackendOptions>::ADAPTER,
         }
     }
 
@@ -698,6 +698,23 @@ mod tests {
             options.page_size = 100;
         }
         assert!(AdapterConfig::<Own<FsConfig>>::from_bytes(&bad.to_bytes()).is_err());
+        // Each variant's index is its place in `BackendConfig`.
+        let mem = AdapterConfig::new(BackendConfig::Mem(MemConfig {}));
+        assert_eq!(
+            AdapterConfig::<Own<MemConfig>>::from_bytes(&mem.to_bytes())
+                .unwrap()
+                .backend,
+            Own(MemConfig {})
+        );
+        let options = HttpConfig::new(HttpProtocol::Etcd, "http://127.0.0.1:2379");
+        let http = AdapterConfig::new(BackendConfig::Http(options.clone()));
+        assert_eq!(
+            AdapterConfig::<Own<HttpConfig>>::from_bytes(&http.to_bytes())
+                .unwrap()
+                .backend,
+            Own(options)
+        );
+        assert!(AdapterConfig::<Own<HttpConfig>>::from_bytes(&mem.to_bytes()).is_err());
     }
 
     #[test]

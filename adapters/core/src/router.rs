@@ -47,14 +47,15 @@ impl Router {
         }
     }
 
+    /// The first route serving `bucket`.
+    fn route_of(&self, bucket: &str) -> Option<&RouteState> {
+        self.routes.iter().find(|state| state.route.serves(bucket))
+    }
+
     /// The backend of the first route serving `bucket`; `access-denied` if
     /// none does.
     fn backend_of(&self, bucket: &str) -> Result<Rc<DynBackend>> {
-        let state = self
-            .routes
-            .iter()
-            .find(|state| state.route.serves(bucket))
-            .ok_or(Error::AccessDenied)?;
+        let state = self.route_of(bucket).ok_or(Error::AccessDenied)?;
         if let Some(backend) = &*state.backend.borrow() {
             return Ok(Rc::clone(backend));
         }
@@ -94,8 +95,7 @@ impl Backend for Router {
     }
 
     fn bucket_ttl_ms(&self, bucket: &str) -> Option<u64> {
-        let state = self.routes.iter().find(|state| state.route.serves(bucket))?;
-        state.route.ttl_ms
+        self.route_of(bucket)?.route.ttl_ms
     }
 
     fn open(&self, name: &str) -> Result<Box<dyn Bucket>> {

@@ -336,15 +336,20 @@ impl<B: Backend> OpenBucket<B> {
     pub fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
         keys.iter().try_for_each(|key| self.check_key(key))?;
         let values = self.bucket.get_many(keys)?;
-        if values.len() != keys.len() {
+        self.check_one_read_per_key(values.len(), keys)?;
+        Ok(values)
+    }
+
+    /// A backend's get-many answers each key once.
+    fn check_one_read_per_key(&self, reads: usize, keys: &[String]) -> Result<()> {
+        if reads != keys.len() {
             return Err(Error::other(format!(
-                "{}: get-many returned {} values for {} keys",
+                "{}: get-many returned {reads} values for {} keys",
                 self.backend_name,
-                values.len(),
                 keys.len()
             )));
         }
-        Ok(values)
+        Ok(())
     }
 
     /// `set-many`: every entry is validated before anything is written.
@@ -360,14 +365,7 @@ impl<B: Backend> OpenBucket<B> {
     pub fn get_many_with_expiry(&self, keys: &[String]) -> Result<Vec<Option<ValueWithExpiry>>> {
         keys.iter().try_for_each(|key| self.check_key(key))?;
         let read = self.bucket.get_many_versioned(keys)?;
-        if read.len() != keys.len() {
-            return Err(Error::other(format!(
-                "{}: get-many returned {} values for {} keys",
-                self.backend_name,
-                read.len(),
-                keys.len()
-            )));
-        }
+        self.check_one_read_per_key(read.len(), keys)?;
         Ok(read
             .into_iter()
             .map(|versioned| versioned.value.map(|value| (value, versioned.expires_at)))
