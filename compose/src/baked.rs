@@ -84,8 +84,8 @@ fn backend(config: &BackendConfig) -> String {
     match config {
         BackendConfig::Mem(_) => "kv-mem".into(),
         BackendConfig::Fs(fs) => format!(
-            "kv-fs dir={} page-size={} durability={:?} create-buckets={} lock-lease-ms={}",
-            fs.dir, fs.page_size, fs.durability, fs.create_buckets, fs.lock_lease_ms
+            "kv-fs dir={} page-size={} durability={:?} create-buckets={} lock-lease-ms={} lock-idle-ms={}",
+            fs.dir, fs.page_size, fs.durability, fs.create_buckets, fs.lock_lease_ms, fs.lock_idle_ms
         ),
         BackendConfig::Http(http) => {
             let mut text = format!("kv-http {} {}", http.protocol.name(), http.endpoint);

@@ -159,6 +159,9 @@ pub struct FsOptions {
 
     #[arg(long, value_name = "MS", help = help::lock_lease_ms())]
     pub lock_lease_ms: Option<u32>,
+
+    #[arg(long, value_name = "MS", help = help::lock_idle_ms())]
+    pub lock_idle_ms: Option<u32>,
 }
 
 /// The help of the flags whose defaults and bounds kv-core defines.
@@ -217,6 +220,15 @@ mod help {
              longer than any I/O stall, at least {} [default: {}]",
             FsConfig::MIN_LOCK_LEASE_MS,
             FsConfig::DEFAULT_LOCK_LEASE_MS
+        )
+    }
+
+    pub fn lock_idle_ms() -> String {
+        format!(
+            "A writer keeps a bucket's lock between its writes until it has not written for this \
+             long, another instance asks for it, or the app drops the bucket; 0: release it after \
+             every write [default: {}]",
+            FsConfig::DEFAULT_LOCK_IDLE_MS
         )
     }
 }
@@ -472,6 +484,10 @@ impl FsOptions {
                 .lock_lease_ms
                 .or(file.lock_lease_ms)
                 .unwrap_or(defaults.lock_lease_ms),
+            lock_idle_ms: self
+                .lock_idle_ms
+                .or(file.lock_idle_ms)
+                .unwrap_or(defaults.lock_idle_ms),
         }
     }
 }

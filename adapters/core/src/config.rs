@@ -187,6 +187,11 @@ pub struct FsConfig {
     /// (a killed runtime) keeps other writers waiting. It must be much
     /// longer than any I/O stall of a live writer (see FORMAT.md).
     pub lock_lease_ms: u32,
+    /// A writer keeps the lock from one write to the next until it has not
+    /// written for this long (noticed at its next call), another instance
+    /// asks for it, or the app drops the bucket. 0: release it after every
+    /// write.
+    pub lock_idle_ms: u32,
 }
 
 impl FsConfig {
@@ -205,6 +210,7 @@ impl FsConfig {
     /// than one, so that a dead writer's lock is always recovered within
     /// one wait.
     pub const LOCK_WAIT_LEASES: u32 = 3;
+    pub const DEFAULT_LOCK_IDLE_MS: u32 = 50;
 
     /// How long a writer waits for the lock before giving up.
     pub fn lock_wait_ms(&self) -> u64 {
@@ -230,6 +236,12 @@ impl FsConfig {
         if self.dir.is_empty() {
             return Err(Error::other("the kv-fs directory must not be empty"));
         }
+        if self.lock_idle_ms > self.lock_lease_ms / 2 {
+            return Err(Error::other(format!(
+                "kv-fs lock idle time of {} ms is too long: at most half the lease ({} ms)",
+                self.lock_idle_ms, self.lock_lease_ms
+            )));
+        }
         Ok(())
     }
 }
@@ -242,6 +254,7 @@ impl Default for FsConfig {
             durability: Self::DEFAULT_DURABILITY,
             create_buckets: Self::DEFAULT_CREATE_BUCKETS,
             lock_lease_ms: Self::DEFAULT_LOCK_LEASE_MS,
+            lock_idle_ms: Self::DEFAULT_LOCK_IDLE_MS,
         }
     }
 }
@@ -825,6 +838,13 @@ mod tests {
         assert_eq!(fs(|_| {}), Ok(()));
         assert_eq!(fs(|c| c.page_size = FsConfig::MIN_PAGE_SIZE), Ok(()));
         assert_eq!(fs(|c| c.page_size = FsConfig::MAX_PAGE_SIZE), Ok(()));
+        assert_eq!(fs(|c| c.lock_idle_ms = 0), Ok(()));
+        assert_eq!(fs(|c| c.lock_idle_ms = c.lock_lease_ms / 2), Ok(()));
+        let long_idle = fs(|c| c.lock_idle_ms = c.lock_lease_ms / 2 + 1).unwrap_err();
+        assert!(
+            long_idle.to_string().contains("at most half the lease"),
+            "{long_idle}"
+        );
         assert_eq!(fs(|c| c.lock_lease_ms = FsConfig::MIN_LOCK_LEASE_MS), Ok(()));
         for (bad, says) in [
             (fs(|c| c.page_size = FsConfig::MIN_PAGE_SIZE / 2), "page size 512"),

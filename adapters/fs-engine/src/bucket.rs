@@ -9,7 +9,7 @@ use alloc::collections::VecDeque;
 use crate::error::{Error, Problem};
 use crate::format::*;
 use crate::io::Dir;
-use crate::lock;
+use crate::lock::{self, LockGuard};
 use crate::pager::Pager;
 use crate::prelude::*;
 use crate::read::View;
@@ -56,6 +56,11 @@ pub struct Options {
     /// Should exceed the lease, so that a dead writer's lock is always
     /// recovered within one wait.
     pub lock_wait_millis: u64,
+    /// A writer keeps the lock after a commit, for its next one, until it
+    /// has not written for this long (noticed at its next call), a waiter
+    /// asks for it, or the bucket is closed (FORMAT.md §10). 0: the lock
+    /// is released at the end of every commit.
+    pub lock_idle_millis: u64,
     /// Per-instance page cache capacity, in pages (filled only as pages are
     /// read). See [`Options::cache_pages_for`].
     pub cache_pages: usize,
@@ -73,6 +78,7 @@ impl Default for Options {
             create_if_missing: true,
             lock_lease_millis: 5_000,
             lock_wait_millis: 15_000,
+            lock_idle_millis: 50,
             cache_pages: Options::cache_pages_for(4096),
             max_read_retries: 200,
         }
@@ -206,8 +212,37 @@ pub struct BucketFile<D: Dir> {
     pub(crate) read_only: Option<String>,
     /// The token of a lock this instance failed to release (FORMAT.md §10).
     pub(crate) leftover_lock: Option<u64>,
+    /// The writer lock, kept from this instance's last commit for its next.
+    pub(crate) held_lock: Option<HeldLock>,
+
     pub(crate) read_retries: u64,
 }
+
+/// The writer lock between two commits of one instance, and the log as that
+/// instance left it: while the lock is ours nobody else appends.
+pub(crate) struct HeldLock {
+    guard: LockGuard,
+    idle_since_mono: u64,
+    tail: u64,
+    checkpoint: u64,
+}
+
+/// What becomes of the lock kept from the last commit.
+enum Reuse {
+    Kept(LockGuard),
+    /// Released: idle, too old to keep, or lost.
+    Released,
+    /// Released because a waiter asked for it.
+    HandedOver,
+}
+
+/// A writer hands the lock over on request once it has held it this long.
+/// Each hand-over leaves the lock unused until the waiter that asked next
+/// looks (a millisecond or two): handing it over at every commit would
+/// spend more time there than in commits. A waiter waits at most about this
+/// long plus a look; the lock taken and released per commit, a waiter could
+/// wait for as long as the other writer kept writing.
+const HAND_OVER_AFTER_MILLIS: u64 = 2;
 
 impl<D: Dir> BucketFile<D> {
     /// Name of the bucket file.
@@ -242,9 +277,11 @@ impl<D: Dir> BucketFile<D> {
         self.pager.cache.clear();
     }
 
-    /// Runs `f` as one atomic write transaction: takes the writer lock,
+    /// Runs `f` as one atomic write transaction: takes the writer lock (or
+    /// reuses the one kept from this instance's last commit, FORMAT.md §10),
     /// follows the log to the newest commit, runs `f`, and commits its
-    /// changes (unless `f` returns `Err`: then nothing is written). With
+    /// changes (unless `f` returns `Err`: then nothing is written). The lock
+    /// is kept for the next commit; see [`BucketFile::release_lock`]. With
     /// [`SyncPolicy::EveryCommit`], returns only once the commit is durable.
     ///
     /// If an error is returned after the commit's record was written (e.g.
@@ -257,31 +294,122 @@ impl<D: Dir> BucketFile<D> {
                 detail: d.clone(),
             });
         }
-        let mut guard = lock::acquire(
+        let guard = self.lock_for_write()?;
+        let mut txn = WriteTxn::new(self, guard);
+        let r = match f(&mut txn) {
+            Ok(v) => txn.commit().map(|_| v),
+            Err(e) => Err(e),
+        };
+        if let Some(guard) = txn.into_lock() {
+            match &r {
+                Ok(_) if self.opts.lock_idle_millis == 0 => self.release_lock_guard(guard),
+                Ok(_) => {
+                    self.held_lock = Some(HeldLock {
+                        guard,
+                        idle_since_mono: self.dir.monotonic_millis(),
+                        tail: self.view.tail,
+                        checkpoint: self.view.ckpt.number,
+                    })
+                }
+                Err(Error::LockLost { .. }) => self.forget_lock(guard),
+                Err(_) => self.release_lock_guard(guard),
+            }
+        }
+        r
+    }
+
+    /// The writer lock for a transaction, with the view at the newest
+    /// commit: the lock kept from this instance's last commit if it may
+    /// serve, else taken anew.
+    fn lock_for_write(&mut self) -> Result<LockGuard, Error> {
+        let mut after_hand_over = false;
+        if let Some(held) = self.held_lock.take() {
+            match self.reuse(held)? {
+                Reuse::Kept(guard) => return Ok(guard),
+                Reuse::Released => {}
+                Reuse::HandedOver => after_hand_over = true,
+            }
+        }
+        let guard = lock::acquire(
             &self.dir,
             &self.name,
             &self.lock_name,
             self.opts.lock_lease_millis,
             self.opts.lock_wait_millis,
             self.leftover_lock,
+            after_hand_over,
         )?;
         self.leftover_lock = None;
         // Another instance may have committed while we waited.
         if let Err(e) = self.refresh() {
-            if guard.release(&self.dir).is_err() {
-                self.leftover_lock = Some(guard.token);
-            }
+            self.release_lock_guard(guard);
             return Err(e);
         }
-        let mut txn = WriteTxn::new(self, guard);
-        let r = match f(&mut txn) {
-            Ok(v) => txn.commit().map(|_| v),
-            Err(e) => Err(e),
-        };
-        if let Some(token) = txn.finish() {
-            self.leftover_lock = Some(token);
+        Ok(guard)
+    }
+
+    /// Decides whether the lock kept from the last commit serves the next:
+    /// not if this instance has been idle, if the lock is too old to keep
+    /// (half a lease since its refresh), or if a waiter asked for it; and
+    /// not if another writer appended meanwhile (then it was broken).
+    fn reuse(&mut self, held: HeldLock) -> Result<Reuse, Error> {
+        let HeldLock {
+            guard,
+            idle_since_mono,
+            tail,
+            checkpoint,
+        } = held;
+        let idle = self.dir.monotonic_millis().saturating_sub(idle_since_mono);
+        if idle >= self.opts.lock_idle_millis || !guard.is_fresh(&self.dir) {
+            self.release_lock_guard(guard);
+            return Ok(Reuse::Released);
         }
-        r
+        let held_for = self.dir.monotonic_millis().saturating_sub(guard.acquired_mono);
+        if held_for >= HAND_OVER_AFTER_MILLIS && lock::requested(&self.dir, &self.lock_name) {
+            self.release_lock_guard(guard);
+            return Ok(Reuse::HandedOver);
+        }
+        if let Err(e) = self.refresh() {
+            self.release_lock_guard(guard);
+            return Err(e);
+        }
+        if self.view.tail != tail || self.view.ckpt.number != checkpoint {
+            self.forget_lock(guard);
+            return Ok(Reuse::Released);
+        }
+        Ok(Reuse::Kept(guard))
+    }
+
+    /// Releases the writer lock this instance kept from its last commit, if
+    /// any (the adapter calls this when the app drops its last handle on
+    /// the bucket; dropping the `BucketFile` does it too).
+    pub fn release_lock(&mut self) {
+        if let Some(held) = self.held_lock.take() {
+            self.release_lock_guard(held.guard);
+        }
+    }
+
+    /// Releases the kept lock if this instance has not written for
+    /// `lock_idle_millis` (every read checks, on its way in).
+    pub(crate) fn release_lock_if_idle(&mut self) {
+        if let Some(held) = &self.held_lock
+            && self.dir.monotonic_millis().saturating_sub(held.idle_since_mono) >= self.opts.lock_idle_millis
+        {
+            self.release_lock();
+        }
+    }
+
+    fn release_lock_guard(&mut self, mut guard: LockGuard) {
+        if guard.release(&self.dir).is_err() {
+            self.leftover_lock = Some(guard.token);
+        }
+    }
+
+    /// Gives up a lock another writer broke, leaving the lock file alone
+    /// (if it still carries our token, our next acquisition breaks it).
+    fn forget_lock(&mut self, mut guard: LockGuard) {
+        self.leftover_lock = Some(guard.token);
+        guard.forget();
     }
 
     /// Sets one key (one transaction).
@@ -374,6 +502,12 @@ impl<D: Dir> BucketFile<D> {
             done: false,
             batch: batch.max(1),
         }
+    }
+}
+
+impl<D: Dir> Drop for BucketFile<D> {
+    fn drop(&mut self) {
+        self.release_lock();
     }
 }
 

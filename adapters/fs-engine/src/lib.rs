@@ -118,7 +118,8 @@ pub const MAX_KEY_LEN: usize = 64 * 1024;
 pub const MAX_VALUE_LEN: usize = 64 * 1024 * 1024;
 
 /// Fuzzing entry point: opens `bytes` as a bucket file in an in-memory directory
-/// and exercises every read path (and one small write), ignoring errors.
+/// and exercises every read path (and a few small writes, the writer lock
+/// kept, handed over and broken), ignoring errors.
 /// It must never panic, loop forever or allocate without bound.
 pub fn fuzz_open_and_read(bytes: &[u8]) {
     use crate::io::Dir as _;
@@ -164,6 +165,14 @@ pub fn fuzz_open_and_read(bytes: &[u8]) {
         let _ = t.keys_after(None, 10)?;
         Ok(())
     });
+    // The lock kept from that write: handed over on request, then taken
+    // over by a second instance from a holder that makes no call.
+    let _ = testing::ask_for_lock(&dir, "fuzz.kvfs", 100);
+    let _ = s.put(b"fuzz", b"handed over");
+    if let Ok(Some(mut other)) = BucketFile::open(dir.clone(), "fuzz.kvfs", s.opts.clone()) {
+        let _ = other.put(b"fuzz", b"other");
+    }
+    let _ = s.put(b"fuzz", b"again");
     let _ = s.check();
     dir.sleep_millis(0);
 }

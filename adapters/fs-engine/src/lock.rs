@@ -9,6 +9,22 @@ use crate::prelude::*;
 
 pub(crate) const KIND_LOCK: u32 = 0;
 pub(crate) const KIND_BREAKER: u32 = 1;
+pub(crate) const KIND_REQUEST: u32 = 2;
+
+/// The name of the request marker of the lock `lock_name`: a waiter creates
+/// it to ask a holder that keeps the lock across commits to hand it over.
+pub(crate) fn request_name(lock_name: &str) -> String {
+    format!("{lock_name}.want")
+}
+
+/// Whether a waiter asks for the lock (the holder checks this before each of
+/// its commits). The holder takes the request away as it hands the lock
+/// over; a waiter asks again at every look while the lock is held. If the
+/// directory cannot say, the holder hands the lock over all the same: that
+/// is always safe.
+pub(crate) fn requested<D: Dir>(dir: &D, lock_name: &str) -> bool {
+    dir.remove(&request_name(lock_name)).unwrap_or(true)
+}
 
 /// What a waiter remembers about a lock-like file it is watching.
 struct Watch {
@@ -91,15 +107,25 @@ pub(crate) struct LockGuard {
     acquired_millis: u64,
     last_refresh_mono: u64,
     pub released: bool,
+    /// When it was taken (monotonic ms).
+    pub acquired_mono: u64,
 }
 
-/// The longest a waiter sleeps between looks at the lock, before jitter.
-/// A commit holds the lock for about a millisecond (a durable set) to tens
-/// (a large batch), so waiting longer only leaves the lock idle while
-/// others queue; each look costs two file calls (~20 µs).
-const MAX_POLL_BACKOFF_MS: u64 = 4;
+/// How long a waiter sleeps between looks at the lock. A holder hands the
+/// lock over on request and it stays unused until the waiter's next look,
+/// so waiters look every millisecond (a look costs three file calls, ~20 µs
+/// under wasmtime).
+const POLL_MS: u64 = 1;
 
-/// Takes the writer lock, waiting at most `wait` ms.
+/// How long a holder that handed the lock over on request stays out of the
+/// race for it, so that the waiter that asked gets it (a few of its looks).
+const HAND_OVER_MS: u64 = 3 * POLL_MS;
+
+/// Takes the writer lock, waiting at most `wait` ms. While the lock is held
+/// by another instance, the waiter asks for it with the request marker
+/// (see [`requested`]); whoever takes the lock after waiting removes it.
+/// `after_hand_over`: this instance has just released the lock because a
+/// waiter asked: let that waiter take it first.
 pub(crate) fn acquire<D: Dir>(
     dir: &D,
     file: &str,
@@ -107,17 +133,29 @@ pub(crate) fn acquire<D: Dir>(
     lease: u64,
     wait: u64,
     own_leftover: Option<u64>,
+    after_hand_over: bool,
 ) -> Result<LockGuard, Error> {
     let start = dir.monotonic_millis();
     let token = dir.random_u64() | 1;
     let mut watch: Option<Watch> = None;
     let mut marker_watch: Option<Watch> = None;
-    let mut backoff = 1u64;
+    let mut waited_for_holder = false;
+    if after_hand_over {
+        while dir.monotonic_millis().saturating_sub(start) < HAND_OVER_MS {
+            if read_small(dir, lock_name)?.is_some() {
+                break;
+            }
+            dir.sleep_millis(POLL_MS);
+        }
+    }
     loop {
         if let Some(f) = dir
             .create_exclusive(lock_name)
             .map_err(|e| Error::io(lock_name, "create lock file", e))?
         {
+            if waited_for_holder {
+                remove_quiet(dir, &request_name(lock_name));
+            }
             let now = dir.now_millis();
             let mono = dir.monotonic_millis();
             let rec = LockRecord::fresh(token, now, lease, KIND_LOCK);
@@ -133,6 +171,7 @@ pub(crate) fn acquire<D: Dir>(
                 acquired_millis: now,
                 last_refresh_mono: mono,
                 released: false,
+                acquired_mono: mono,
             });
         }
         // Held (or just released). Inspect it.
@@ -145,17 +184,42 @@ pub(crate) fn acquire<D: Dir>(
         } else {
             continue; // released between our create and read: retry at once
         }
+        // Ask at every look: the request may have been taken away by
+        // another waiter that got the lock before us. (Asking is a courtesy:
+        // unasked, the holder still lets go once idle, or its lease runs out.)
+        waited_for_holder = true;
+        let _ = ask_for_lock(dir, lock_name, token, wait.saturating_add(lease));
         let waited = dir.monotonic_millis().saturating_sub(start);
         if waited >= wait {
+            remove_quiet(dir, &request_name(lock_name));
             return Err(Error::LockTimeout {
                 file: file.to_string(),
                 waited_millis: waited,
             });
         }
-        let jitter = dir.random_u64() % backoff.max(1);
-        dir.sleep_millis((backoff + jitter).min(wait - waited).max(1));
-        backoff = (backoff * 2).min(MAX_POLL_BACKOFF_MS);
+        dir.sleep_millis(POLL_MS.min(wait - waited).max(1));
     }
+}
+
+/// Places the request marker unless one is there (another waiter's: one
+/// request serves all). Its record (the waiter and the time it would give
+/// up) is for people looking at the directory.
+pub(crate) fn ask_for_lock<D: Dir>(
+    dir: &D,
+    lock_name: &str,
+    token: u64,
+    valid_for: u64,
+) -> Result<(), Error> {
+    let name = request_name(lock_name);
+    if let Some(f) = dir
+        .create_exclusive(&name)
+        .map_err(|e| Error::io(&name, "create lock request", e))?
+    {
+        let rec = LockRecord::fresh(token, dir.now_millis(), valid_for, KIND_REQUEST);
+        f.write_at(&rec.encode(), 0)
+            .map_err(|e| Error::io(&name, "write lock request", e))?;
+    }
+    Ok(())
 }
 
 /// Breaks a stale lock whose observed content is `stale`.
@@ -220,6 +284,22 @@ fn break_stale<D: Dir>(
 }
 
 impl LockGuard {
+    /// Whether the lock may be kept for another commit without being taken
+    /// again: less than half a lease since its last refresh. Nobody can have
+    /// broken it then (it becomes stale a whole lease after the refresh), so
+    /// keeping it rests on the same assumption as a long transaction's
+    /// refresh (FORMAT.md §10). An older lock is released, never revived: a
+    /// waiter may be breaking it at this moment.
+    pub fn is_fresh<D: Dir>(&self, dir: &D) -> bool {
+        dir.monotonic_millis().saturating_sub(self.last_refresh_mono) < self.lease / 2
+    }
+
+    /// Drops the lock without touching the lock file: it is no longer ours
+    /// (another writer committed while we held it, so it was broken).
+    pub fn forget(&mut self) {
+        self.released = true;
+    }
+
     /// Once a quarter of the lease has elapsed since the last refresh,
     /// verifies (by name) that the lock file still carries our token and
     /// refreshes the lease. Sooner than that nobody can have broken the lock

@@ -103,6 +103,14 @@ impl<D: Dir> BucketFile<D> {
         };
         let slots = newest_checkpoint(&pager, &header)?;
         let covered = u64::from(slots.newest.file_pages) * p;
+        // A writer grows the file before it publishes the checkpoint that
+        // covers the new pages: measured before that checkpoint was read,
+        // the file may look short. Measure again.
+        let len = if len < covered {
+            pager.file.len().map_err(|e| Error::io(name, "stat", e))?
+        } else {
+            len
+        };
         if len < covered {
             return Err(Error::corrupt(
                 name,
@@ -126,6 +134,7 @@ impl<D: Dir> BucketFile<D> {
             durable_log_start,
             read_only,
             leftover_lock: None,
+            held_lock: None,
             read_retries: 0,
         };
         bucket.refresh()?;
@@ -247,6 +256,7 @@ fn create<D: Dir>(dir: &D, name: &str, o: &Options) -> Result<(), Error> {
                 o.lock_lease_millis,
                 o.lock_wait_millis,
                 None,
+                false,
             )
             .map_err(cleanup)?;
             let r = (|| {

@@ -232,6 +232,7 @@ impl<D: Dir> BucketFile<D> {
 
     /// Follows the log from the tail to the newest commit (FORMAT.md §8.1).
     pub(crate) fn refresh(&mut self) -> Result<(), Error> {
+        self.release_lock_if_idle();
         // A view that follows the log reads one cell (the stamp of the last
         // record, normally); a fresh one two (a checkpoint's record and its
         // stamp, normally).

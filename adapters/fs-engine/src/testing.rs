@@ -733,3 +733,11 @@ impl File for MemFile {
 pub fn set_checksum_verification(on: bool) {
     crate::format::set_checksums_enabled(on);
 }
+
+/// Asks for the writer lock of the bucket file `file` the way a waiting
+/// instance does (the request marker, valid for `valid_for_millis`), without
+/// waiting for it: the holder hands the lock over at its next commit.
+pub fn ask_for_lock<D: Dir>(dir: &D, file: &str, valid_for_millis: u64) -> Result<(), crate::Error> {
+    let token = dir.random_u64() | 1;
+    crate::lock::ask_for_lock(dir, &alloc::format!("{file}.lock"), token, valid_for_millis)
+}

@@ -169,14 +169,9 @@ impl<'s, D: Dir> WriteTxn<'s, D> {
         Ok(())
     }
 
-    /// Releases the lock; returns the token if that failed (so the next
-    /// write of this instance can recognise its own leftover lock).
-    pub(crate) fn finish(mut self) -> Option<u64> {
-        let mut l = self.lock.take()?;
-        match l.release(&self.bucket.dir) {
-            Ok(()) => None,
-            Err(_) => Some(l.token),
-        }
+    /// Ends the transaction, handing its lock back to the bucket.
+    pub(crate) fn into_lock(mut self) -> Option<LockGuard> {
+        self.lock.take()
     }
 }
 

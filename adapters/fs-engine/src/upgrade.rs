@@ -64,6 +64,7 @@ pub fn upgrade<D: Dir + Clone>(dir: &D, name: &str, options: Options) -> Result<
         options.lock_lease_millis,
         options.lock_wait_millis,
         None,
+        false,
     )?;
     let r = convert(dir, name, options, &mut guard);
     let released = guard.release(dir);

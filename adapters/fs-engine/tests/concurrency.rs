@@ -21,6 +21,32 @@ fn opts(d: SyncPolicy) -> Options {
     }
 }
 
+/// The directory holds the bucket file and nothing else: no lock, request,
+/// breaker or temporary file was left behind.
+fn assert_only_the_bucket_file(dir: &std::path::Path) {
+    let left: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(left, vec![NAME.to_string()], "leftover files");
+}
+
+/// Adds one to the key `counter` (a little-endian u64); returns its value
+/// before.
+fn increment_counter(w: &mut kv_fs_engine::WriteTxn<'_, StdDir>) -> Result<u64, kv_fs_engine::Error> {
+    let n = w
+        .get(b"counter")?
+        .map_or(0, |v| u64::from_le_bytes(v.try_into().unwrap()));
+    w.put(b"counter", &(n + 1).to_le_bytes())?;
+    Ok(n)
+}
+
+/// The value of the key `counter` (a little-endian u64).
+fn counter(s: &mut BucketFile<StdDir>) -> u64 {
+    let v = s.get(b"counter").unwrap().unwrap();
+    u64::from_le_bytes(v.try_into().unwrap())
+}
+
 #[test]
 fn concurrent_increments_are_exact() {
     let tmp = tempfile::tempdir().unwrap();
@@ -44,10 +70,7 @@ fn concurrent_increments_are_exact() {
                     .unwrap();
                 for _ in 0..per {
                     s.write(|w| {
-                        let n = w
-                            .get(b"counter")?
-                            .map_or(0, |v| u64::from_le_bytes(v.try_into().unwrap()));
-                        w.put(b"counter", &(n + 1).to_le_bytes())?;
+                        increment_counter(w)?;
                         // Some unrelated churn so pages get recycled.
                         w.put(format!("t{t}").as_bytes(), &vec![t as u8; 300])?;
                         Ok(())
@@ -63,15 +86,10 @@ fn concurrent_increments_are_exact() {
     let mut s = BucketFile::open(StdDir::new(tmp.path()), NAME, opts(SyncPolicy::EveryCommit))
         .unwrap()
         .unwrap();
-    let v = s.get(b"counter").unwrap().unwrap();
-    assert_eq!(u64::from_le_bytes(v.try_into().unwrap()), (threads * per) as u64);
+    assert_eq!(counter(&mut s), (threads * per) as u64);
     assert!(s.check().unwrap().is_empty());
     // No lock or temp files left behind.
-    let left: Vec<String> = std::fs::read_dir(tmp.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    assert_eq!(left, vec![NAME.to_string()], "leftover files");
+    assert_only_the_bucket_file(tmp.path());
 }
 
 /// A value that proves its own integrity: key, generation, length, checksum.
@@ -425,6 +443,8 @@ fn stale_lock_files_are_broken_after_the_lease() {
     let t0 = Instant::now();
     s.put(b"a", b"1").unwrap();
     assert!(t0.elapsed() >= Duration::from_millis(190), "{:?}", t0.elapsed());
+    assert!(lock.exists(), "a writer keeps the lock for its next commit");
+    s.release_lock();
     assert!(!lock.exists());
     // 2. A killed writer's lock (valid record, lease never refreshed).
     let victim = Killable {
@@ -459,11 +479,7 @@ fn stale_lock_files_are_broken_after_the_lease() {
     assert_eq!(s.get(b"a").unwrap(), Some(b"1".to_vec()));
     assert_eq!(s.get(b"b").unwrap(), None);
     assert!(s.check().unwrap().is_empty());
-    let left: Vec<String> = std::fs::read_dir(tmp.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    assert_eq!(left, vec![NAME.to_string()], "leftover files");
+    assert_only_the_bucket_file(tmp.path());
 }
 
 #[test]
@@ -487,6 +503,8 @@ fn lock_wait_times_out_while_holder_is_alive() {
         Ok(())
     });
     r.unwrap();
+    // A keeps the lock for its next commit: b would wait a lease for it.
+    a.release_lock();
     b.put(b"x", b"y").unwrap();
 }
 
@@ -531,4 +549,86 @@ fn stalled_writer_is_fenced_out() {
         assert!(a.check().unwrap().is_empty());
         a.put(b"k", b"initial").unwrap(); // A works again afterwards
     }
+}
+
+/// Two writers on one file, each committing durably as fast as it can: the one
+/// holding the lock keeps it across its commits until the other asks for it,
+/// then hands it over, so the two take turns (neither waits out the other's
+/// whole run), every increment counts, and no lock or request file is left.
+#[test]
+fn a_kept_lock_is_handed_over_when_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let per = 300u64;
+    let barrier = Arc::new(Barrier::new(2));
+    let hs: Vec<_> = (0..2u8)
+        .map(|t| {
+            let path = tmp.path().to_path_buf();
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                let mut s = BucketFile::open(StdDir::new(path), NAME, opts(SyncPolicy::EveryCommit))
+                    .unwrap()
+                    .unwrap();
+                barrier.wait();
+                for _ in 0..per {
+                    s.write(|w| {
+                        let n = increment_counter(w)?;
+                        // Who made commit n.
+                        w.put(format!("by{n:05}").as_bytes(), &[t])
+                    })
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    let mut s = BucketFile::open(StdDir::new(tmp.path()), NAME, opts(SyncPolicy::Never))
+        .unwrap()
+        .unwrap();
+    assert_eq!(counter(&mut s), 2 * per);
+    let by: Vec<u8> = (0..2 * per)
+        .map(|n| s.get(format!("by{n:05}").as_bytes()).unwrap().unwrap()[0])
+        .collect();
+    // They took turns: the lock changed hands again and again (held across
+    // commits with no hand-over, it would change hands about once; how
+    // often it does depends on how the threads get the cores).
+    let turns = by.windows(2).filter(|w| w[0] != w[1]).count();
+    assert!(
+        turns >= 20,
+        "the lock changed hands only {turns} times in {} commits",
+        2 * per
+    );
+    assert_only_the_bucket_file(tmp.path());
+}
+
+/// A writer that keeps the lock and then makes no call (it is idle, or was
+/// killed) holds up another writer for at most one lease; the idle one then
+/// notices, at its next write, that its lock is gone and takes it anew.
+#[test]
+fn an_idle_holder_delays_others_at_most_a_lease() {
+    let dir = kv_fs_engine::testing::MemDir::new();
+    let o = Options {
+        lock_lease_millis: 1_000,
+        ..opts(SyncPolicy::EveryCommit)
+    };
+    let mut a = BucketFile::open(dir.clone(), NAME, o.clone()).unwrap().unwrap();
+    let mut b = BucketFile::open(dir.clone(), NAME, o.clone()).unwrap().unwrap();
+    a.put(b"k", b"a1").unwrap();
+    let t0 = dir.monotonic_millis();
+    b.put(b"k", b"b1").unwrap();
+    let waited = dir.monotonic_millis() - t0;
+    assert!(
+        (900..=1_100).contains(&waited),
+        "waited {waited} ms for an idle holder (lease 1000 ms)"
+    );
+    a.put(b"k2", b"a2").unwrap();
+    assert_eq!(a.get(b"k").unwrap(), Some(b"b1".to_vec()));
+    assert_eq!(b.get(b"k2").unwrap(), Some(b"a2".to_vec()));
+    assert!(a.check().unwrap().is_empty());
+    // Dropping a bucket releases the lock it kept.
+    drop(a);
+    drop(b);
+    let left: Vec<String> = dir.list().into_iter().filter(|f| f.contains(".lock")).collect();
+    assert!(left.is_empty(), "{left:?}");
 }

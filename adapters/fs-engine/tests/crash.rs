@@ -14,10 +14,14 @@
 //!   or long after);
 //! * `check()` finds no problem;
 //! * the bucket file accepts a new transaction (the dead writer's lock is broken).
+//!
+//! The writer keeps the lock across transactions, so crash points also land
+//! in its renewal in place, its release after an idle gap and its hand-over
+//! to another instance that asked for it (see `opts` and `run`).
 
 use std::collections::BTreeMap;
 
-use kv_fs_engine::testing::{MemDir, OpEvent, Rng};
+use kv_fs_engine::testing::{self, MemDir, OpEvent, Rng};
 use kv_fs_engine::{BucketFile, Dir as _, Options, SyncPolicy, is_expired};
 
 /// A value and its expiry.
@@ -116,7 +120,12 @@ fn opts(sync: SyncPolicy) -> Options {
         page_size: 1024,
         log_bytes: 4096,
         sync,
-        lock_lease_millis: 200,
+        // The writer keeps its lock from one transaction to the next (the
+        // clock moves TICK between them), renews it in place every quarter
+        // lease, releases it after the longer gaps of `run`, and hands it
+        // over when asked.
+        lock_lease_millis: 1_000,
+        lock_idle_millis: 150,
         lock_wait_millis: 5_000,
         ..Options::default()
     }
@@ -148,6 +157,14 @@ fn run(dir: &MemDir, txns: &[Txn], d: SyncPolicy) -> (bool, usize) {
     for (i, t) in txns.iter().enumerate() {
         if apply(&mut s, t).is_err() {
             return (true, i);
+        }
+        match i % 11 {
+            // An idle gap: the next transaction releases the lock and takes it again.
+            4 => dir.advance_clock(2 * TICK),
+            // Another instance asks for the lock (for three transactions'
+            // time): the next transactions hand it over.
+            7 if testing::ask_for_lock(dir, NAME, 3 * TICK).is_err() => return (true, i + 1),
+            _ => {}
         }
     }
     (true, txns.len())
@@ -280,7 +297,25 @@ fn phases(ops: &[OpEvent]) -> Vec<Phase> {
 #[derive(Default, Debug)]
 struct Tally {
     points: [u64; 3],
+    /// Crash points on the lock's files: taking it, renewing it in place,
+    /// releasing or handing it over, asking for it.
+    lock_points: u64,
+    /// Over the dry runs: transactions, and the lock taken anew.
+    transactions: u64,
+    lock_takes: u64,
     recoveries: u64,
+}
+
+/// Whether an operation is on the writer lock's files.
+fn on_lock(op: &OpEvent) -> bool {
+    let lock = format!("{NAME}.lock");
+    match op {
+        OpEvent::Create(f) | OpEvent::Remove(f) | OpEvent::Rename(f) | OpEvent::Link(f) => {
+            f.starts_with(&lock)
+        }
+        OpEvent::Write { file, .. } | OpEvent::Sync(file) | OpEvent::SetLen(file) => file.starts_with(&lock),
+        OpEvent::SyncDir => false,
+    }
 }
 
 fn power_loss(seeds: std::ops::Range<u64>, points_per_workload: u64) -> Tally {
@@ -295,7 +330,14 @@ fn power_loss(seeds: std::ops::Range<u64>, points_per_workload: u64) -> Tally {
         dry.set_op_trace(true);
         let (_, acked) = run(&dry, &txns, SyncPolicy::EveryCommit);
         assert_eq!(acked, txns.len());
-        let phase = phases(&dry.take_op_trace());
+        let trace = dry.take_op_trace();
+        let lock_name = format!("{NAME}.lock");
+        tally.transactions += txns.len() as u64;
+        tally.lock_takes += trace
+            .iter()
+            .filter(|op| matches!(op, OpEvent::Create(f) if *f == lock_name))
+            .count() as u64;
+        let phase = phases(&trace);
         let ops = phase.len() as u64;
         let inside = |p: Phase| -> Vec<u64> { (0..ops).filter(|&c| phase[c as usize] == p).collect() };
         let (appends, checkpoints) = (inside(Phase::Append), inside(Phase::Checkpoint));
@@ -313,6 +355,7 @@ fn power_loss(seeds: std::ops::Range<u64>, points_per_workload: u64) -> Tally {
                 pick(&mut r, &checkpoints)
             };
             tally.points[phase.get(c as usize).map_or(2, |&p| p as usize)] += 1;
+            tally.lock_points += u64::from(trace.get(c as usize).is_some_and(on_lock));
             let dir = MemDir::new();
             dir.set_crash_at(Some(c));
             let (opened, acked) = run(&dir, &txns, SyncPolicy::EveryCommit);
@@ -337,10 +380,22 @@ fn power_loss(seeds: std::ops::Range<u64>, points_per_workload: u64) -> Tally {
     // existed, commits lost in flight, and commits that made it anyway.
     eprintln!(
         "power-loss outcomes: no bucket file {}, acknowledged only {}, in-flight commit too {}; \
-         crash points in appends {}, in checkpoints {}, elsewhere {}",
-        outcomes[0], outcomes[1], outcomes[2], tally.points[0], tally.points[1], tally.points[2]
+         crash points in appends {}, in checkpoints {}, elsewhere {} (on the lock's files {}); \
+         the lock taken {} times for {} transactions",
+        outcomes[0],
+        outcomes[1],
+        outcomes[2],
+        tally.points[0],
+        tally.points[1],
+        tally.points[2],
+        tally.lock_points,
+        tally.lock_takes,
+        tally.transactions
     );
     assert!(outcomes.iter().all(|&n| n > 0), "{outcomes:?}");
+    // The lock is kept across most transactions, and crashes hit its files.
+    assert!(tally.lock_takes * 2 < tally.transactions, "{tally:?}");
+    assert!(tally.lock_points >= 200, "{tally:?}");
     tally
 }
 
@@ -395,8 +450,14 @@ fn process_crash_without_fsync() {
 fn io_error_at_every_point() {
     for seed in 2000..2040 {
         let txns = workload(seed);
+        // Every operation of the transactions below (not the final write).
         let dry = MemDir::new();
-        run(&dry, &txns, SyncPolicy::EveryCommit);
+        let mut s = BucketFile::open(dry.clone(), NAME, opts(SyncPolicy::EveryCommit))
+            .unwrap()
+            .unwrap();
+        for t in &txns {
+            apply(&mut s, t).unwrap();
+        }
         let ops = dry.op_count();
         for c in 0..ops {
             let ctx = format!("seed {seed} I/O error at op {c}/{ops}");

@@ -81,6 +81,7 @@ fn refused_then_upgraded_in_place(old: &str) {
         s.get_versioned(b"expiring").unwrap().unwrap().expires_at,
         Some(u64::MAX)
     );
+    s.release_lock();
     assert_eq!(
         dir.list(),
         vec!["old.kvfs".to_string()],

@@ -46,6 +46,19 @@ pub struct FsBucket {
     file: SharedFile,
 }
 
+/// The engine keeps the writer lock from one commit to the next; when the
+/// app drops its last handle on the bucket, other instances may have it.
+impl Drop for FsBucket {
+    fn drop(&mut self) {
+        // One reference is the backend's: this was the last handle.
+        if Rc::strong_count(&self.file) == 2
+            && let Ok(mut file) = self.file.try_borrow_mut()
+        {
+            file.release_lock();
+        }
+    }
+}
+
 /// The engine's messages already name kv-fs and the file.
 fn engine_error(e: kv_fs_engine::Error) -> Error {
     Error::other(format!("{e}"))
@@ -126,6 +139,7 @@ fn options(config: &FsConfig) -> Options {
         create_if_missing: config.create_buckets,
         lock_lease_millis: u64::from(config.lock_lease_ms),
         lock_wait_millis: config.lock_wait_ms(),
+        lock_idle_millis: u64::from(config.lock_idle_ms),
         cache_pages: Options::cache_pages_for(config.page_size),
         ..Options::default()
     }

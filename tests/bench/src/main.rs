@@ -213,6 +213,10 @@ const STORES: [&str; 6] = [KVFS, LIMIT, REDB, SQLITE, SQLITE_WAL, WTMEM];
 /// kv-fs variants (diagnostics, not baselines).
 const KVFS_SYNC_HOST: &str = "kv-fs-sync-host";
 const KVFS_NOSYNC: &str = "kv-fs-nosync";
+/// Two instances writing one bucket at once: the lock kept across commits
+/// (the default), and taken per commit (`--lock-idle-ms 0`, as before).
+const KVFS_TWO: &str = "kv-fs-two-writers";
+const KVFS_TWO_PER_COMMIT: &str = "kv-fs-two-writers-per-commit-lock";
 
 /// kv-fs composed into the guest, compiled for each way it is run.
 struct KvFs {
@@ -220,6 +224,8 @@ struct KvFs {
     sync: Command,
     /// Durability none, on kv-runner.
     nosync: Command,
+    /// Durability sync, the lock released after every commit, on kv-runner.
+    per_commit_lock: Command,
     /// Durability sync, on the harness's host (wasmtime's synchronous bindings).
     sync_host: Option<Command>,
 }
@@ -337,6 +343,9 @@ fn main() -> Result<()> {
         b.run_sqlite(SQLITE_WAL, native::Journal::Wal)
     });
     bench.write_rounds(kvfs.as_ref());
+    if let Some(kvfs) = &kvfs {
+        bench.attempt("two kv-fs instances writing at once", |b| b.two_writers(kvfs));
+    }
     bench.engine_counts = bench.attempt("counting the kv-fs engine's file operations", |b| {
         b.count_engine_ops()
     });
@@ -633,6 +642,18 @@ impl Bench {
                 })?)
             },
         )?;
+        let per_commit_lock = self.timed(
+            "composing and compiling guest + kv-fs (lock taken per commit) on kv-runner",
+            || {
+                Runtime::shared().command(&compose(&AdapterOptions {
+                    fs: FsOptions {
+                        lock_idle_ms: Some(0),
+                        ..FsOptions::default()
+                    },
+                    ..AdapterOptions::default()
+                })?)
+            },
+        )?;
         let sync_host = match host {
             Some(host) => Some(self.timed("compiling guest + kv-fs on the harness's host", || {
                 host.command(&composed)
@@ -642,6 +663,7 @@ impl Bench {
         Ok(KvFs {
             sync,
             nosync,
+            per_commit_lock,
             sync_host,
         })
     }
@@ -855,6 +877,83 @@ impl Bench {
                 }
             }
         }
+    }
+
+    /// Two instances (threads, each its own instance) setting random keys
+    /// of one bucket at once, durably: total sets per second (all sets over
+    /// the longer instance's time), the worse p99 and the longest set of the
+    /// two, the lock
+    /// kept across commits against the lock taken per commit, in rounds
+    /// interleaved between the two (medians of the rounds). Each instance's
+    /// last set may be overwritten by the other's: its read-back is not
+    /// checked here.
+    fn two_writers(&mut self, kvfs: &KvFs) -> Result<()> {
+        let s = self.sizes.clone();
+        let dir = self.work.join("two-writers");
+        std::fs::create_dir_all(&dir)?;
+        std::fs::copy(self.work.join("kv-fs").join("bench.kvfs"), dir.join("bench.kvfs"))
+            .context("copying the loaded kv-fs bucket")?;
+        let rounds = s.rounds.max(1);
+        self.progress(&format!(
+            "two instances writing one bucket at once: {rounds} rounds of 2 x {} sets, lock kept vs per commit",
+            s.sets / rounds
+        ));
+        let mut variants = [
+            (KVFS_TWO, &kvfs.sync),
+            (KVFS_TWO_PER_COMMIT, &kvfs.per_commit_lock),
+        ];
+        let mut rates: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
+        let mut p99s: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
+        let mut maxes: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
+        for round in 0..rounds {
+            variants.rotate_left(1);
+            for (store, command) in variants {
+                let this = &*self;
+                let reports = std::thread::scope(|scope| {
+                    let writers: Vec<_> = (0..2u64)
+                        .map(|writer| {
+                            let p = Params {
+                                batches: 0,
+                                incrs: 0,
+                                // Apart from each other's and every round's.
+                                seed: ((round + 1) << 32) | ((writer + 1) << 48),
+                                ..s.write_params("bench", round)
+                            };
+                            let dir = &dir;
+                            scope.spawn(move || this.run_guest(command, dir, &p))
+                        })
+                        .collect();
+                    writers
+                        .into_iter()
+                        .map(|w| w.join().expect("a writer thread panicked"))
+                        .collect::<Result<Vec<Report>>>()
+                })?;
+                let values = |name: &'static str| reports.iter().filter_map(move |r| r.get(name));
+                let (ops, secs) = (
+                    values("set_ops").sum::<f64>(),
+                    values("set_s").fold(0.0, f64::max),
+                );
+                rates.entry(store).or_default().push(ops / secs);
+                p99s.entry(store)
+                    .or_default()
+                    .push(values("set_p99_us").fold(0.0, f64::max));
+                maxes
+                    .entry(store)
+                    .or_default()
+                    .push(values("set_max_us").fold(0.0, f64::max));
+            }
+        }
+        for (store, v) in rates {
+            self.set(store, "set", Some(median(v)));
+        }
+        for (store, v) in p99s {
+            self.set(store, "set_p99_us", Some(median(v)));
+        }
+        // The longest wait is what shows a writer starved, not the p99.
+        for (store, v) in maxes {
+            self.set(store, "set_max_us", Some(median(v)));
+        }
+        Ok(())
     }
 
     // ------------------------------------------------------------ baselines

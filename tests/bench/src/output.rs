@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 use crate::native::EngineCounts;
 use crate::{
-    Bench, KVFS, KVFS_NOSYNC, KVFS_SYNC_HOST, LIMIT, REDB, SQLITE, SQLITE_WAL, STORES, WTMEM, profile,
-    workload, workspace_root,
+    Bench, KVFS, KVFS_NOSYNC, KVFS_SYNC_HOST, KVFS_TWO, KVFS_TWO_PER_COMMIT, LIMIT, REDB, SQLITE, SQLITE_WAL,
+    STORES, WTMEM, profile, workload, workspace_root,
 };
 
 const DEV_WARNING: &str = "WARNING: a dev build: wasmtime's host side is several times slower in a dev build \
@@ -176,6 +176,28 @@ impl Bench {
                 num(inside)
             ),
         ));
+        let (kept, per_commit) = (self.fig(KVFS_TWO, "set"), self.fig(KVFS_TWO_PER_COMMIT, "set"));
+        let (kept_p99, per_commit_p99) = (
+            self.fig(KVFS_TWO, "set_p99_us"),
+            self.fig(KVFS_TWO_PER_COMMIT, "set_p99_us"),
+        );
+        targets.push(verdict(
+            "two instances writing one bucket at once: total durable sets/s and p99 no worse than with the lock taken per commit",
+            kept.zip(per_commit)
+                .zip(kept_p99.zip(per_commit_p99))
+                .map(|((a, b), (a99, b99))| a >= b && a99 <= b99),
+            format!(
+                "lock kept across commits {} sets/s, p99 {} us, longest {} us; taken per commit {} sets/s, p99 {} us, \
+                 longest {} us ({})",
+                num(kept),
+                num(kept_p99),
+                num(self.fig(KVFS_TWO, "set_max_us")),
+                num(per_commit),
+                num(per_commit_p99),
+                num(self.fig(KVFS_TWO_PER_COMMIT, "set_max_us")),
+                ratio(kept, per_commit)
+            ),
+        ));
         let (one, many) = (self.per_call("set", "syncs"), self.per_call("set-many", "syncs"));
         let (one_writes, many_writes) = (
             self.per_call("set", "writes"),
@@ -275,6 +297,17 @@ impl Bench {
             num(self.fig(KVFS, "set_p99_us")),
             num(self.fig(LIMIT, "set_p50_us")),
             num(self.fig(LIMIT, "set_p99_us")),
+        );
+        println!(
+            "two instances writing one bucket at once (total durable sets/s, worse p99, longest set; medians \
+             of the rounds): lock kept across commits {} sets/s, p99 {} us, longest {} us; lock taken per \
+             commit {} sets/s, p99 {} us, longest {} us",
+            num(self.fig(KVFS_TWO, "set")),
+            num(self.fig(KVFS_TWO, "set_p99_us")),
+            num(self.fig(KVFS_TWO, "set_max_us")),
+            num(self.fig(KVFS_TWO_PER_COMMIT, "set")),
+            num(self.fig(KVFS_TWO_PER_COMMIT, "set_p99_us")),
+            num(self.fig(KVFS_TWO_PER_COMMIT, "set_max_us")),
         );
 
         println!("\nkv-fs variants (diagnostics): the same guest and bucket");
@@ -499,6 +532,10 @@ impl Bench {
                 KVFS_SYNC_HOST: "the same component on the harness's wasmtime 48 host, with \
                                 wasmtime-wasi's synchronous bindings",
                 KVFS_NOSYNC: "kv-fs composed with durability none, on kv-runner",
+                KVFS_TWO: "two kv-fs instances (threads) setting random keys of one bucket at once, durably, \
+                           default options (the writer lock kept across commits): total sets/s, worse p99",
+                KVFS_TWO_PER_COMMIT: "the same with --lock-idle-ms 0: the writer lock taken and released \
+                                      for every commit, as before the lock was kept",
                 REDB: "native redb 4, Durability::Immediate, one transaction per call",
                 SQLITE: "native SQLite (rusqlite, bundled), Spin's spin_key_value schema and statements, \
                          synchronous=FULL, rollback journal, one transaction per call",

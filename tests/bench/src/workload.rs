@@ -286,6 +286,7 @@ pub fn run_ops<K: Kv>(kv: &mut K, p: &Params) -> Result<Report, String> {
         r.put("set_s", secs(t));
         r.put("set_p50_us", percentile_us(&mut lat, 0.5));
         r.put("set_p99_us", percentile_us(&mut lat, 0.99));
+        r.put("set_max_us", percentile_us(&mut lat, 1.0));
         let (k, v, _) = items.last().expect("sets > 0");
         r.put(
             "set_readback_ok",
