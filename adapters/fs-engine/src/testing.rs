@@ -180,6 +180,8 @@ struct MemFs {
     crashed: bool,
     trace: Option<Vec<WriteEvent>>,
     ops: Option<Vec<OpEvent>>,
+    /// The length the next `len` of a file reports instead of its own.
+    next_len: Option<u64>,
     rng: Rng,
 }
 
@@ -203,6 +205,7 @@ impl MemFs {
             op_index: 0,
             crash_at: None,
             fail_at: None,
+            next_len: None,
             crashed: false,
             trace: None,
             ops: None,
@@ -343,6 +346,12 @@ impl MemDir {
     /// Crash when mutating operation number `n` (0-based) is attempted.
     pub fn set_crash_at(&self, n: Option<u64>) {
         self.lock().crash_at = n;
+    }
+
+    /// Makes the next `len` of any file report `len` instead of its own
+    /// (once): a length measured before another instance grew the file.
+    pub fn report_len_once(&self, len: u64) {
+        self.lock().next_len = Some(len);
     }
 
     /// Fail mutating operation number `n` with an I/O error (once).
@@ -705,8 +714,11 @@ impl File for MemFile {
     }
 
     fn len(&self) -> IoResult<u64> {
-        let fs = lock(&self.fs);
+        let mut fs = lock(&self.fs);
         fs.alive()?;
+        if let Some(len) = fs.next_len.take() {
+            return Ok(len);
+        }
         Ok(fs.inodes.get(&self.ino).map_or(0, |i| i.data.len() as u64))
     }
 

@@ -338,3 +338,29 @@ fn the_log_ring_grows_and_shrinks_with_the_data() {
     assert_eq!(lagging.keys_after(None, 1000).unwrap().len(), 11);
     assert_eq!(open().get(&key(295)).unwrap(), Some(vec![39u8; 1000]));
 }
+
+/// Opening measures the file, then reads the newest checkpoint; a writer
+/// may grow the file and publish a checkpoint covering the new pages in
+/// between. The file is then fine, not truncated: opening measures again.
+#[test]
+fn a_file_grown_while_being_opened_is_not_truncated() {
+    let dir = MemDir::new();
+    let mut s = BucketFile::open(dir.clone(), "b.kvfs", opts()).unwrap().unwrap();
+    s.put(b"k", b"v").unwrap();
+    let old_len = dir.file_bytes("b.kvfs").unwrap().len() as u64;
+    let rows: Vec<(Vec<u8>, Vec<u8>)> = (0..2_000u32)
+        .map(|i| (format!("key{i:05}").into_bytes(), vec![1u8; 100]))
+        .collect();
+    s.put_many(&rows).unwrap();
+    s.checkpoint().unwrap();
+    assert!(
+        dir.file_bytes("b.kvfs").unwrap().len() as u64 > old_len,
+        "the file grew"
+    );
+    dir.report_len_once(old_len);
+    let mut o = BucketFile::open(dir.clone(), "b.kvfs", opts())
+        .unwrap_or_else(|e| panic!("opening a file grown meanwhile: {e}"))
+        .unwrap();
+    assert_eq!(o.get(b"key01999").unwrap(), Some(vec![1u8; 100]));
+    assert!(o.check().unwrap().is_empty());
+}
