@@ -214,7 +214,6 @@ pub struct BucketFile<D: Dir> {
     pub(crate) leftover_lock: Option<u64>,
     /// The writer lock, kept from this instance's last commit for its next.
     pub(crate) held_lock: Option<HeldLock>,
-
     pub(crate) read_retries: u64,
 }
 
@@ -225,6 +224,14 @@ pub(crate) struct HeldLock {
     idle_since_mono: u64,
     tail: u64,
     checkpoint: u64,
+}
+
+impl HeldLock {
+    /// Whether its holder has not written for `idle_millis`: then it lets
+    /// the lock go (at its next write or read).
+    fn is_idle<D: Dir>(&self, dir: &D, idle_millis: u64) -> bool {
+        dir.monotonic_millis().saturating_sub(self.idle_since_mono) >= idle_millis
+    }
 }
 
 /// What becomes of the lock kept from the last commit.
@@ -353,14 +360,14 @@ impl<D: Dir> BucketFile<D> {
     /// (half a lease since its refresh), or if a waiter asked for it; and
     /// not if another writer appended meanwhile (then it was broken).
     fn reuse(&mut self, held: HeldLock) -> Result<Reuse, Error> {
+        let idle = held.is_idle(&self.dir, self.opts.lock_idle_millis);
         let HeldLock {
             guard,
-            idle_since_mono,
             tail,
             checkpoint,
+            ..
         } = held;
-        let idle = self.dir.monotonic_millis().saturating_sub(idle_since_mono);
-        if idle >= self.opts.lock_idle_millis || !guard.is_fresh(&self.dir) {
+        if idle || !guard.is_fresh(&self.dir) {
             self.release_lock_guard(guard);
             return Ok(Reuse::Released);
         }
@@ -393,7 +400,7 @@ impl<D: Dir> BucketFile<D> {
     /// `lock_idle_millis` (every read checks, on its way in).
     pub(crate) fn release_lock_if_idle(&mut self) {
         if let Some(held) = &self.held_lock
-            && self.dir.monotonic_millis().saturating_sub(held.idle_since_mono) >= self.opts.lock_idle_millis
+            && held.is_idle(&self.dir, self.opts.lock_idle_millis)
         {
             self.release_lock();
         }

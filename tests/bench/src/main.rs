@@ -882,9 +882,8 @@ impl Bench {
     /// Two instances (threads, each its own instance) setting random keys
     /// of one bucket at once, durably: total sets per second (all sets over
     /// the longer instance's time), the worse p99 and the longest set of the
-    /// two, the lock
-    /// kept across commits against the lock taken per commit, in rounds
-    /// interleaved between the two (medians of the rounds). Each instance's
+    /// two, the lock kept across commits against the lock taken per commit,
+    /// in rounds interleaved between the two (medians of the rounds). Each instance's
     /// last set may be overwritten by the other's: its read-back is not
     /// checked here.
     fn two_writers(&mut self, kvfs: &KvFs) -> Result<()> {
@@ -902,9 +901,8 @@ impl Bench {
             (KVFS_TWO, &kvfs.sync),
             (KVFS_TWO_PER_COMMIT, &kvfs.per_commit_lock),
         ];
-        let mut rates: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
-        let mut p99s: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
-        let mut maxes: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
+        // (store, metric) -> the rounds' figures.
+        let mut figures: BTreeMap<(&'static str, &'static str), Vec<f64>> = BTreeMap::new();
         for round in 0..rounds {
             variants.rotate_left(1);
             for (store, command) in variants {
@@ -933,25 +931,18 @@ impl Bench {
                     values("set_ops").sum::<f64>(),
                     values("set_s").fold(0.0, f64::max),
                 );
-                rates.entry(store).or_default().push(ops / secs);
-                p99s.entry(store)
-                    .or_default()
-                    .push(values("set_p99_us").fold(0.0, f64::max));
-                maxes
-                    .entry(store)
-                    .or_default()
-                    .push(values("set_max_us").fold(0.0, f64::max));
+                // The longest set is what shows a writer starved, not the p99.
+                for (metric, v) in [
+                    ("set", ops / secs),
+                    ("set_p99_us", values("set_p99_us").fold(0.0, f64::max)),
+                    ("set_max_us", values("set_max_us").fold(0.0, f64::max)),
+                ] {
+                    figures.entry((store, metric)).or_default().push(v);
+                }
             }
         }
-        for (store, v) in rates {
-            self.set(store, "set", Some(median(v)));
-        }
-        for (store, v) in p99s {
-            self.set(store, "set_p99_us", Some(median(v)));
-        }
-        // The longest wait is what shows a writer starved, not the p99.
-        for (store, v) in maxes {
-            self.set(store, "set_max_us", Some(median(v)));
+        for ((store, metric), v) in figures {
+            self.set(store, metric, Some(median(v)));
         }
         Ok(())
     }
