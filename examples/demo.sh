@@ -12,6 +12,13 @@ cd "$(dirname "$0")/.."
 
 # Some rustups do not add the targets rust-toolchain.toml lists.
 rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+# kv-virt's build compiles Binaryen (C++), which shrinks the adapters it carries.
+if ! command -v c++ >/dev/null; then
+    echo "== installing g++ (Debian), for Binaryen"
+    if [ "$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends g++
+fi
 
 runtime=${KV_DEMO_RUNTIME:-}
 if [ -z "$runtime" ]; then

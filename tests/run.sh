@@ -25,8 +25,10 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
 fi
 
 # Debian packages: the servers the kv-http tests start on 127.0.0.1, and
-# Node.js and Python where they are missing.
+# Node.js and Python where they are missing; a C++ compiler for Binaryen,
+# which kv-virt's build compiles to shrink the adapters it carries.
 packages=()
+command -v c++ >/dev/null || packages+=(g++)
 command -v etcd >/dev/null || packages+=(etcd-server)
 command -v redis-server >/dev/null || packages+=(redis-server)
 command -v webdis >/dev/null || packages+=(webdis)

@@ -4,18 +4,24 @@
 fn main() {
     let out_dir = std::path::PathBuf::from(std::env::var_os("OUT_DIR").expect("run by cargo"));
     let adapters = ["kv-mem", "kv-fs", "kv-http"];
-    let sync = kv_wasm_build::build(&adapters, &["adapters"]);
+    // Core modules, in a target directory of their own (their linker flag
+    // differs from the other wasm crates'), made components below.
+    let sync = kv_wasm_build::build_core_modules_in("wasm-build-adapters", &adapters, &[], &["adapters"]);
     // kv-route links the other adapters' crates without their component
     // exports: built on its own (its own target directory too), or cargo
     // would unify their features with the standalone adapters', or write
     // their export-less `.wasm` over them.
-    let route = kv_wasm_build::build_in("wasm-build-route", &["kv-route"], &[], &["adapters"]);
+    let route = kv_wasm_build::build_core_modules_in("wasm-build-route", &["kv-route"], &[], &["adapters"]);
     // The async flavours (kv-glue's `async` feature: the WASI 0.3
     // interfaces too), each in a target directory of its own for the same
     // reasons.
-    let async_adapters =
-        kv_wasm_build::build_in("wasm-build-async", &adapters, &["kv-glue/async"], &["adapters"]);
-    let async_route = kv_wasm_build::build_in(
+    let async_adapters = kv_wasm_build::build_core_modules_in(
+        "wasm-build-async",
+        &adapters,
+        &["kv-glue/async"],
+        &["adapters"],
+    );
+    let async_route = kv_wasm_build::build_core_modules_in(
         "wasm-build-route-async",
         &["kv-route"],
         &["kv-glue/async"],
@@ -31,13 +37,14 @@ fn main() {
         ("KV_HTTP_ASYNC_WASM", &async_adapters, "kv_http"),
         ("KV_ROUTE_ASYNC_WASM", &async_route, "kv_route"),
     ] {
-        // What kv-virt carries: the adapter without its `component-name`
-        // section (7 to 12 KB of names that only a debugger would read).
-        let wasm = std::fs::read(artifacts.wasm(name)).expect("reading an adapter");
+        // What kv-virt carries: the adapter shrunk by Binaryen, without a
+        // `component-name` section (names that only a debugger would read).
+        let component =
+            kv_wasm_build::shrunk_component(&artifacts.wasm(name), &out_dir.join(format!("{var}.core.wasm")));
         let carried = out_dir.join(format!("{var}.wasm"));
         std::fs::write(
             &carried,
-            kv_wasm_build::without_custom_sections(&wasm, &["component-name"]),
+            kv_wasm_build::without_custom_sections(&component, &["component-name"]),
         )
         .expect("writing an adapter to OUT_DIR");
         println!("cargo:rustc-env={var}={}", carried.display());

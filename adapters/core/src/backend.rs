@@ -211,7 +211,7 @@ pub fn increment_by_cas<B: Bucket + ?Sized>(
         if bucket.compare_and_swap(
             key,
             current.version.as_ref(),
-            next.to_string().as_bytes(),
+            counter::Decimal(next).to_string().as_bytes(),
             expires_at,
         )? {
             return Ok(next);

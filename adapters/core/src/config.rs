@@ -532,8 +532,15 @@ impl AdapterConfig {
 impl<B: BackendOptions> AdapterConfig<B> {
     /// Decodes and checks a configuration [`AdapterConfig::to_bytes`] wrote.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let (format, _) = postcard::take_from_bytes::<u32>(bytes)
-            .map_err(|e| Error::other(format!("kv-virt configuration is unreadable: {e}")))?;
+        // (postcard's own error texts are left out: they would be a
+        // kilobyte in every adapter, for bytes that kv-virt wrote.)
+        let unreadable = || {
+            Error::other(
+                "kv-virt configuration is unreadable (damaged, or written by another kv-virt): \
+                 recompose the app",
+            )
+        };
+        let (format, _) = postcard::take_from_bytes::<u32>(bytes).map_err(|_| unreadable())?;
         if format != CONFIG_FORMAT {
             return Err(Error::other(format!(
                 "kv-virt configuration has format {format}, this adapter reads format {CONFIG_FORMAT}: \
@@ -546,7 +553,7 @@ impl<B: BackendOptions> AdapterConfig<B> {
                 "this adapter is {} but its configuration is for another adapter: recompose the app",
                 B::ADAPTER
             )),
-            e => Error::other(format!("kv-virt configuration is unreadable: {e}")),
+            _ => unreadable(),
         })?;
         config.validate()?;
         Ok(config)

@@ -86,18 +86,17 @@ pub struct Quoted<'a>(pub &'a str);
 
 impl fmt::Display for Quoted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"")?;
-        for part in self.0.split_inclusive(['"', '\\']) {
-            match part.strip_suffix(['"', '\\']) {
-                Some(head) => {
-                    f.write_str(head)?;
-                    f.write_str("\\")?;
-                    f.write_str(&part[head.len()..])?;
-                }
-                None => f.write_str(part)?,
+        use fmt::Write;
+        f.write_char('"')?;
+        // Char by char: slicing the `str` would add core's slicing panic
+        // messages (and `Debug` for `char`) to every adapter.
+        for c in self.0.chars() {
+            if matches!(c, '"' | '\\') {
+                f.write_char('\\')?;
             }
+            f.write_char(c)?;
         }
-        f.write_str("\"")
+        f.write_char('"')
     }
 }
 

@@ -32,7 +32,7 @@ pub use backend::{
     Backend, Bucket, DynBackend, ExpiresAt, KeyPage, Limits, ListRequest, Version, Versioned, erase,
     increment_by_cas, is_expired, refuse_expiry,
 };
-pub use counter::{CounterRange, next_value as next_counter_value, parse as parse_counter};
+pub use counter::{CounterRange, Decimal, next_value as next_counter_value, parse as parse_counter};
 pub use error::{Error, Quoted, Result};
 pub use names::{MAX_BUCKET_NAME_BYTES, validate_bucket_name};
 pub use router::{BuildBackend, Router};

@@ -12,35 +12,38 @@ pub(crate) use soft::{crc32c, crc32c_append};
 
 #[cfg(any(not(feature = "std"), test))]
 mod soft {
+    use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
     /// CRC-32C polynomial, bit-reversed.
     const POLY: u32 = 0x82F6_3B78;
 
-    static TABLES: [[u32; 256]; 8] = tables();
+    /// The slice-by-8 tables, zero until [`tables`] fills them at the first
+    /// checksum: zeroed statics take no bytes in the `.wasm` file, which
+    /// 8 KB of computed ones would. (Atomics, so that this takes no
+    /// `unsafe`; a relaxed load is a plain load.)
+    static TABLES: [[AtomicU32; 256]; 8] = [const { [const { AtomicU32::new(0) }; 256] }; 8];
+    static FILLED: AtomicBool = AtomicBool::new(false);
 
-    const fn tables() -> [[u32; 256]; 8] {
-        let mut t = [[0u32; 256]; 8];
-        let mut n = 0;
-        while n < 256 {
-            let mut c = n as u32;
-            let mut k = 0;
-            while k < 8 {
-                c = if c & 1 != 0 { (c >> 1) ^ POLY } else { c >> 1 };
-                k += 1;
+    fn tables() -> &'static [[AtomicU32; 256]; 8] {
+        if !FILLED.load(Ordering::Acquire) {
+            // Threads that race here store the same values.
+            for (n, entry) in (0u32..).zip(&TABLES[0]) {
+                let mut c = n;
+                for _ in 0..8 {
+                    c = if c & 1 != 0 { (c >> 1) ^ POLY } else { c >> 1 };
+                }
+                entry.store(c, Ordering::Relaxed);
             }
-            t[0][n] = c;
-            n += 1;
-        }
-        let mut n = 0;
-        while n < 256 {
-            let mut k = 1;
-            while k < 8 {
-                let prev = t[k - 1][n];
-                t[k][n] = (prev >> 8) ^ t[0][(prev & 0xff) as usize];
-                k += 1;
+            for k in 1..8 {
+                for (entry, previous) in TABLES[k].iter().zip(&TABLES[k - 1]) {
+                    let prev = previous.load(Ordering::Relaxed);
+                    let next = (prev >> 8) ^ TABLES[0][(prev & 0xff) as usize].load(Ordering::Relaxed);
+                    entry.store(next, Ordering::Relaxed);
+                }
             }
-            n += 1;
+            FILLED.store(true, Ordering::Release);
         }
-        t
+        &TABLES
     }
 
     /// CRC-32C of `data`.
@@ -50,23 +53,24 @@ mod soft {
 
     /// CRC-32C of the concatenation of the bytes `crc` covers and `data`.
     pub(crate) fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
-        let t = &TABLES;
+        let t = tables();
+        let t = |table: usize, index: u32| t[table][index as usize].load(Ordering::Relaxed);
         let mut c = !crc;
         let mut chunks = data.chunks_exact(8);
         for ch in &mut chunks {
             let lo = u32::from_le_bytes([ch[0], ch[1], ch[2], ch[3]]) ^ c;
             let hi = u32::from_le_bytes([ch[4], ch[5], ch[6], ch[7]]);
-            c = t[7][(lo & 0xff) as usize]
-                ^ t[6][((lo >> 8) & 0xff) as usize]
-                ^ t[5][((lo >> 16) & 0xff) as usize]
-                ^ t[4][(lo >> 24) as usize]
-                ^ t[3][(hi & 0xff) as usize]
-                ^ t[2][((hi >> 8) & 0xff) as usize]
-                ^ t[1][((hi >> 16) & 0xff) as usize]
-                ^ t[0][(hi >> 24) as usize];
+            c = t(7, lo & 0xff)
+                ^ t(6, (lo >> 8) & 0xff)
+                ^ t(5, (lo >> 16) & 0xff)
+                ^ t(4, lo >> 24)
+                ^ t(3, hi & 0xff)
+                ^ t(2, (hi >> 8) & 0xff)
+                ^ t(1, (hi >> 16) & 0xff)
+                ^ t(0, hi >> 24);
         }
         for &b in chunks.remainder() {
-            c = t[0][((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
+            c = t(0, (c ^ u32::from(b)) & 0xff) ^ (c >> 8);
         }
         !c
     }

@@ -9,8 +9,6 @@
 //!   crash falls back to always describes an intact tree, and a reader's
 //!   snapshot is only disturbed by the checkpoint after the next.
 
-use alloc::collections::BTreeMap;
-
 use crate::error::{Error, PageError, mismatch};
 use crate::format::*;
 use crate::io::File;
@@ -18,46 +16,49 @@ use crate::pager::{Bounds, Pager};
 use crate::prelude::*;
 use crate::tree::{Bound, StoredEntry, StoredKey, StoredValue, Tree, Walk};
 
-/// Set of page runs, coalesced; overlapping inserts are rejected.
+/// Set of page runs `(start, pages)`, sorted by start and coalesced;
+/// overlapping inserts are rejected. A sorted `Vec`: it holds one
+/// checkpoint's frees, and a `BTreeMap<u32, u32>` would be a second copy of
+/// `BTreeMap`'s code in kv-fs (about 5 KB of its `.wasm`).
 #[derive(Default, Debug, Clone)]
 pub(crate) struct RangeSet {
-    pub map: BTreeMap<u32, u32>,
+    runs: Vec<(u32, u32)>,
 }
 
 impl RangeSet {
     /// Adds `[s, s+n)`; `Err` if it overlaps what is already there.
     pub fn insert(&mut self, s: u32, n: u32) -> Result<(), ()> {
         let end = s.checked_add(n).ok_or(())?;
-        let mut start = s;
-        let mut len = n;
-        if let Some((&ps, &pl)) = self.map.range(..=s).next_back() {
-            let pe = ps + pl;
-            if pe > s {
-                return Err(());
-            }
-            if pe == s {
-                self.map.remove(&ps);
-                start = ps;
-                len += pl;
-            }
+        // `runs[..at]` start at or before `s`, `runs[at..]` after it.
+        let at = self.runs.partition_point(|&(start, _)| start <= s);
+        let before = at.checked_sub(1).map(|i| (i, self.runs[i]));
+        let after = self.runs.get(at).copied();
+        if before.is_some_and(|(_, (ps, pl))| ps + pl > s) || after.is_some_and(|(ns, _)| ns < end) {
+            return Err(());
         }
-        if let Some((&ns, &nl)) = self.map.range(s..).next() {
-            if ns < end {
-                return Err(());
+        match (
+            before.filter(|&(_, (ps, pl))| ps + pl == s),
+            after.filter(|&(ns, _)| ns == end),
+        ) {
+            (Some((i, _)), Some((_, nl))) => {
+                self.runs[i].1 += n + nl;
+                self.runs.remove(at);
             }
-            if ns == end {
-                self.map.remove(&ns);
-                len += nl;
-            }
+            (Some((i, _)), None) => self.runs[i].1 += n,
+            (None, Some((_, nl))) => self.runs[at] = (s, n + nl),
+            (None, None) => self.runs.insert(at, (s, n)),
         }
-        self.map.insert(start, len);
         Ok(())
     }
+    /// The runs, by start page.
+    pub fn runs(&self) -> &[(u32, u32)] {
+        &self.runs
+    }
     pub fn extents(&self) -> usize {
-        self.map.len()
+        self.runs.len()
     }
     pub fn pages(&self) -> u64 {
-        self.map.values().map(|&n| u64::from(n)).sum()
+        self.runs.iter().map(|&(_, n)| u64::from(n)).sum()
     }
 }
 
@@ -66,13 +67,19 @@ impl RangeSet {
 pub(crate) struct Freed {
     /// Reachable from the base checkpoint: reusable from the next one on.
     pub pending: RangeSet,
-    /// Extents allocated by this transaction (start -> pages).
-    pub txn_allocs: BTreeMap<u32, u32>,
+    /// Extents allocated by this transaction (start page), sorted.
+    txn_allocs: Vec<u32>,
     /// Allocated and released again by this transaction: reusable now.
     pub local: Vec<(u32, u32)>,
 }
 
 impl Freed {
+    /// Notes an extent this transaction allocated, which it may free again.
+    pub fn allocated_extent(&mut self, start: u32) {
+        if let Err(at) = self.txn_allocs.binary_search(&start) {
+            self.txn_allocs.insert(at, start);
+        }
+    }
     pub fn free_page(&mut self, p: u32) -> Result<(), PageError> {
         self.pending
             .insert(p, 1)
@@ -86,7 +93,8 @@ impl Freed {
     }
 
     pub fn free_extent(&mut self, ext: ExtPtr) -> Result<(), PageError> {
-        if self.txn_allocs.remove(&ext.page).is_some() {
+        if let Ok(at) = self.txn_allocs.binary_search(&ext.page) {
+            self.txn_allocs.remove(at);
             self.local.push((ext.page, ext.pages));
             return Ok(());
         }
@@ -128,7 +136,10 @@ pub(crate) fn decode_free(
         {
             Ok((s, n))
         }
-        _ => Err(mismatch(0, format!("malformed free-space entry (key {key:?})"))),
+        _ => Err(mismatch(
+            0,
+            format!("malformed free-space entry (a {}-byte key)", key.len()),
+        )),
     }
 }
 
@@ -272,7 +283,7 @@ pub(crate) fn write_list(
     out: &mut Vec<(u32, Vec<u8>, u32)>,
 ) -> ListRef {
     let cap = geo.list_cap();
-    let ext: Vec<(u32, u32)> = set.map.iter().map(|(&s, &n)| (s, n)).collect();
+    let ext = set.runs();
     let mut next = PagePtr::default();
     for (j, &p) in pages.iter().enumerate().rev() {
         let lo = (j * cap).min(ext.len());
@@ -359,4 +370,35 @@ pub(crate) fn read_list<F: File>(
         ));
     }
     Ok((ext, own))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RangeSet;
+
+    #[test]
+    fn a_range_set_coalesces_neighbours_and_refuses_overlaps() {
+        let mut set = RangeSet::default();
+        for (s, n) in [(10, 2), (20, 5), (14, 2)] {
+            set.insert(s, n).unwrap();
+        }
+        assert_eq!(set.runs(), [(10, 2), (14, 2), (20, 5)]);
+        // Joins the run before, the run after, and both.
+        set.insert(12, 1).unwrap();
+        assert_eq!(set.runs(), [(10, 3), (14, 2), (20, 5)]);
+        set.insert(18, 2).unwrap();
+        assert_eq!(set.runs(), [(10, 3), (14, 2), (18, 7)]);
+        set.insert(13, 1).unwrap();
+        assert_eq!(set.runs(), [(10, 6), (18, 7)]);
+        assert_eq!((set.extents(), set.pages()), (2, 13));
+        // Overlaps: inside a run, across its start or its end, the same start.
+        for (s, n) in [(11, 1), (9, 2), (15, 2), (18, 1), (16, 3), (0, 100)] {
+            assert_eq!(set.insert(s, n), Err(()), "[{s}, {})", s + n);
+        }
+        assert_eq!(set.insert(u32::MAX, 2), Err(()));
+        assert_eq!(set.runs(), [(10, 6), (18, 7)]);
+        set.insert(0, 10).unwrap();
+        set.insert(16, 2).unwrap();
+        assert_eq!(set.runs(), [(0, 25)]);
+    }
 }

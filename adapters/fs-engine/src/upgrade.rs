@@ -130,7 +130,10 @@ fn convert<D: Dir + Clone>(
     }
     // The newest first; if its pages did not all reach the disk (a power
     // cut during its commit, FORMAT.md version 1 §12), the older one.
-    commits.sort_by_key(|c| core::cmp::Reverse(c.seq));
+    // (At most two: a swap, not a sort, whose code kv-fs would carry.)
+    if commits.len() == 2 && commits[1].seq > commits[0].seq {
+        commits.swap(0, 1);
+    }
     if commits.is_empty() {
         return Err(Error::corrupt(name, "no valid commit record in pages 1 and 2"));
     }

@@ -13,10 +13,9 @@ extern crate alloc;
 mod wasi_dir;
 
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::rc::Rc;
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::cell::RefCell;
 
@@ -39,7 +38,9 @@ type SharedFile = Rc<RefCell<BucketFile<WasiDir>>>;
 pub struct FsBackend {
     dir: WasiDir,
     options: Options,
-    files: RefCell<BTreeMap<String, SharedFile>>,
+    /// Bucket name → its open file: a few buckets, searched in turn (a map
+    /// would add another copy of `BTreeMap`'s code to the component).
+    files: RefCell<Vec<(String, SharedFile)>>,
 }
 
 pub struct FsBucket {
@@ -96,7 +97,7 @@ impl kv_core::Backend for FsBackend {
     }
 
     fn open(&self, name: &str) -> Result<Box<FsBucket>> {
-        if let Some(file) = self.files.borrow().get(name) {
+        if let Some((_, file)) = self.files.borrow().iter().find(|(bucket, _)| bucket == name) {
             return Ok(Box::new(FsBucket {
                 file: Rc::clone(file),
             }));
@@ -106,7 +107,7 @@ impl kv_core::Backend for FsBackend {
             .map_err(engine_error)?
             .ok_or(Error::NoSuchStore)?;
         let file = Rc::new(RefCell::new(file));
-        self.files.borrow_mut().insert(name.into(), Rc::clone(&file));
+        self.files.borrow_mut().push((name.into(), Rc::clone(&file)));
         Ok(Box::new(FsBucket { file }))
     }
 }
@@ -255,7 +256,11 @@ impl kv_core::Bucket for FsBucket {
                         Some(f) => f.expires_at,
                         None => expires_at_if_created,
                     };
-                    txn.put_expiring(key.as_bytes(), format!("{next}").as_bytes(), expires_at)?;
+                    txn.put_expiring(
+                        key.as_bytes(),
+                        kv_core::Decimal(*next).to_string().as_bytes(),
+                        expires_at,
+                    )?;
                 }
                 Ok(())
             })

@@ -285,7 +285,12 @@ impl<A: Adapter> BucketResource<A> {
         range: CounterRange,
     ) -> Result<T, Error> {
         let value = self.0.increment(key, delta, range)?;
-        T::try_from(value).map_err(|_| Error::other(format!("counter value {value} is out of range")))
+        T::try_from(value).map_err(|_| {
+            Error::other(format!(
+                "counter value {} is out of range",
+                kv_core::Decimal(value)
+            ))
+        })
     }
 }
 

@@ -557,7 +557,12 @@ impl Bucket for EtcdBucket {
                 }
             };
             let next = kv_core::next_counter_value(key, value, delta, range)?;
-            match self.put_if(key, revision, next.to_string().as_bytes(), lease)? {
+            match self.put_if(
+                key,
+                revision,
+                kv_core::Decimal(next).to_string().as_bytes(),
+                lease,
+            )? {
                 Outcome::Written => return Ok(next),
                 Outcome::Conflict(now_current) => current = now_current,
             }

@@ -424,7 +424,7 @@ impl Bucket for WebdisBucket {
         expires_at_if_created: Option<ExpiresAt>,
     ) -> Result<i128> {
         let expiry = expiry_arg(expires_at_if_created);
-        let delta_text = delta.to_string();
+        let delta_text = kv_core::Decimal(delta).to_string();
         let range_text = range.to_string();
         let args = [
             b"EVAL" as &[u8],

@@ -39,6 +39,62 @@ pub fn build(packages: &[&str], watch: &[&str]) -> Artifacts {
 /// the packages built in `wasm-build` use (cargo builds and writes out a
 /// cdylib dependency too, so one build would overwrite the other's `.wasm`).
 pub fn build_in(dir: &str, packages: &[&str], features: &[&str], watch: &[&str]) -> Artifacts {
+    cargo_build(dir, packages, features, watch, &[])
+}
+
+/// [`build_in`] for adapters: `packages` linked as core modules (the
+/// linker's `--skip-wit-component`), for [`shrunk_component`] to make
+/// components of.
+pub fn build_core_modules_in(dir: &str, packages: &[&str], features: &[&str], watch: &[&str]) -> Artifacts {
+    cargo_build(
+        dir,
+        packages,
+        features,
+        watch,
+        &["-Clink-arg=--skip-wit-component"],
+    )
+}
+
+/// The component for a core module from [`build_core_modules_in`]:
+/// Binaryen's `-Oz` over the module (it takes 17-22% off the code that
+/// LLVM's `opt-level = "z"` and LTO leave), then wit-component's encoding,
+/// as wasm-component-ld would have made it. `scratch` is a file path for
+/// the shrunk module (Binaryen reads and writes files).
+pub fn shrunk_component(core_module: &Path, scratch: &Path) -> Vec<u8> {
+    use wasm_opt::{Feature, OptimizationOptions};
+    let mut options = OptimizationOptions::new_optimize_for_size_aggressively();
+    // What rustc's wasm32-wasip2 target emits, no more: Binaryen must not
+    // bring in instructions that a runtime could lack.
+    options.mvp_features_only();
+    for feature in [
+        Feature::MutableGlobals,
+        Feature::TruncSat,
+        Feature::SignExt,
+        Feature::BulkMemory,
+        Feature::ReferenceTypes,
+        Feature::Multivalue,
+    ] {
+        options.enable_feature(feature);
+    }
+    options.debug_info(false);
+    if let Err(error) = options.run(core_module, scratch) {
+        panic!("Binaryen could not optimize {}: {error}", core_module.display());
+    }
+    let module = std::fs::read(scratch).expect("reading Binaryen's output");
+    wit_component::ComponentEncoder::default()
+        .validate(true)
+        .module(&module)
+        .and_then(|encoder| encoder.encode())
+        .unwrap_or_else(|error| panic!("making a component of {}: {error:#}", core_module.display()))
+}
+
+fn cargo_build(
+    dir: &str,
+    packages: &[&str],
+    features: &[&str],
+    watch: &[&str],
+    rustflags: &[&str],
+) -> Artifacts {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("run from a build script"));
     let root = workspace_root(&manifest_dir);
     for dir in watch.iter().chain(&[
@@ -81,18 +137,19 @@ pub fn build_in(dir: &str, packages: &[&str], features: &[&str], watch: &[&str])
     // Panic locations name source files: without the machine's paths
     // (the cargo registry's, the checkout's) the `.wasm` files are a few
     // hundred bytes smaller and the same on every machine.
-    let mut remap = vec![format!("--remap-path-prefix={}=", root.display())];
+    let mut flags: Vec<String> = rustflags.iter().map(|flag| flag.to_string()).collect();
+    flags.push(format!("--remap-path-prefix={}=", root.display()));
     let cargo_home = env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")));
     if let Some(home) = cargo_home {
-        remap.push(format!(
+        flags.push(format!(
             "--remap-path-prefix={}=",
             home.join("registry").join("src").display()
         ));
     }
     // With `--target`, these reach only the wasm crates, not build scripts.
-    command.env("CARGO_ENCODED_RUSTFLAGS", remap.join("\x1f"));
+    command.env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f"));
     let output = command.output().expect("running cargo to build the wasm crates");
     if !output.status.success() {
         panic!(
