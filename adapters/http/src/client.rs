@@ -12,6 +12,7 @@
 
 use alloc::format;
 use alloc::string::{String, ToString};
+use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -379,21 +380,24 @@ impl Client {
                 let timer = monotonic_clock::subscribe_instant(soonest);
                 let mut all: Vec<&Pollable> = pollables.iter().collect();
                 all.push(&timer);
-                let mut ready: Vec<usize> = poll(&all)
-                    .into_iter()
-                    .map(|i| i as usize)
-                    .filter(|&i| i < in_flight.len())
-                    .collect();
-                if ready.is_empty() {
+                // Which requests are ready, by index (a mask: no sort).
+                let mut ready = vec![false; in_flight.len()];
+                for i in poll(&all) {
+                    if let Some(is_ready) = ready.get_mut(i as usize) {
+                        *is_ready = true;
+                    }
+                }
+                if !ready.contains(&true) {
                     // A deadline passed: those requests get no more time.
                     let now = monotonic_clock::now();
-                    ready = (0..in_flight.len()).filter(|&i| in_flight[i].2 <= now).collect();
+                    for (is_ready, (_, _, deadline)) in ready.iter_mut().zip(&in_flight) {
+                        *is_ready = *deadline <= now;
+                    }
                 }
-                ready.sort_unstable();
                 ready
             };
             // From the back, so that the indices left are still right.
-            for &slot in ready.iter().rev() {
+            for slot in (0..ready.len()).rev().filter(|&slot| ready[slot]) {
                 let (index, future, deadline) = in_flight.swap_remove(slot);
                 // A future not ready yet waits no longer than its deadline.
                 outcomes[index] = Some((receive(&future, deadline), deadline));
