@@ -31,22 +31,21 @@ impl RangeSet {
         let end = s.checked_add(n).ok_or(())?;
         // `runs[..at]` start at or before `s`, `runs[at..]` after it.
         let at = self.runs.partition_point(|&(start, _)| start <= s);
-        let before = at.checked_sub(1).map(|i| (i, self.runs[i]));
+        let before = at.checked_sub(1).map(|i| self.runs[i]);
         let after = self.runs.get(at).copied();
-        if before.is_some_and(|(_, (ps, pl))| ps + pl > s) || after.is_some_and(|(ns, _)| ns < end) {
+        if before.is_some_and(|(ps, pl)| ps + pl > s) || after.is_some_and(|(ns, _)| ns < end) {
             return Err(());
         }
-        match (
-            before.filter(|&(_, (ps, pl))| ps + pl == s),
-            after.filter(|&(ns, _)| ns == end),
-        ) {
-            (Some((i, _)), Some((_, nl))) => {
-                self.runs[i].1 += n + nl;
+        let joins_before = before.is_some_and(|(ps, pl)| ps + pl == s);
+        let joins_after = after.is_some_and(|(ns, _)| ns == end);
+        match (joins_before, joins_after) {
+            (true, true) => {
+                self.runs[at - 1].1 += n + self.runs[at].1;
                 self.runs.remove(at);
             }
-            (Some((i, _)), None) => self.runs[i].1 += n,
-            (None, Some((_, nl))) => self.runs[at] = (s, n + nl),
-            (None, None) => self.runs.insert(at, (s, n)),
+            (true, false) => self.runs[at - 1].1 += n,
+            (false, true) => self.runs[at] = (s, n + self.runs[at].1),
+            (false, false) => self.runs.insert(at, (s, n)),
         }
         Ok(())
     }
