@@ -2,7 +2,7 @@
 //! crate's build script), composing them with an adapter, and running them
 //! on the embedded wasmtime.
 
-pub use kv_test_support::{http, notes_load, proxy, servers, wasmtime_cli};
+pub use kv_test_support::{WorkDir, http, notes_load, proxy, servers, wasmtime_cli};
 
 use std::path::{Path, PathBuf};
 
@@ -51,7 +51,8 @@ pub const ASYNC_CHECKS: usize = 17;
 pub const CONFORMANCE_LIST_PAGE_BYTES: u32 = 3000;
 
 /// A fresh directory `<area>/<name>` under the test target's temporary
-/// directory, with an empty `data/` (preopened as `/data` by [`with_data`]).
+/// directory, with an empty `data/` (preopened as `/data` by [`with_data`]),
+/// removed when the test passes.
 /// A macro, for `CARGO_TARGET_TMPDIR` is the integration test's.
 #[macro_export]
 macro_rules! work_dir {
@@ -60,9 +61,8 @@ macro_rules! work_dir {
     };
 }
 
-pub fn fresh_work_dir(tmp: &Path, area: &str, name: &str) -> std::path::PathBuf {
-    let dir = tmp.join(area).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
+pub fn fresh_work_dir(tmp: &Path, area: &str, name: &str) -> WorkDir {
+    let dir = WorkDir::fresh(tmp.join(area).join(name));
     std::fs::create_dir_all(dir.join("data")).unwrap();
     dir
 }

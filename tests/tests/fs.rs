@@ -13,12 +13,9 @@ use kv_virt::adapters::BackendKind;
 use kv_virt::options::{AdapterOptions, FsOptions};
 use kv_virt_tests::*;
 
-/// A fresh directory under the target directory, removed first.
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fs-{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory under the target directory, removed when the test passes.
+fn temp_dir(name: &str) -> WorkDir {
+    WorkDir::fresh(Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fs-{name}")))
 }
 
 /// kv-fs on `/data`, with the given allow-list.

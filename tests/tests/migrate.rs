@@ -21,12 +21,9 @@ use kv_virt_tests::*;
 
 type Bucket = BTreeMap<String, Vec<u8>>;
 
-/// A fresh directory under the target directory, removed first.
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("migrate-{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory under the target directory, removed when the test passes.
+fn temp_dir(name: &str) -> WorkDir {
+    WorkDir::fresh(Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("migrate-{name}")))
 }
 
 /// `work/source` and `work/target`, made.

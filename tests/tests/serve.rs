@@ -4,7 +4,7 @@
 //! app (`examples/spin-app`) answers the same API and takes the same load.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use kv_runner::ServeOptions;
 use kv_virt::adapters::BackendKind;
@@ -17,12 +17,9 @@ use kv_virt_tests::*;
 /// The `kv-run` binary under test.
 const KV_RUN: &str = env!("CARGO_BIN_EXE_kv-run-under-test");
 
-/// A fresh directory under the target directory, removed first.
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("serve-{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory under the target directory, removed when the test passes.
+fn temp_dir(name: &str) -> WorkDir {
+    WorkDir::fresh(Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("serve-{name}")))
 }
 
 /// A backend for the notes service: how to compose it and what the server
@@ -204,7 +201,7 @@ fn notes_answers_bad_requests_clearly_and_data_outlives_the_server() {
     let composed = compose(&read(NOTES), backend.kind, &backend.options).unwrap();
     let service = runtime().service(&composed).unwrap();
     let options = ServeOptions {
-        preopens: vec![(work.clone(), "/data".into())],
+        preopens: vec![(work.to_path_buf(), "/data".into())],
         ..ServeOptions::default()
     };
 

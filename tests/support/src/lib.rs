@@ -7,10 +7,14 @@
 //! - [`http`]: a minimal HTTP/1.1 client;
 //! - [`notes_load`]: the load the notes service is tested and measured under;
 //! - [`wasmtime_cli`]: the wasmtime CLI (`wasmtime run`, `wasmtime serve`),
-//!   the second runtime the apps are tested on.
+//!   the second runtime the apps are tested on;
+//! - [`WorkDir`]: scratch directories removed when the test passes.
 
 pub mod http;
 pub mod notes_load;
 pub mod proxy;
 pub mod servers;
 pub mod wasmtime_cli;
+mod work_dir;
+
+pub use work_dir::WorkDir;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use crate::WorkDir;
 use crate::http::{HttpClient, HttpResponse};
 
 /// A port that was free a moment ago.
@@ -21,14 +22,14 @@ pub fn free_port() -> u16 {
         .expect("binding a loopback port")
 }
 
-/// A fresh directory for one server of this test process, removed first.
-pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir()
-        .join("kv-virt-tests")
-        .join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory for one server of this test process, removed with
+/// the server (after its processes are killed).
+pub fn temp_dir(name: &str) -> WorkDir {
+    WorkDir::fresh(
+        std::env::temp_dir()
+            .join("kv-virt-tests")
+            .join(format!("{name}-{}", std::process::id())),
+    )
 }
 
 /// Finds a server program, or says how to install it.
@@ -101,19 +102,20 @@ pub(crate) fn wait_until(processes: &mut [&mut Process], what: &str, ready: impl
 
 /// A single-member etcd cluster.
 pub struct Etcd {
-    dir: PathBuf,
     client_port: u16,
     peer_port: u16,
     process: Option<Process>,
+    // Last: removed after the process is killed.
+    dir: WorkDir,
 }
 
 impl Etcd {
     pub fn start(name: &str) -> Result<Self> {
         let mut etcd = Etcd {
-            dir: temp_dir(&format!("etcd-{name}")),
             client_port: free_port(),
             peer_port: free_port(),
             process: None,
+            dir: temp_dir(&format!("etcd-{name}")),
         };
         etcd.resume()?;
         Ok(etcd)
@@ -160,19 +162,20 @@ impl Etcd {
 
 /// redis-server behind webdis.
 pub struct Webdis {
-    dir: PathBuf,
     redis_port: u16,
     http_port: u16,
     processes: Vec<Process>,
+    // Removed after `Drop` has stopped the processes.
+    dir: WorkDir,
 }
 
 impl Webdis {
     pub fn start(name: &str) -> Result<Self> {
         let mut webdis = Webdis {
-            dir: temp_dir(&format!("redis-{name}")),
             redis_port: free_port(),
             http_port: free_port(),
             processes: Vec::new(),
+            dir: temp_dir(&format!("redis-{name}")),
         };
         webdis.resume()?;
         Ok(webdis)

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use anyhow::{Context, Result, anyhow, bail};
 use kv_runner::{RunOptions, RunOutput, ServeOptions};
 
+use crate::WorkDir;
 use crate::servers::{Process, free_port, temp_dir, wait_until};
 
 /// Flags for `wasmtime run` ([`run`]): WASI 0.3 next to 0.2, and outgoing
@@ -173,6 +174,8 @@ pub struct WasmtimeServe {
     addr: SocketAddr,
     log: PathBuf,
     _process: Process,
+    // Last: removed after the process is killed.
+    _dir: WorkDir,
 }
 
 impl WasmtimeServe {
@@ -210,6 +213,7 @@ impl WasmtimeServe {
             addr,
             log,
             _process: process,
+            _dir: dir,
         })
     }
 

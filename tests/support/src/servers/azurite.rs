@@ -8,6 +8,8 @@ use std::sync::Mutex;
 
 use anyhow::{Context, Result, bail};
 
+use crate::WorkDir;
+
 use super::{Process, free_port, http_get, temp_dir, wait_until};
 
 /// The well-known development account and its key, built into Azurite and
@@ -20,6 +22,8 @@ pub const DEV_KEY: &str =
 pub struct Azurite {
     port: u16,
     _process: Process,
+    // Last: removed after the process is killed.
+    _dir: WorkDir,
 }
 
 impl Azurite {
@@ -44,6 +48,7 @@ impl Azurite {
         Ok(Azurite {
             port,
             _process: process,
+            _dir: dir,
         })
     }
 

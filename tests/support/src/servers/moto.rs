@@ -14,6 +14,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use kv_runner::RunOptions;
 
+use crate::WorkDir;
+
 use super::{Process, free_port, temp_dir, wait_until};
 
 /// The region the tests sign for.
@@ -29,6 +31,8 @@ pub struct Moto {
     pub access_key_id: String,
     pub secret_access_key: String,
     _process: Process,
+    // Last: removed after the process is killed.
+    _dir: WorkDir,
 }
 
 impl Moto {
@@ -90,6 +94,7 @@ impl Moto {
             access_key_id: String::new(),
             secret_access_key: String::new(),
             _process: process,
+            _dir: dir,
         };
         moto.create_user()?;
         Ok(moto)
