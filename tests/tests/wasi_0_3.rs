@@ -30,6 +30,7 @@ fn validates(component: &[u8], async_abi: bool) -> Result<(), String> {
 
 #[test]
 fn plug_gives_a_wasi_0_2_app_the_sync_flavour_and_a_wasi_0_3_app_the_async_one() {
+    let work = work_dir!("wasi-0-3", "routes");
     for backend in [
         BackendKind::Mem,
         BackendKind::Fs,
@@ -56,7 +57,7 @@ fn plug_gives_a_wasi_0_2_app_the_sync_flavour_and_a_wasi_0_3_app_the_async_one()
                 ..options
             },
             BackendKind::Route => AdapterOptions {
-                config: Some(routes_config()),
+                config: Some(routes_config(&work)),
                 ..options
             },
             _ => options,
@@ -85,9 +86,8 @@ fn plug_gives_a_wasi_0_2_app_the_sync_flavour_and_a_wasi_0_3_app_the_async_one()
     }
 }
 
-/// A routes file with a kv-mem route for every bucket.
-fn routes_config() -> std::path::PathBuf {
-    let dir = work_dir!("wasi-0-3", "routes");
+/// A routes file in `dir` with a kv-mem route for every bucket.
+fn routes_config(dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join("routes.toml");
     std::fs::write(&path, "[[route]]\nbuckets = [\"*\"]\nbackend = \"mem\"\n").unwrap();
     path
